@@ -1,0 +1,187 @@
+//! What each callout does, in safe Rust over the adapter in `host.rs`.
+//!
+//! Callouts never block: naming is computed in place, DNS work is handed to
+//! the engine's bounded queue.
+
+use crate::change::{Change, ChangeKind};
+use crate::config::ConflictMode;
+use crate::dhcid;
+use crate::engine::{Engine, PublishedName};
+use crate::host::{self, Callout, LeaseInfo, PacketNames};
+use crate::naming::{self, ClientFqdn, ClientNames, NameOutcome};
+use crate::stats::Stats;
+
+fn client_names(names: &PacketNames) -> ClientNames {
+    ClientNames {
+        fqdn: names.fqdn.as_ref().map(|(flags, name)| ClientFqdn { flags: *flags, name: name.clone() }),
+        hostname: names.hostname.clone(),
+    }
+}
+
+fn decide(engine: &Engine, names: &PacketNames, addr: std::net::Ipv4Addr) -> NameOutcome {
+    let cfg = engine.config();
+    if names.oversized {
+        return NameOutcome::Rejected(naming::NameRejection::oversized());
+    }
+    naming::decide(&cfg.naming, &cfg.forward, &client_names(names), addr)
+}
+
+/// lease4_select (real allocations) and lease4_renew: the hook owns naming,
+/// so the final FQDN goes into the lease before Kea writes it to its database.
+pub fn name_lease(engine: &Engine, co: &Callout) {
+    let Some(names) = co.packet_names("query4") else { return };
+    if names.msg_type == host::DHCPDISCOVER {
+        return;
+    }
+    let Some(lease) = co.lease("lease4") else { return };
+    match decide(engine, &names, lease.addr) {
+        NameOutcome::Publish(decision) => {
+            co.set_lease_hostname("lease4", &decision.fqdn, decision.forward, decision.reverse);
+        }
+        NameOutcome::NoUpdate { fqdn, .. } => {
+            co.set_lease_hostname("lease4", fqdn.as_deref().unwrap_or(""), false, false);
+        }
+        NameOutcome::Rejected(rejection) => {
+            Stats::bump(&engine.stats().names_rejected);
+            tracing::warn!(addr = %lease.addr, reason = %rejection, "client name refused; lease gets no DNS name");
+            co.set_lease_hostname("lease4", "", false, false);
+        }
+    }
+}
+
+/// pkt4_send: answer option 81 (RFC 4702) when the client sent it.
+pub fn answer_fqdn(engine: &Engine, co: &Callout) {
+    let Some(query) = co.packet_names("query4") else { return };
+    if query.fqdn.is_none() {
+        return;
+    }
+    let Some(response) = co.packet_names("response4") else { return };
+    if response.yiaddr.is_unspecified() {
+        return;
+    }
+    let reply = match decide(engine, &query, response.yiaddr) {
+        NameOutcome::Publish(decision) => decision.reply,
+        NameOutcome::NoUpdate { reply, .. } => reply,
+        NameOutcome::Rejected(_) => None,
+    };
+    if let Some(reply) = reply {
+        co.set_packet_fqdn("response4", reply.flags, &reply.name);
+    }
+}
+
+/// leases4_committed: the database holds the final state of this exchange.
+pub fn committed(engine: &Engine, co: &Callout) {
+    if let Some(query) = co.packet_names("query4") {
+        if query.msg_type == host::DHCPDISCOVER || query.msg_type == host::DHCPINFORM {
+            return;
+        }
+    }
+    for lease in co.leases("deleted_leases4") {
+        remove(engine, &lease);
+    }
+    for lease in co.leases("leases4") {
+        if lease.state == host::LEASE_STATE_DEFAULT {
+            add(engine, &lease);
+        } else {
+            remove(engine, &lease);
+        }
+    }
+}
+
+/// lease4_decline, lease4_expire, lease4_recover: the address loses its name.
+pub fn lease_gone(engine: &Engine, co: &Callout) {
+    if let Some(lease) = co.lease("lease4") {
+        remove(engine, &lease);
+    }
+}
+
+fn lease_dhcid(engine: &Engine, lease: &LeaseInfo, fqdn: &str) -> Option<Vec<u8>> {
+    if engine.config().conflict_mode == ConflictMode::NoCheckWithoutDhcid {
+        return Some(Vec::new());
+    }
+    match dhcid::dhcid_rdata(lease.client_id.as_deref(), lease.htype, &lease.hwaddr, fqdn) {
+        Ok(rdata) => Some(rdata),
+        Err(err) => {
+            tracing::warn!(addr = %lease.addr, %fqdn, %err, "cannot compute the DHCID; no DNS change");
+            None
+        }
+    }
+}
+
+fn absolute(fqdn: &str) -> String {
+    let mut name = fqdn.to_ascii_lowercase();
+    if !name.ends_with('.') {
+        name.push('.');
+    }
+    name
+}
+
+fn add(engine: &Engine, lease: &LeaseInfo) {
+    let Some(hostname) = lease.hostname.as_deref() else {
+        if let Some(old) = engine.unpublish(lease.addr) {
+            submit_removal(engine, lease.addr, old);
+        }
+        return;
+    };
+    if !lease.fqdn_fwd && !lease.fqdn_rev {
+        if let Some(old) = engine.unpublish(lease.addr) {
+            submit_removal(engine, lease.addr, old);
+        }
+        return;
+    }
+    let fqdn = absolute(hostname);
+    let Some(dhcid) = lease_dhcid(engine, lease, &fqdn) else { return };
+    let ttl = dhcid::ttl(&engine.config().ttl, lease.valid_lft);
+    let name = PublishedName { fqdn: fqdn.clone(), dhcid: dhcid.clone(), ttl, forward: lease.fqdn_fwd, reverse: lease.fqdn_rev };
+    let (previous, changed) = engine.publish(lease.addr, name);
+    if !changed {
+        Stats::bump(&engine.stats().changes_unchanged);
+        return;
+    }
+    if let Some(old) = previous {
+        if old.fqdn != fqdn || old.dhcid != dhcid {
+            submit_removal(engine, lease.addr, old);
+        }
+    }
+    engine.submit(Change {
+        kind: ChangeKind::Add,
+        fqdn,
+        addr: lease.addr,
+        dhcid,
+        ttl,
+        forward: lease.fqdn_fwd,
+        reverse: lease.fqdn_rev,
+    });
+}
+
+fn remove(engine: &Engine, lease: &LeaseInfo) {
+    if let Some(old) = engine.unpublish(lease.addr) {
+        submit_removal(engine, lease.addr, old);
+        return;
+    }
+    // Not published by this process (e.g. added before a restart): the lease
+    // itself still carries the name and the client's identity.
+    let Some(hostname) = lease.hostname.as_deref() else { return };
+    if !lease.fqdn_fwd && !lease.fqdn_rev {
+        return;
+    }
+    let fqdn = absolute(hostname);
+    let Some(dhcid) = lease_dhcid(engine, lease, &fqdn) else { return };
+    submit_removal(
+        engine,
+        lease.addr,
+        PublishedName { fqdn, dhcid, ttl: 0, forward: lease.fqdn_fwd, reverse: lease.fqdn_rev },
+    );
+}
+
+fn submit_removal(engine: &Engine, addr: std::net::Ipv4Addr, old: PublishedName) {
+    engine.submit(Change {
+        kind: ChangeKind::Remove,
+        fqdn: old.fqdn,
+        addr,
+        dhcid: old.dhcid,
+        ttl: 0,
+        forward: old.forward,
+        reverse: old.reverse,
+    });
+}

@@ -1,0 +1,748 @@
+//! The hook's `parameters`, parsed and validated at `load`.
+//!
+//! Mirrors kea-dhcp-ddns (D2) so that an operator can paste a D2 configuration.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hickory_proto::rr::Name;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TsigAlgorithm {
+    HmacMd5,
+    HmacSha1,
+    HmacSha224,
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+}
+
+#[derive(Clone)]
+pub struct TsigKey {
+    /// Fully qualified key name.
+    pub name: Name,
+    pub algorithm: TsigAlgorithm,
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One zone of `forward-ddns` or `reverse-ddns`.
+#[derive(Clone, Debug)]
+pub struct DdnsDomain {
+    /// Zone apex, fully qualified, lower case.
+    pub name: Name,
+    /// Index into `Config::tsig_keys`; `None` sends unsigned updates.
+    pub key: Option<usize>,
+    /// Servers in the order they are tried.
+    pub servers: Vec<SocketAddr>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConflictMode {
+    #[default]
+    CheckWithDhcid,
+    NoCheckWithDhcid,
+    CheckExistsWithDhcid,
+    NoCheckWithoutDhcid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReplaceClientName {
+    #[default]
+    Never,
+    Always,
+    WhenPresent,
+    WhenNotPresent,
+}
+
+#[derive(Clone, Debug)]
+pub struct NamingPolicy {
+    /// Appended to partial names; `None` when unset. As in Kea, a partial name is
+    /// then taken as absolute, so a bare host label lands in no zone and is refused.
+    pub qualifying_suffix: Option<Name>,
+    pub replace_client_name: ReplaceClientName,
+    /// Prefix of generated names (`host` -> `host-10-77-0-12`).
+    pub generated_prefix: String,
+    /// Characters matching this regex are replaced; `None` disables sanitising.
+    pub hostname_char_set: Option<regex::Regex>,
+    pub hostname_char_replacement: String,
+    /// RFC 4702 server override of the client's S flag (D2/Kea `ddns-override-client-update`).
+    pub override_client_update: bool,
+    /// Kea `ddns-override-no-update`: update even when the client set N.
+    pub override_no_update: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct TtlPolicy {
+    /// Fraction of the valid lifetime; `None`: Kea's rule max(600, lft/3).
+    /// Kea's `ddns-ttl-percent` is already a decimal fraction (0.25 means 25%) and is stored as is.
+    pub percent: Option<f64>,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Transport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub journal_dir: PathBuf,
+    pub tsig_keys: Vec<TsigKey>,
+    pub forward: Vec<DdnsDomain>,
+    pub reverse: Vec<DdnsDomain>,
+    pub naming: NamingPolicy,
+    pub conflict_mode: ConflictMode,
+    pub ttl: TtlPolicy,
+    /// Per-attempt timeout for one DNS exchange (`dns-server-timeout`, ms).
+    pub dns_server_timeout: Duration,
+    pub transport: Transport,
+    /// Number of sender threads, i.e. changes in flight at once (`sender-threads`).
+    pub sender_threads: usize,
+    /// Capacity of the bounded queue between callouts and the journal (`queue-capacity`).
+    pub queue_capacity: usize,
+}
+
+/// Why the hook's `parameters` were refused. Every variant names the parameter
+/// path (`forward-ddns.ddns-domains[0].dns-servers[1].port`) so the operator
+/// can find the culprit in a large Kea configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("hook parameters are not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("parameter '{path}': unknown parameter")]
+    Unknown { path: String },
+    #[error("parameter '{path}': required parameter is missing")]
+    Missing { path: String },
+    #[error("parameter '{path}': {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("parameter '{path}': cannot read secret file '{}': {source}", file.display())]
+    SecretFile {
+        path: String,
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ConfigError {
+    /// The parameter path the error is about (`None` for unparsable JSON).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            ConfigError::Json(_) => None,
+            ConfigError::Unknown { path }
+            | ConfigError::Missing { path }
+            | ConfigError::Invalid { path, .. }
+            | ConfigError::SecretFile { path, .. } => Some(path),
+        }
+    }
+}
+
+/// Default of `hostname-char-set`, as in kea-dhcp4.
+pub const DEFAULT_HOSTNAME_CHAR_SET: &str = "[^A-Za-z0-9.-]";
+/// Default of `ddns-generated-prefix`, as in kea-dhcp4.
+pub const DEFAULT_GENERATED_PREFIX: &str = "myhost";
+/// Default of `dns-server-timeout`, in milliseconds.
+pub const DEFAULT_DNS_SERVER_TIMEOUT_MS: u64 = 500;
+/// Default of `sender-threads`.
+pub const DEFAULT_SENDER_THREADS: usize = 8;
+/// Default of `queue-capacity`.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+/// Default `port` of a `dns-servers` entry.
+pub const DEFAULT_DNS_PORT: u16 = 53;
+
+const MAX_SENDER_THREADS: u64 = 256;
+const MIN_QUEUE_CAPACITY: u64 = 16;
+const MAX_QUEUE_CAPACITY: u64 = 16 * 1024 * 1024;
+const MAX_DNS_SERVER_TIMEOUT_MS: u64 = 60_000;
+/// RFC 2181 section 8: TTLs with the top bit set are read as zero.
+const MAX_TTL: u64 = i32::MAX as u64;
+/// The generated label is `<prefix>-a-b-c-d`; the address part takes at most 16 octets.
+const MAX_GENERATED_PREFIX_LEN: usize = 63 - 16;
+
+/// Keys Kea accepts in every map and ignores; allowing them keeps pasted D2
+/// configurations loadable.
+const KEA_IGNORED_KEYS: [&str; 2] = ["comment", "user-context"];
+
+impl Config {
+    /// Parses and validates the hook's `parameters` map, given as JSON text.
+    ///
+    /// The layout mirrors kea-dhcp-ddns (`tsig-keys`, `forward-ddns`,
+    /// `reverse-ddns`) plus kea-dhcp4's `ddns-*` naming parameters, so an
+    /// operator can paste both. Unknown keys are errors (only Kea's `comment`
+    /// and `user-context` are ignored) because a silently ignored misspelt
+    /// parameter is worse than a refused load. The journal directory is not
+    /// checked here: the journal does that when it opens.
+    pub fn from_json(text: &str) -> Result<Config, ConfigError> {
+        let root: serde_json::Value = serde_json::from_str(text)?;
+        let mut top = Obj::new(String::new(), &root)?;
+
+        let journal_dir = match top.string("journal-dir")? {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            Some(_) => return Err(top.invalid("journal-dir", "must not be empty")),
+            None => return Err(top.missing("journal-dir")),
+        };
+
+        let tsig_keys = match top.array("tsig-keys")? {
+            Some(items) => parse_tsig_keys(&top.path_of("tsig-keys"), items)?,
+            None => Vec::new(),
+        };
+
+        let forward = match top.take("forward-ddns") {
+            Some(v) => parse_direction(&top.path_of("forward-ddns"), v, &tsig_keys, false)?,
+            None => Vec::new(),
+        };
+        let reverse = match top.take("reverse-ddns") {
+            Some(v) => parse_direction(&top.path_of("reverse-ddns"), v, &tsig_keys, true)?,
+            None => Vec::new(),
+        };
+        if forward.is_empty() && reverse.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: "forward-ddns".to_owned(),
+                reason: "no zone configured: give at least one ddns-domains entry in \
+                         forward-ddns or reverse-ddns"
+                    .to_owned(),
+            });
+        }
+
+        let naming = parse_naming(&mut top)?;
+        let conflict_mode = parse_conflict_mode(&mut top)?;
+        let ttl = parse_ttl(&mut top)?;
+
+        let timeout_ms = top
+            .integer("dns-server-timeout", 1, MAX_DNS_SERVER_TIMEOUT_MS)?
+            .unwrap_or(DEFAULT_DNS_SERVER_TIMEOUT_MS);
+        let transport = match top.string("dns-transport")? {
+            None | Some("udp") => Transport::Udp,
+            Some("tcp") => Transport::Tcp,
+            Some(other) => {
+                return Err(top.invalid(
+                    "dns-transport",
+                    format!("'{other}' is not one of 'udp', 'tcp'"),
+                ));
+            }
+        };
+        let sender_threads = top
+            .integer("sender-threads", 1, MAX_SENDER_THREADS)?
+            .map_or(Ok(DEFAULT_SENDER_THREADS), usize::try_from)
+            .map_err(|_| top.invalid("sender-threads", "out of range"))?;
+        let queue_capacity = top
+            .integer("queue-capacity", MIN_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY)?
+            .map_or(Ok(DEFAULT_QUEUE_CAPACITY), usize::try_from)
+            .map_err(|_| top.invalid("queue-capacity", "out of range"))?;
+
+        top.finish()?;
+
+        Ok(Config {
+            journal_dir,
+            tsig_keys,
+            forward,
+            reverse,
+            naming,
+            conflict_mode,
+            ttl,
+            dns_server_timeout: Duration::from_millis(timeout_ms),
+            transport,
+            sender_threads,
+            queue_capacity,
+        })
+    }
+}
+
+fn parse_tsig_keys(
+    path: &str,
+    items: &[serde_json::Value],
+) -> Result<Vec<TsigKey>, ConfigError> {
+    let mut keys: Vec<TsigKey> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let mut obj = Obj::new(format!("{path}[{i}]"), item)?;
+        let name_text = obj.string("name")?.ok_or_else(|| obj.missing("name"))?;
+        let name = parse_domain(&obj.path_of("name"), name_text)?;
+        if keys.iter().any(|k| k.name == name) {
+            return Err(obj.invalid("name", format!("duplicate key name '{name}'")));
+        }
+        let algorithm_text = obj
+            .string("algorithm")?
+            .ok_or_else(|| obj.missing("algorithm"))?;
+        let algorithm = parse_algorithm(algorithm_text)
+            .ok_or_else(|| obj.invalid("algorithm", format!("unknown algorithm '{algorithm_text}'")))?;
+        // Kea's digest-bits truncates the MAC; we only sign with full MACs, so
+        // anything but Kea's "no truncation" value would be silently wrong.
+        if let Some(bits) = obj.integer("digest-bits", 0, 1024)? {
+            if bits != 0 {
+                return Err(obj.invalid("digest-bits", "truncated TSIG MACs are not supported"));
+            }
+        }
+        let secret = parse_secret(&mut obj)?;
+        obj.finish()?;
+        keys.push(TsigKey {
+            name,
+            algorithm,
+            secret,
+        });
+    }
+    Ok(keys)
+}
+
+/// Accepts Kea's spellings (`HMAC-SHA256`, `hmac-sha256`) and the RFC 8945
+/// `.sig-alg.reg.int.` form of MD5 that BIND users paste.
+fn parse_algorithm(text: &str) -> Option<TsigAlgorithm> {
+    let lower = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    match lower.as_str() {
+        "hmac-md5" | "hmac-md5.sig-alg.reg.int" => Some(TsigAlgorithm::HmacMd5),
+        "hmac-sha1" => Some(TsigAlgorithm::HmacSha1),
+        "hmac-sha224" => Some(TsigAlgorithm::HmacSha224),
+        "hmac-sha256" => Some(TsigAlgorithm::HmacSha256),
+        "hmac-sha384" => Some(TsigAlgorithm::HmacSha384),
+        "hmac-sha512" => Some(TsigAlgorithm::HmacSha512),
+        _ => None,
+    }
+}
+
+fn parse_secret(obj: &mut Obj<'_>) -> Result<Vec<u8>, ConfigError> {
+    let inline = obj.string("secret")?;
+    let file = obj.string("secret-file")?;
+    let (key, text) = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(obj.invalid("secret", "give either 'secret' or 'secret-file', not both"));
+        }
+        (None, None) => return Err(obj.missing("secret")),
+        (Some(secret), None) => ("secret", secret.to_owned()),
+        (None, Some(file)) => {
+            let contents =
+                std::fs::read_to_string(file).map_err(|source| ConfigError::SecretFile {
+                    path: obj.path_of("secret-file"),
+                    file: PathBuf::from(file),
+                    source,
+                })?;
+            ("secret-file", contents)
+        }
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(obj.invalid(key, "empty secret"));
+    }
+    let secret = lenient_base64()
+        .decode(text)
+        .map_err(|e| obj.invalid(key, format!("invalid base64: {e}")))?;
+    if secret.is_empty() {
+        return Err(obj.invalid(key, "empty secret"));
+    }
+    Ok(secret)
+}
+
+fn lenient_base64() -> base64::engine::GeneralPurpose {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    // Secrets are pasted from tsig-keygen/knotc output and sometimes lose their
+    // padding on the way; the bytes are unambiguous either way.
+    GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    )
+}
+
+fn parse_direction(
+    path: &str,
+    value: &serde_json::Value,
+    keys: &[TsigKey],
+    reverse: bool,
+) -> Result<Vec<DdnsDomain>, ConfigError> {
+    let mut obj = Obj::new(path.to_owned(), value)?;
+    let domains = match obj.array("ddns-domains")? {
+        Some(items) => items,
+        None => {
+            obj.finish()?;
+            return Ok(Vec::new());
+        }
+    };
+    let list_path = obj.path_of("ddns-domains");
+    let mut out: Vec<DdnsDomain> = Vec::with_capacity(domains.len());
+    for (i, item) in domains.iter().enumerate() {
+        let domain = parse_domain_entry(&format!("{list_path}[{i}]"), item, keys, reverse)?;
+        if out.iter().any(|d| d.name == domain.name) {
+            return Err(ConfigError::Invalid {
+                path: format!("{list_path}[{i}].name"),
+                reason: format!("duplicate zone '{}'", domain.name),
+            });
+        }
+        out.push(domain);
+    }
+    obj.finish()?;
+    Ok(out)
+}
+
+fn parse_domain_entry(
+    path: &str,
+    value: &serde_json::Value,
+    keys: &[TsigKey],
+    reverse: bool,
+) -> Result<DdnsDomain, ConfigError> {
+    let mut obj = Obj::new(path.to_owned(), value)?;
+    let name_text = obj.string("name")?.ok_or_else(|| obj.missing("name"))?;
+    let name = parse_domain(&obj.path_of("name"), name_text)?;
+    if name.is_root() {
+        return Err(obj.invalid("name", "the root zone cannot be a DDNS zone"));
+    }
+    if reverse {
+        let arpa = Name::from_labels([&b"in-addr"[..], &b"arpa"[..]])
+            .map_err(|e| obj.invalid("name", e.to_string()))?;
+        if !arpa.zone_of(&name) {
+            return Err(obj.invalid(
+                "name",
+                format!("reverse zone '{name}' is not under in-addr.arpa."),
+            ));
+        }
+    }
+
+    // D2 treats an empty key-name as "no key".
+    let key = match obj.string("key-name")? {
+        None | Some("") => None,
+        Some(text) => {
+            let key_name = parse_domain(&obj.path_of("key-name"), text)?;
+            let index = keys
+                .iter()
+                .position(|k| k.name == key_name)
+                .ok_or_else(|| obj.invalid("key-name", format!("no tsig-keys entry named '{key_name}'")))?;
+            Some(index)
+        }
+    };
+
+    let servers_value = obj
+        .array("dns-servers")?
+        .ok_or_else(|| obj.missing("dns-servers"))?;
+    if servers_value.is_empty() {
+        return Err(obj.invalid("dns-servers", "a zone needs at least one server"));
+    }
+    let servers_path = obj.path_of("dns-servers");
+    let mut servers = Vec::with_capacity(servers_value.len());
+    for (i, item) in servers_value.iter().enumerate() {
+        servers.push(parse_server(&format!("{servers_path}[{i}]"), item)?);
+    }
+    obj.finish()?;
+    Ok(DdnsDomain { name, key, servers })
+}
+
+fn parse_server(path: &str, value: &serde_json::Value) -> Result<SocketAddr, ConfigError> {
+    let mut obj = Obj::new(path.to_owned(), value)?;
+    // D2 2.2 also refuses hostnames ("not yet supported"); say so rather than
+    // calling a key Kea documents "unknown".
+    if obj.take("hostname").is_some_and(|h| h.as_str() != Some("")) {
+        return Err(obj.invalid("hostname", "server hostnames are not supported, give ip-address"));
+    }
+    let ip_text = obj
+        .string("ip-address")?
+        .ok_or_else(|| obj.missing("ip-address"))?;
+    let ip: std::net::IpAddr = ip_text
+        .trim()
+        .parse()
+        .map_err(|_| obj.invalid("ip-address", format!("'{ip_text}' is not an IP address")))?;
+    let port = obj.integer("port", 1, u64::from(u16::MAX))?.map_or(Ok(DEFAULT_DNS_PORT), u16::try_from)
+        .map_err(|_| obj.invalid("port", "out of range"))?;
+    obj.finish()?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn parse_naming(top: &mut Obj<'_>) -> Result<NamingPolicy, ConfigError> {
+    let qualifying_suffix = match top.string("ddns-qualifying-suffix")? {
+        None | Some("") => None,
+        Some(text) => {
+            let name = parse_domain(&top.path_of("ddns-qualifying-suffix"), text)?;
+            if name.is_root() {
+                return Err(top.invalid("ddns-qualifying-suffix", "must not be the root"));
+            }
+            Some(name)
+        }
+    };
+
+    let replace_client_name = match top.string("ddns-replace-client-name")? {
+        None | Some("never") => ReplaceClientName::Never,
+        Some("always") => ReplaceClientName::Always,
+        Some("when-present") => ReplaceClientName::WhenPresent,
+        Some("when-not-present") => ReplaceClientName::WhenNotPresent,
+        Some(other) => {
+            return Err(top.invalid(
+                "ddns-replace-client-name",
+                format!(
+                    "'{other}' is not one of 'never', 'always', 'when-present', 'when-not-present'"
+                ),
+            ));
+        }
+    };
+
+    let generated_prefix = top
+        .string("ddns-generated-prefix")?
+        .unwrap_or(DEFAULT_GENERATED_PREFIX)
+        .to_ascii_lowercase();
+    if generated_prefix.is_empty()
+        || generated_prefix.len() > MAX_GENERATED_PREFIX_LEN
+        || !generated_prefix.bytes().all(is_label_byte)
+    {
+        return Err(top.invalid(
+            "ddns-generated-prefix",
+            format!(
+                "must be 1 to {MAX_GENERATED_PREFIX_LEN} letters, digits, '-' or '_' (one DNS label)"
+            ),
+        ));
+    }
+
+    let char_set = top
+        .string("hostname-char-set")?
+        .unwrap_or(DEFAULT_HOSTNAME_CHAR_SET);
+    // Kea disables sanitising with an empty char set.
+    let hostname_char_set = if char_set.is_empty() {
+        None
+    } else {
+        Some(regex::Regex::new(char_set).map_err(|e| {
+            top.invalid("hostname-char-set", format!("bad regular expression: {e}"))
+        })?)
+    };
+    let hostname_char_replacement = top
+        .string("hostname-char-replacement")?
+        .unwrap_or("")
+        .to_owned();
+    // The replacement lands inside a label, so it has to be label material
+    // itself or every sanitised name would be refused later.
+    if hostname_char_replacement.len() > 63 || !hostname_char_replacement.bytes().all(is_label_byte) {
+        return Err(top.invalid(
+            "hostname-char-replacement",
+            "may hold only letters, digits, '-' and '_' (at most 63)",
+        ));
+    }
+
+    let override_client_update = top.boolean("ddns-override-client-update")?.unwrap_or(false);
+    let override_no_update = top.boolean("ddns-override-no-update")?.unwrap_or(false);
+
+    Ok(NamingPolicy {
+        qualifying_suffix,
+        replace_client_name,
+        generated_prefix,
+        hostname_char_set,
+        hostname_char_replacement,
+        override_client_update,
+        override_no_update,
+    })
+}
+
+/// `ddns-conflict-resolution-mode` is Kea 2.6's name; Kea 2.2's boolean
+/// `ddns-use-conflict-resolution` is accepted too (false maps to
+/// no-check-with-dhcid, as Kea 2.6 does) so 2.2 configurations paste cleanly.
+fn parse_conflict_mode(top: &mut Obj<'_>) -> Result<ConflictMode, ConfigError> {
+    let mode = top.string("ddns-conflict-resolution-mode")?;
+    let legacy = top.boolean("ddns-use-conflict-resolution")?;
+    let from_mode = match mode {
+        None => None,
+        Some("check-with-dhcid") => Some(ConflictMode::CheckWithDhcid),
+        Some("no-check-with-dhcid") => Some(ConflictMode::NoCheckWithDhcid),
+        Some("check-exists-with-dhcid") => Some(ConflictMode::CheckExistsWithDhcid),
+        Some("no-check-without-dhcid") => Some(ConflictMode::NoCheckWithoutDhcid),
+        Some(other) => {
+            return Err(top.invalid(
+                "ddns-conflict-resolution-mode",
+                format!(
+                    "'{other}' is not one of 'check-with-dhcid', 'no-check-with-dhcid', \
+                     'check-exists-with-dhcid', 'no-check-without-dhcid'"
+                ),
+            ));
+        }
+    };
+    match (from_mode, legacy) {
+        (Some(_), Some(_)) => Err(top.invalid(
+            "ddns-use-conflict-resolution",
+            "give either this or ddns-conflict-resolution-mode, not both",
+        )),
+        (Some(mode), None) => Ok(mode),
+        (None, Some(true)) => Ok(ConflictMode::CheckWithDhcid),
+        (None, Some(false)) => Ok(ConflictMode::NoCheckWithDhcid),
+        (None, None) => Ok(ConflictMode::default()),
+    }
+}
+
+fn parse_ttl(top: &mut Obj<'_>) -> Result<TtlPolicy, ConfigError> {
+    let percent = match top.take("ddns-ttl-percent") {
+        None => None,
+        Some(value) => {
+            let p = value.as_f64().ok_or_else(|| top.invalid("ddns-ttl-percent", "must be a number"))?;
+            // Kea reads this as a decimal fraction (0.25 = 25%); a value above 1
+            // almost surely means someone wrote "25" and expects 25%.
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(top.invalid(
+                    "ddns-ttl-percent",
+                    format!("{p} is out of range: give a decimal fraction above 0 and at most 1.0 (0.25 means 25%), as in Kea"),
+                ));
+            }
+            Some(p)
+        }
+    };
+    let min = top.integer("ddns-ttl-min", 1, MAX_TTL)?;
+    let max = top.integer("ddns-ttl-max", 1, MAX_TTL)?;
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if lo > hi {
+            return Err(top.invalid("ddns-ttl-min", format!("{lo} is above ddns-ttl-max ({hi})")));
+        }
+    }
+    let to_u32 = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok());
+    Ok(TtlPolicy {
+        percent,
+        min: to_u32(min),
+        max: to_u32(max),
+    })
+}
+
+/// Bytes a label of ours may hold: letters, digits, hyphen and underscore.
+/// Stricter than DNS itself so that names print, log and compare plainly.
+pub(crate) fn is_label_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Parses a configured domain name (zone, key, suffix): letters, digits, `-`
+/// and `_` per label, no escapes, a trailing dot optional. Stored lower case
+/// and fully qualified. `"."` gives the root.
+fn parse_domain(path: &str, text: &str) -> Result<Name, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        reason,
+    };
+    let trimmed = text.trim();
+    let body = trimmed.strip_suffix('.').unwrap_or(trimmed);
+    if body.is_empty() {
+        if trimmed == "." {
+            return Ok(Name::root());
+        }
+        return Err(invalid("invalid domain name: empty".to_owned()));
+    }
+    let lower = body.to_ascii_lowercase();
+    let labels: Vec<&str> = lower.split('.').collect();
+    let mut wire_len = 1usize;
+    for label in &labels {
+        if label.is_empty() {
+            return Err(invalid(format!("invalid domain name '{text}': empty label")));
+        }
+        if label.len() > 63 {
+            return Err(invalid(format!("invalid domain name '{text}': label longer than 63 octets")));
+        }
+        if !label.bytes().all(is_label_byte) {
+            return Err(invalid(format!(
+                "invalid domain name '{text}': only letters, digits, '-' and '_' are allowed"
+            )));
+        }
+        wire_len += label.len() + 1;
+    }
+    if wire_len > 255 {
+        return Err(invalid(format!("invalid domain name '{text}': longer than 255 octets")));
+    }
+    let mut name = Name::from_labels(labels.iter().map(|l| l.as_bytes()))
+        .map_err(|e| invalid(format!("invalid domain name '{text}': {e}")))?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+/// One JSON object being consumed: tracks its path and which keys were read,
+/// so that whatever is left over can be reported as unknown.
+struct Obj<'a> {
+    path: String,
+    map: &'a serde_json::Map<String, serde_json::Value>,
+    seen: Vec<&'static str>,
+}
+
+impl<'a> Obj<'a> {
+    fn new(path: String, value: &'a serde_json::Value) -> Result<Self, ConfigError> {
+        match value {
+            serde_json::Value::Object(map) => Ok(Obj {
+                path,
+                map,
+                seen: Vec::new(),
+            }),
+            _ => Err(ConfigError::Invalid {
+                path: if path.is_empty() { "<parameters>".to_owned() } else { path },
+                reason: "must be a map".to_owned(),
+            }),
+        }
+    }
+
+    fn path_of(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path_of(key),
+            reason: reason.into(),
+        }
+    }
+
+    fn missing(&self, key: &str) -> ConfigError {
+        ConfigError::Missing {
+            path: self.path_of(key),
+        }
+    }
+
+    fn take(&mut self, key: &'static str) -> Option<&'a serde_json::Value> {
+        self.seen.push(key);
+        self.map.get(key)
+    }
+
+    fn string(&mut self, key: &'static str) -> Result<Option<&'a str>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.invalid(key, "must be a string")),
+        }
+    }
+
+    fn boolean(&mut self, key: &'static str) -> Result<Option<bool>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.invalid(key, "must be true or false")),
+        }
+    }
+
+    fn integer(&mut self, key: &'static str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(value) => match value.as_u64() {
+                Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(self.invalid(key, format!("must be an integer from {min} to {max}"))),
+            },
+        }
+    }
+
+    fn array(&mut self, key: &'static str) -> Result<Option<&'a [serde_json::Value]>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(serde_json::Value::Array(items)) => Ok(Some(items)),
+            Some(_) => Err(self.invalid(key, "must be a list")),
+        }
+    }
+
+    fn finish(self) -> Result<(), ConfigError> {
+        let unknown = self.map.keys().find(|k| {
+            !self.seen.contains(&k.as_str()) && !KEA_IGNORED_KEYS.contains(&k.as_str())
+        });
+        match unknown {
+            Some(key) => Err(ConfigError::Unknown {
+                path: self.path_of(key),
+            }),
+            None => Ok(()),
+        }
+    }
+}

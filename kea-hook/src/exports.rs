@@ -1,0 +1,142 @@
+//! Every symbol kea-dhcp4 looks up in `libdhcp_leasedns.so`.
+//!
+//! Each export runs its body under `guard!`: marks the thread as Kea's (see
+//! `logging`), catches any panic and turns it into Kea's error value, so no
+//! unwind ever crosses into C++. Callouts whose names equal hook point names
+//! are registered by Kea itself (dlsym), so no registration code is needed.
+
+use std::ffi::{c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::host::{self, Callout};
+use crate::{callouts, lifecycle, logging};
+
+/// Kea's "error" return for load/unload/callouts.
+const FAILED: c_int = 1;
+
+macro_rules! guard {
+    ($what:literal, $body:block) => {{
+        let _host = logging::HostThreadGuard::enter();
+        match catch_unwind(AssertUnwindSafe(|| $body)) {
+            Ok(value) => value,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                host::log(3, 0, &format!("leasedns: internal error (panic) in {}: {msg}", $what));
+                FAILED
+            }
+        }
+    }};
+}
+
+/// Runs `f` with the engine and the callout handle, if both are there.
+fn with_engine(handle: *mut c_void, f: impl FnOnce(&lifecycle::EngineRef, &Callout)) -> c_int {
+    // SAFETY: Kea passes its `CalloutHandle&` (a pointer at the ABI level),
+    // live for the duration of this callout; `Callout` does not escape `f`.
+    let Some(co) = (unsafe { Callout::from_raw(handle) }) else { return FAILED };
+    let Some(engine) = lifecycle::engine() else { return 0 };
+    f(&engine, &co);
+    0
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn version() -> c_int {
+    kea_sys::KEA_HOOKS_VERSION
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn multi_threading_compatible() -> c_int {
+    // Callouts share no unsynchronised state: the engine's queue is a
+    // crossbeam channel and the published-name map is sharded behind mutexes.
+    1
+}
+
+/// `int load(LibraryHandle&)`: 0 accepts the library, anything else refuses it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn load(library: *mut c_void) -> c_int {
+    guard!("load", {
+        // SAFETY: Kea passes its `LibraryHandle&`, live during load().
+        let params = unsafe { host::library_params_json(library) };
+        match lifecycle::load(params.as_deref()) {
+            Ok(()) => 0,
+            Err(err) => {
+                host::log(3, 0, &format!("leasedns: configuration refused: {err}"));
+                FAILED
+            }
+        }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn unload() -> c_int {
+    guard!("unload", {
+        lifecycle::unload();
+        0
+    })
+}
+
+extern "C" fn on_timer() {
+    let _ = guard!("timer", {
+        lifecycle::tick();
+        0
+    });
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_int {
+    guard!("dhcp4_srv_configured", {
+        // SAFETY: Kea's live `CalloutHandle&` for this callout.
+        let Some(co) = (unsafe { Callout::from_raw(handle) }) else { return FAILED };
+        if !co.start_timer(lifecycle::TICK_MS, on_timer) {
+            host::log(2, 0, "leasedns: cannot start the statistics timer; statistics update on traffic only");
+        }
+        lifecycle::tick();
+        0
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
+    guard!("lease4_select", {
+        with_engine(handle, |engine, co| {
+            if co.bool_arg("fake_allocation") != Some(false) {
+                return;
+            }
+            callouts::name_lease(engine, co);
+        })
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lease4_renew(handle: *mut c_void) -> c_int {
+    guard!("lease4_renew", { with_engine(handle, |engine, co| callouts::name_lease(engine, co)) })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pkt4_send(handle: *mut c_void) -> c_int {
+    guard!("pkt4_send", { with_engine(handle, |engine, co| callouts::answer_fqdn(engine, co)) })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn leases4_committed(handle: *mut c_void) -> c_int {
+    guard!("leases4_committed", { with_engine(handle, |engine, co| callouts::committed(engine, co)) })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lease4_decline(handle: *mut c_void) -> c_int {
+    guard!("lease4_decline", { with_engine(handle, |engine, co| callouts::lease_gone(engine, co)) })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lease4_expire(handle: *mut c_void) -> c_int {
+    guard!("lease4_expire", { with_engine(handle, |engine, co| callouts::lease_gone(engine, co)) })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lease4_recover(handle: *mut c_void) -> c_int {
+    guard!("lease4_recover", { with_engine(handle, |engine, co| callouts::lease_gone(engine, co)) })
+}
+

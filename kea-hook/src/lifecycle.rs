@@ -1,0 +1,80 @@
+//! The process-wide state behind the exports: at most one engine, replaced on
+//! every `load`/`unload` pair (Kea reloads hook libraries on every
+//! reconfiguration, in the same process, and Rust statics survive that).
+#![forbid(unsafe_code)]
+
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::RwLock;
+
+use crate::config::{Config, ConfigError};
+use crate::engine::{Engine, EngineError};
+use crate::stats::Stats;
+use crate::{host, logging};
+
+pub type EngineRef = Arc<Engine>;
+
+/// Period of the main-thread timer that publishes statistics and writes
+/// background log lines.
+pub const TICK_MS: i64 = 1000;
+
+static ENGINE: RwLock<Option<EngineRef>> = RwLock::new(None);
+/// Counters outlive reloads, as Kea's own statistics do.
+static STATS: LazyLock<Arc<Stats>> = LazyLock::new(|| Arc::new(Stats::default()));
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the hook needs a 'parameters' map (journal-dir, tsig-keys, forward-ddns, reverse-ddns)")]
+    NoParameters,
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+}
+
+pub fn engine() -> Option<EngineRef> {
+    ENGINE.read().clone()
+}
+
+pub fn load(params: Option<&str>) -> Result<(), LoadError> {
+    logging::install();
+    // A load without an unload (should not happen) must not leave threads behind.
+    unload_engine();
+    let cfg = Config::from_json(params.ok_or(LoadError::NoParameters)?)?;
+    let zones = cfg.forward.len() + cfg.reverse.len();
+    let dir = cfg.journal_dir.display().to_string();
+    let engine = Engine::start(cfg, Arc::clone(&STATS))?;
+    *ENGINE.write() = Some(Arc::new(engine));
+    tracing::info!(zones, journal = %dir, "leasedns loaded");
+    publish_stats();
+    Ok(())
+}
+
+fn unload_engine() {
+    let engine = ENGINE.write().take();
+    if let Some(engine) = engine {
+        engine.stop();
+    }
+}
+
+pub fn unload() {
+    host::stop_timer();
+    unload_engine();
+    publish_stats();
+    logging::drain(usize::MAX);
+    tracing::info!("leasedns unloaded");
+}
+
+/// Main-thread housekeeping, once per second.
+pub fn tick() {
+    logging::refresh_level();
+    logging::drain(1024);
+    publish_stats();
+}
+
+fn publish_stats() {
+    STATS.log_dropped.store(logging::dropped(), std::sync::atomic::Ordering::Relaxed);
+    for (name, value) in STATS.snapshot() {
+        host::stat_set(name, value);
+    }
+}

@@ -1,0 +1,81 @@
+//! The hook's counters. Bumped lock-free from any thread; published to Kea's
+//! StatsMgr (`statistic-get-all`) from Kea's main thread by the timer.
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $field:ident => $stat:literal ),* $(,)?) => {
+        #[derive(Default, Debug)]
+        pub struct Stats {
+            $( $(#[$doc])* pub $field: AtomicU64, )*
+            /// Changes waiting in memory (queued or being sent), a gauge.
+            pub queue_depth: AtomicI64,
+            /// Pending entries in the on-disk journal, a gauge.
+            pub journal_entries: AtomicI64,
+        }
+
+        impl Stats {
+            /// (Kea statistic name, value) for every counter and gauge.
+            pub fn snapshot(&self) -> Vec<(&'static str, i64)> {
+                let mut out = vec![
+                    $( ($stat, i64::try_from(self.$field.load(Ordering::Relaxed)).unwrap_or(i64::MAX)), )*
+                ];
+                out.push(("leasedns.queue-depth", self.queue_depth.load(Ordering::Relaxed)));
+                out.push(("leasedns.journal-entries", self.journal_entries.load(Ordering::Relaxed)));
+                out
+            }
+        }
+    };
+}
+
+counters! {
+    /// Lease changes handed to the engine by callouts.
+    changes_submitted => "leasedns.changes-submitted",
+    /// Renewals that needed no DNS traffic (same name, address and TTL).
+    changes_unchanged => "leasedns.changes-unchanged",
+    /// Changes that could not be queued because the queue stayed full.
+    changes_dropped => "leasedns.changes-dropped",
+    /// DNS UPDATE messages sent (each attempt, each step).
+    updates_sent => "leasedns.updates-sent",
+    /// Changes fully applied (records published or removed).
+    updates_succeeded => "leasedns.updates-succeeded",
+    /// Attempts that failed and will be retried (timeouts, SERVFAIL, network).
+    updates_failed => "leasedns.updates-failed",
+    /// Changes given up as non-retryable (REFUSED, NOTAUTH/BADSIG, NOTZONE, ...).
+    updates_refused => "leasedns.updates-refused",
+    /// Adds not applied because another client or a static record owns the name.
+    updates_conflict => "leasedns.updates-conflict",
+    /// Client names refused (invalid, outside every zone).
+    names_rejected => "leasedns.names-rejected",
+    /// Journal write or sync errors (the change stays in memory).
+    journal_errors => "leasedns.journal-errors",
+    /// Background log lines dropped because the log queue was full.
+    log_dropped => "leasedns.log-dropped",
+}
+
+impl Stats {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_every_counter_once() {
+        let stats = Stats::default();
+        Stats::bump(&stats.updates_sent);
+        stats.queue_depth.store(3, Ordering::Relaxed);
+        let snap = stats.snapshot();
+        let mut names: Vec<_> = snap.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), snap.len());
+        assert!(snap.contains(&("leasedns.updates-sent", 1)));
+        assert!(snap.contains(&("leasedns.queue-depth", 3)));
+        assert!(names.iter().all(|n| n.starts_with("leasedns.")));
+    }
+}

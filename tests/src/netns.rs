@@ -1,0 +1,218 @@
+//! A private server/client pair of network namespaces joined by a veth.
+
+use crate::error::Result;
+use crate::process::{Place, program, run_ok};
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Namespaces are named `ldns-<pid>-<n>-srv|cli`, so stale ones from a dead
+/// test binary can be recognised by their pid.
+const NS_PREFIX: &str = "ldns-";
+const IP_TIMEOUT: Duration = Duration::from_secs(10);
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Two network namespaces, "server" (Kea, Knot) and "client" (dhclient,
+/// perfdhcp), joined by a veth pair. The server end has `10.N.0.1/16`, the
+/// client end `10.N.0.2/16` (perfdhcp acts as a relay and needs an address
+/// in the subnet). Both namespaces have `lo` up, so a daemon may listen on
+/// 127.0.0.1 inside one. Namespaces isolate everything, so parallel tests
+/// never collide; N still differs per test to make logs easier to read.
+/// Dropping the guard kills whatever still runs inside and deletes both.
+#[derive(Debug)]
+pub struct Netns {
+    server_ns: String,
+    client_ns: String,
+    server_if: String,
+    client_if: String,
+    octet: u8,
+}
+
+impl Netns {
+    pub fn new() -> Result<Self> {
+        static CLEANUP: Once = Once::new();
+        CLEANUP.call_once(remove_stale);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let octet = u8::try_from(10 + n % 240).unwrap_or(10);
+        // Interface names are at most 15 bytes: "ld" + pid (<= 7 digits)
+        // + "x" + n (<= 4 digits) + "s" fits.
+        let tag = format!("{pid}x{}", n % 10_000);
+        let net = Self {
+            server_ns: format!("{NS_PREFIX}{pid}-{n}-srv"),
+            client_ns: format!("{NS_PREFIX}{pid}-{n}-cli"),
+            server_if: format!("ld{tag}s"),
+            client_if: format!("ld{tag}c"),
+            octet,
+        };
+        // From here on Drop removes whatever part was created.
+        net.create()?;
+        Ok(net)
+    }
+
+    fn create(&self) -> Result<()> {
+        let server = self.server_addr();
+        let client = self.client_addr();
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), self.server_ns.clone()],
+            vec!["netns".into(), "add".into(), self.client_ns.clone()],
+            format!("link add {} type veth peer name {}", self.server_if, self.client_if)
+                .split(' ')
+                .map(String::from)
+                .collect(),
+            vec!["link".into(), "set".into(), self.server_if.clone(), "netns".into(), self.server_ns.clone()],
+            vec!["link".into(), "set".into(), self.client_if.clone(), "netns".into(), self.client_ns.clone()],
+            ns_args(&self.server_ns, &format!("addr add {server}/16 dev {}", self.server_if)),
+            ns_args(&self.client_ns, &format!("addr add {client}/16 dev {}", self.client_if)),
+            ns_args(&self.server_ns, &format!("link set {} up", self.server_if)),
+            ns_args(&self.client_ns, &format!("link set {} up", self.client_if)),
+            ns_args(&self.server_ns, "link set lo up"),
+            ns_args(&self.client_ns, "link set lo up"),
+        ];
+        for args in steps {
+            ip(&args)?;
+        }
+        Ok(())
+    }
+
+    /// Where to run server-side programs.
+    pub fn server(&self) -> Place {
+        Place::Netns(self.server_ns.clone())
+    }
+
+    /// Where to run client-side programs.
+    pub fn client(&self) -> Place {
+        Place::Netns(self.client_ns.clone())
+    }
+
+    pub fn server_ns(&self) -> &str {
+        &self.server_ns
+    }
+
+    pub fn client_ns(&self) -> &str {
+        &self.client_ns
+    }
+
+    /// The veth end in the server namespace (Kea's interface).
+    pub fn server_iface(&self) -> &str {
+        &self.server_if
+    }
+
+    /// The veth end in the client namespace.
+    pub fn client_iface(&self) -> &str {
+        &self.client_if
+    }
+
+    /// N in `10.N.0.0/16`.
+    pub fn octet(&self) -> u8 {
+        self.octet
+    }
+
+    /// `10.N.c.d`.
+    pub fn addr(&self, c: u8, d: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.octet, c, d)
+    }
+
+    /// `10.N.0.0/16`.
+    pub fn subnet(&self) -> String {
+        format!("10.{}.0.0/16", self.octet)
+    }
+
+    /// `10.N.0.1`, on the server veth.
+    pub fn server_addr(&self) -> Ipv4Addr {
+        self.addr(0, 1)
+    }
+
+    /// `10.N.0.2`, on the client veth.
+    pub fn client_addr(&self) -> Ipv4Addr {
+        self.addr(0, 2)
+    }
+
+    /// Runs `ip -n <server ns> args...` (e.g. to take the link down).
+    pub fn ip_server(&self, args: &[&str]) -> Result<String> {
+        ip(&ns_args(&self.server_ns, &args.join(" ")))
+    }
+
+    /// Runs `ip -n <client ns> args...`.
+    pub fn ip_client(&self, args: &[&str]) -> Result<String> {
+        ip(&ns_args(&self.client_ns, &args.join(" ")))
+    }
+
+    /// The reverse zone of the subnet: `N.10.in-addr.arpa.`.
+    pub fn reverse_zone(&self) -> String {
+        format!("{}.10.in-addr.arpa.", self.octet)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in [&self.client_ns, &self.server_ns] {
+            delete_namespace(ns);
+        }
+        // The veth normally dies with its namespace; this catches a failure
+        // between `link add` and `link set netns`.
+        let _ = ip(&["link".into(), "del".into(), self.server_if.clone()]);
+    }
+}
+
+fn ns_args(ns: &str, rest: &str) -> Vec<String> {
+    ["-n", ns].into_iter().chain(rest.split(' ')).map(String::from).collect()
+}
+
+fn ip(args: &[String]) -> Result<String> {
+    let mut cmd = Command::new(program("ip")?);
+    cmd.args(args);
+    Ok(run_ok(cmd, None, IP_TIMEOUT)?.stdout)
+}
+
+/// Kills what runs inside (daemons started there are ours) and deletes it.
+fn delete_namespace(ns: &str) {
+    if let Ok(pids) = ip(&["netns".into(), "pids".into(), ns.into()]) {
+        for pid in pids.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    let mut attempts = 0;
+    while ip(&["netns".into(), "del".into(), ns.into()]).is_err() && attempts < 3 {
+        attempts += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Deletes namespaces (and orphan veths) left by test binaries that died
+/// without running their destructors, recognised by a dead pid in the name.
+fn remove_stale() {
+    let Ok(list) = ip(&["netns".into(), "list".into()]) else {
+        return;
+    };
+    for name in list.lines().filter_map(|line| line.split_whitespace().next()) {
+        let Some(pid) = name.strip_prefix(NS_PREFIX).and_then(|rest| rest.split('-').next()) else {
+            continue;
+        };
+        if !pid_alive(pid) {
+            eprintln!("harness: removing stale namespace {name}");
+            delete_namespace(name);
+        }
+    }
+    let Ok(links) = ip(&["-o".into(), "link".into(), "show".into()]) else {
+        return;
+    };
+    for link in links.lines().filter_map(|line| line.split(": ").nth(1)) {
+        let name = link.split('@').next().unwrap_or(link);
+        let Some(pid) = name.strip_prefix("ld").and_then(|rest| rest.split('x').next()) else {
+            continue;
+        };
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !pid_alive(pid) {
+            eprintln!("harness: removing stale interface {name}");
+            let _ = ip(&["link".into(), "del".into(), name.into()]);
+        }
+    }
+}
+
+fn pid_alive(pid: &str) -> bool {
+    std::path::Path::new("/proc").join(pid).exists()
+}
