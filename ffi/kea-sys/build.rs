@@ -10,7 +10,8 @@ use std::path::PathBuf;
 const EXPECTED_HOOKS_VERSION: u32 = 20200;
 
 fn main() {
-    let include = PathBuf::from(env::var("KEA_INCLUDE_DIR").unwrap_or_else(|_| "/usr/include/kea".into()));
+    let include =
+        PathBuf::from(env::var("KEA_INCLUDE_DIR").unwrap_or_else(|_| "/usr/include/kea".into()));
     println!("cargo:rerun-if-env-changed=KEA_INCLUDE_DIR");
     println!("cargo:rerun-if-changed=shim/shim.cc");
     println!("cargo:rerun-if-changed=shim/leasedns_shim.h");
@@ -46,7 +47,10 @@ fn main() {
         std::process::exit(1);
     }
     println!("cargo:rustc-env=LEASEDNS_KEA_HOOKS_VERSION={found}");
-    println!("cargo:warning=building against Kea hooks version {found} from {}", include.display());
+    println!(
+        "cargo:warning=building against Kea hooks version {found} from {}",
+        include.display()
+    );
 
     cc::Build::new()
         .cpp(true)
@@ -59,7 +63,17 @@ fn main() {
         .pic(true)
         .compile("leasedns_kea_shim");
 
-    for lib in ["kea-dhcpsrv", "kea-dhcp++", "kea-hooks", "kea-asiolink", "kea-cc", "kea-stats", "kea-log", "kea-util", "kea-exceptions"] {
+    for lib in [
+        "kea-dhcpsrv",
+        "kea-dhcp++",
+        "kea-hooks",
+        "kea-asiolink",
+        "kea-cc",
+        "kea-stats",
+        "kea-log",
+        "kea-util",
+        "kea-exceptions",
+    ] {
         println!("cargo:rustc-link-lib=dylib={lib}");
     }
     println!("cargo:rustc-link-lib=dylib=stdc++");

@@ -13,7 +13,10 @@ use crate::stats::Stats;
 
 fn client_names(names: &PacketNames) -> ClientNames {
     ClientNames {
-        fqdn: names.fqdn.as_ref().map(|(flags, name)| ClientFqdn { flags: *flags, name: name.clone() }),
+        fqdn: names.fqdn.as_ref().map(|(flags, name)| ClientFqdn {
+            flags: *flags,
+            name: name.clone(),
+        }),
         hostname: names.hostname.clone(),
     }
 }
@@ -21,7 +24,10 @@ fn client_names(names: &PacketNames) -> ClientNames {
 fn decide(engine: &Engine, names: &PacketNames, addr: std::net::Ipv4Addr) -> NameOutcome {
     let cfg = engine.config();
     if names.oversized {
-        return NameOutcome::Rejected(naming::NameRejection::oversized());
+        return NameOutcome::Rejected(naming::NameRejection {
+            kind: naming::RejectionKind::InvalidName,
+            reason: "client name longer than 255 octets".to_string(),
+        });
     }
     naming::decide(&cfg.naming, &cfg.forward, &client_names(names), addr)
 }
@@ -29,17 +35,21 @@ fn decide(engine: &Engine, names: &PacketNames, addr: std::net::Ipv4Addr) -> Nam
 /// lease4_select (real allocations) and lease4_renew: the hook owns naming,
 /// so the final FQDN goes into the lease before Kea writes it to its database.
 pub fn name_lease(engine: &Engine, co: &Callout) {
-    let Some(names) = co.packet_names("query4") else { return };
+    let Some(names) = co.packet_names("query4") else {
+        return;
+    };
     if names.msg_type == host::DHCPDISCOVER {
         return;
     }
-    let Some(lease) = co.lease("lease4") else { return };
+    let Some(lease) = co.lease("lease4") else {
+        return;
+    };
     match decide(engine, &names, lease.addr) {
         NameOutcome::Publish(decision) => {
             co.set_lease_hostname("lease4", &decision.fqdn, decision.forward, decision.reverse);
         }
-        NameOutcome::NoUpdate { fqdn, .. } => {
-            co.set_lease_hostname("lease4", fqdn.as_deref().unwrap_or(""), false, false);
+        NameOutcome::NoUpdate { .. } | NameOutcome::NoName => {
+            co.set_lease_hostname("lease4", "", false, false);
         }
         NameOutcome::Rejected(rejection) => {
             Stats::bump(&engine.stats().names_rejected);
@@ -51,18 +61,22 @@ pub fn name_lease(engine: &Engine, co: &Callout) {
 
 /// pkt4_send: answer option 81 (RFC 4702) when the client sent it.
 pub fn answer_fqdn(engine: &Engine, co: &Callout) {
-    let Some(query) = co.packet_names("query4") else { return };
+    let Some(query) = co.packet_names("query4") else {
+        return;
+    };
     if query.fqdn.is_none() {
         return;
     }
-    let Some(response) = co.packet_names("response4") else { return };
+    let Some(response) = co.packet_names("response4") else {
+        return;
+    };
     if response.yiaddr.is_unspecified() {
         return;
     }
     let reply = match decide(engine, &query, response.yiaddr) {
         NameOutcome::Publish(decision) => decision.reply,
         NameOutcome::NoUpdate { reply, .. } => reply,
-        NameOutcome::Rejected(_) => None,
+        NameOutcome::NoName | NameOutcome::Rejected(_) => None,
     };
     if let Some(reply) = reply {
         co.set_packet_fqdn("response4", reply.flags, &reply.name);
@@ -130,9 +144,17 @@ fn add(engine: &Engine, lease: &LeaseInfo) {
         return;
     }
     let fqdn = absolute(hostname);
-    let Some(dhcid) = lease_dhcid(engine, lease, &fqdn) else { return };
+    let Some(dhcid) = lease_dhcid(engine, lease, &fqdn) else {
+        return;
+    };
     let ttl = dhcid::ttl(&engine.config().ttl, lease.valid_lft);
-    let name = PublishedName { fqdn: fqdn.clone(), dhcid: dhcid.clone(), ttl, forward: lease.fqdn_fwd, reverse: lease.fqdn_rev };
+    let name = PublishedName {
+        fqdn: fqdn.clone(),
+        dhcid: dhcid.clone(),
+        ttl,
+        forward: lease.fqdn_fwd,
+        reverse: lease.fqdn_rev,
+    };
     let (previous, changed) = engine.publish(lease.addr, name);
     if !changed {
         Stats::bump(&engine.stats().changes_unchanged);
@@ -161,16 +183,26 @@ fn remove(engine: &Engine, lease: &LeaseInfo) {
     }
     // Not published by this process (e.g. added before a restart): the lease
     // itself still carries the name and the client's identity.
-    let Some(hostname) = lease.hostname.as_deref() else { return };
+    let Some(hostname) = lease.hostname.as_deref() else {
+        return;
+    };
     if !lease.fqdn_fwd && !lease.fqdn_rev {
         return;
     }
     let fqdn = absolute(hostname);
-    let Some(dhcid) = lease_dhcid(engine, lease, &fqdn) else { return };
+    let Some(dhcid) = lease_dhcid(engine, lease, &fqdn) else {
+        return;
+    };
     submit_removal(
         engine,
         lease.addr,
-        PublishedName { fqdn, dhcid, ttl: 0, forward: lease.fqdn_fwd, reverse: lease.fqdn_rev },
+        PublishedName {
+            fqdn,
+            dhcid,
+            ttl: 0,
+            forward: lease.fqdn_fwd,
+            reverse: lease.fqdn_rev,
+        },
     );
 }
 

@@ -264,10 +264,7 @@ impl Config {
     }
 }
 
-fn parse_tsig_keys(
-    path: &str,
-    items: &[serde_json::Value],
-) -> Result<Vec<TsigKey>, ConfigError> {
+fn parse_tsig_keys(path: &str, items: &[serde_json::Value]) -> Result<Vec<TsigKey>, ConfigError> {
     let mut keys: Vec<TsigKey> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let mut obj = Obj::new(format!("{path}[{i}]"), item)?;
@@ -279,14 +276,15 @@ fn parse_tsig_keys(
         let algorithm_text = obj
             .string("algorithm")?
             .ok_or_else(|| obj.missing("algorithm"))?;
-        let algorithm = parse_algorithm(algorithm_text)
-            .ok_or_else(|| obj.invalid("algorithm", format!("unknown algorithm '{algorithm_text}'")))?;
+        let algorithm = parse_algorithm(algorithm_text).ok_or_else(|| {
+            obj.invalid("algorithm", format!("unknown algorithm '{algorithm_text}'"))
+        })?;
         // Kea's digest-bits truncates the MAC; we only sign with full MACs, so
         // anything but Kea's "no truncation" value would be silently wrong.
-        if let Some(bits) = obj.integer("digest-bits", 0, 1024)? {
-            if bits != 0 {
-                return Err(obj.invalid("digest-bits", "truncated TSIG MACs are not supported"));
-            }
+        if let Some(bits) = obj.integer("digest-bits", 0, 1024)?
+            && bits != 0
+        {
+            return Err(obj.invalid("digest-bits", "truncated TSIG MACs are not supported"));
         }
         let secret = parse_secret(&mut obj)?;
         obj.finish()?;
@@ -417,7 +415,9 @@ fn parse_domain_entry(
             let index = keys
                 .iter()
                 .position(|k| k.name == key_name)
-                .ok_or_else(|| obj.invalid("key-name", format!("no tsig-keys entry named '{key_name}'")))?;
+                .ok_or_else(|| {
+                    obj.invalid("key-name", format!("no tsig-keys entry named '{key_name}'"))
+                })?;
             Some(index)
         }
     };
@@ -442,7 +442,10 @@ fn parse_server(path: &str, value: &serde_json::Value) -> Result<SocketAddr, Con
     // D2 2.2 also refuses hostnames ("not yet supported"); say so rather than
     // calling a key Kea documents "unknown".
     if obj.take("hostname").is_some_and(|h| h.as_str() != Some("")) {
-        return Err(obj.invalid("hostname", "server hostnames are not supported, give ip-address"));
+        return Err(obj.invalid(
+            "hostname",
+            "server hostnames are not supported, give ip-address",
+        ));
     }
     let ip_text = obj
         .string("ip-address")?
@@ -451,7 +454,9 @@ fn parse_server(path: &str, value: &serde_json::Value) -> Result<SocketAddr, Con
         .trim()
         .parse()
         .map_err(|_| obj.invalid("ip-address", format!("'{ip_text}' is not an IP address")))?;
-    let port = obj.integer("port", 1, u64::from(u16::MAX))?.map_or(Ok(DEFAULT_DNS_PORT), u16::try_from)
+    let port = obj
+        .integer("port", 1, u64::from(u16::MAX))?
+        .map_or(Ok(DEFAULT_DNS_PORT), u16::try_from)
         .map_err(|_| obj.invalid("port", "out of range"))?;
     obj.finish()?;
     Ok(SocketAddr::new(ip, port))
@@ -517,7 +522,8 @@ fn parse_naming(top: &mut Obj<'_>) -> Result<NamingPolicy, ConfigError> {
         .to_owned();
     // The replacement lands inside a label, so it has to be label material
     // itself or every sanitised name would be refused later.
-    if hostname_char_replacement.len() > 63 || !hostname_char_replacement.bytes().all(is_label_byte) {
+    if hostname_char_replacement.len() > 63 || !hostname_char_replacement.bytes().all(is_label_byte)
+    {
         return Err(top.invalid(
             "hostname-char-replacement",
             "may hold only letters, digits, '-' and '_' (at most 63)",
@@ -576,7 +582,9 @@ fn parse_ttl(top: &mut Obj<'_>) -> Result<TtlPolicy, ConfigError> {
     let percent = match top.take("ddns-ttl-percent") {
         None => None,
         Some(value) => {
-            let p = value.as_f64().ok_or_else(|| top.invalid("ddns-ttl-percent", "must be a number"))?;
+            let p = value
+                .as_f64()
+                .ok_or_else(|| top.invalid("ddns-ttl-percent", "must be a number"))?;
             // Kea reads this as a decimal fraction (0.25 = 25%); a value above 1
             // almost surely means someone wrote "25" and expects 25%.
             if !(p > 0.0 && p <= 1.0) {
@@ -590,10 +598,10 @@ fn parse_ttl(top: &mut Obj<'_>) -> Result<TtlPolicy, ConfigError> {
     };
     let min = top.integer("ddns-ttl-min", 1, MAX_TTL)?;
     let max = top.integer("ddns-ttl-max", 1, MAX_TTL)?;
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            return Err(top.invalid("ddns-ttl-min", format!("{lo} is above ddns-ttl-max ({hi})")));
-        }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        return Err(top.invalid("ddns-ttl-min", format!("{lo} is above ddns-ttl-max ({hi})")));
     }
     let to_u32 = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok());
     Ok(TtlPolicy {
@@ -630,10 +638,14 @@ fn parse_domain(path: &str, text: &str) -> Result<Name, ConfigError> {
     let mut wire_len = 1usize;
     for label in &labels {
         if label.is_empty() {
-            return Err(invalid(format!("invalid domain name '{text}': empty label")));
+            return Err(invalid(format!(
+                "invalid domain name '{text}': empty label"
+            )));
         }
         if label.len() > 63 {
-            return Err(invalid(format!("invalid domain name '{text}': label longer than 63 octets")));
+            return Err(invalid(format!(
+                "invalid domain name '{text}': label longer than 63 octets"
+            )));
         }
         if !label.bytes().all(is_label_byte) {
             return Err(invalid(format!(
@@ -643,7 +655,9 @@ fn parse_domain(path: &str, text: &str) -> Result<Name, ConfigError> {
         wire_len += label.len() + 1;
     }
     if wire_len > 255 {
-        return Err(invalid(format!("invalid domain name '{text}': longer than 255 octets")));
+        return Err(invalid(format!(
+            "invalid domain name '{text}': longer than 255 octets"
+        )));
     }
     let mut name = Name::from_labels(labels.iter().map(|l| l.as_bytes()))
         .map_err(|e| invalid(format!("invalid domain name '{text}': {e}")))?;
@@ -668,7 +682,11 @@ impl<'a> Obj<'a> {
                 seen: Vec::new(),
             }),
             _ => Err(ConfigError::Invalid {
-                path: if path.is_empty() { "<parameters>".to_owned() } else { path },
+                path: if path.is_empty() {
+                    "<parameters>".to_owned()
+                } else {
+                    path
+                },
                 reason: "must be a map".to_owned(),
             }),
         }
@@ -716,7 +734,12 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn integer(&mut self, key: &'static str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+    fn integer(
+        &mut self,
+        key: &'static str,
+        min: u64,
+        max: u64,
+    ) -> Result<Option<u64>, ConfigError> {
         match self.take(key) {
             None => Ok(None),
             Some(value) => match value.as_u64() {
@@ -735,14 +758,615 @@ impl<'a> Obj<'a> {
     }
 
     fn finish(self) -> Result<(), ConfigError> {
-        let unknown = self.map.keys().find(|k| {
-            !self.seen.contains(&k.as_str()) && !KEA_IGNORED_KEYS.contains(&k.as_str())
-        });
+        let unknown = self
+            .map
+            .keys()
+            .find(|k| !self.seen.contains(&k.as_str()) && !KEA_IGNORED_KEYS.contains(&k.as_str()));
         match unknown {
             Some(key) => Err(ConfigError::Unknown {
                 path: self.path_of(key),
             }),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    // "secret" in base64.
+    const SECRET_B64: &str = "c2VjcmV0";
+
+    fn sample() -> Value {
+        json!({
+            "journal-dir": "/var/lib/kea/leasedns",
+            "tsig-keys": [ {"name": "ddns-key", "algorithm": "hmac-sha256", "secret": SECRET_B64} ],
+            "forward-ddns": {"ddns-domains": [ {"name": "lan.example.", "key-name": "ddns-key",
+                              "dns-servers": [ {"ip-address": "127.0.0.1", "port": 53} ] } ] },
+            "reverse-ddns": {"ddns-domains": [ {"name": "77.10.in-addr.arpa.", "key-name": "ddns-key",
+                              "dns-servers": [ {"ip-address": "127.0.0.1", "port": 53} ] } ] },
+            "ddns-qualifying-suffix": "lan.example.", "ddns-replace-client-name": "when-not-present",
+            "ddns-generated-prefix": "host", "ddns-conflict-resolution-mode": "check-with-dhcid"
+        })
+    }
+
+    fn parse(v: &Value) -> Result<Config, ConfigError> {
+        Config::from_json(&v.to_string())
+    }
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    /// Applies `edit` to the sample and returns the error's Display text.
+    fn error_of(edit: impl FnOnce(&mut Value)) -> String {
+        let mut v = sample();
+        edit(&mut v);
+        match parse(&v) {
+            Ok(_) => panic!("accepted: {v}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn sample_parses_with_defaults() {
+        let c = parse(&sample()).unwrap();
+        assert_eq!(c.journal_dir, PathBuf::from("/var/lib/kea/leasedns"));
+        assert_eq!(c.tsig_keys.len(), 1);
+        assert_eq!(c.tsig_keys[0].name, name("ddns-key."));
+        assert!(c.tsig_keys[0].name.is_fqdn());
+        assert_eq!(c.tsig_keys[0].algorithm, TsigAlgorithm::HmacSha256);
+        assert_eq!(c.tsig_keys[0].secret, b"secret");
+        assert_eq!(c.forward.len(), 1);
+        assert_eq!(c.forward[0].name, name("lan.example."));
+        assert_eq!(c.forward[0].key, Some(0));
+        assert_eq!(
+            c.forward[0].servers,
+            vec![SocketAddr::from(([127, 0, 0, 1], 53))]
+        );
+        assert_eq!(c.reverse[0].name, name("77.10.in-addr.arpa."));
+        assert_eq!(c.naming.qualifying_suffix, Some(name("lan.example.")));
+        assert_eq!(
+            c.naming.replace_client_name,
+            ReplaceClientName::WhenNotPresent
+        );
+        assert_eq!(c.naming.generated_prefix, "host");
+        assert_eq!(
+            c.naming
+                .hostname_char_set
+                .as_ref()
+                .map(regex::Regex::as_str),
+            Some(DEFAULT_HOSTNAME_CHAR_SET)
+        );
+        assert_eq!(c.naming.hostname_char_replacement, "");
+        assert!(!c.naming.override_client_update);
+        assert!(!c.naming.override_no_update);
+        assert_eq!(c.conflict_mode, ConflictMode::CheckWithDhcid);
+        assert_eq!(c.ttl, TtlPolicy::default());
+        assert_eq!(c.dns_server_timeout, Duration::from_millis(500));
+        assert_eq!(c.transport, Transport::Udp);
+        assert_eq!(c.sender_threads, 8);
+        assert_eq!(c.queue_capacity, 65_536);
+        // The secret never shows in Debug output.
+        assert!(!format!("{:?}", c.tsig_keys[0]).contains("secret\""));
+    }
+
+    #[test]
+    fn minimal_config_gets_kea_defaults() {
+        let v = json!({
+            "journal-dir": "/j",
+            "reverse-ddns": {"ddns-domains": [ {"name": "10.in-addr.arpa", "dns-servers": [ {"ip-address": "::1"} ] } ] }
+        });
+        let c = parse(&v).unwrap();
+        assert!(c.forward.is_empty());
+        assert!(c.tsig_keys.is_empty());
+        assert_eq!(c.reverse[0].key, None);
+        assert_eq!(c.reverse[0].name, name("10.in-addr.arpa."));
+        assert_eq!(c.reverse[0].servers[0], "[::1]:53".parse().unwrap());
+        assert_eq!(c.naming.generated_prefix, "myhost");
+        assert_eq!(c.naming.replace_client_name, ReplaceClientName::Never);
+        assert_eq!(c.naming.qualifying_suffix, None);
+    }
+
+    #[test]
+    fn every_optional_parameter() {
+        let mut v = sample();
+        let extra = json!({
+            "hostname-char-set": "[^a-z]", "hostname-char-replacement": "x",
+            "ddns-override-client-update": true, "ddns-override-no-update": true,
+            "ddns-ttl-percent": 0.5, "ddns-ttl-min": 300, "ddns-ttl-max": 3600,
+            "dns-server-timeout": 250, "dns-transport": "tcp", "sender-threads": 256,
+            "queue-capacity": 16, "ddns-replace-client-name": "always",
+            "ddns-conflict-resolution-mode": "no-check-without-dhcid",
+            "comment": "Kea-style comment", "user-context": {"any": ["thing"]}
+        });
+        for (k, val) in extra.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        let c = parse(&v).unwrap();
+        assert_eq!(
+            c.naming
+                .hostname_char_set
+                .as_ref()
+                .map(regex::Regex::as_str),
+            Some("[^a-z]")
+        );
+        assert_eq!(c.naming.hostname_char_replacement, "x");
+        assert!(c.naming.override_client_update && c.naming.override_no_update);
+        assert_eq!(
+            c.ttl,
+            TtlPolicy {
+                percent: Some(0.5),
+                min: Some(300),
+                max: Some(3600)
+            }
+        );
+        assert_eq!(c.dns_server_timeout, Duration::from_millis(250));
+        assert_eq!(c.transport, Transport::Tcp);
+        assert_eq!(c.sender_threads, 256);
+        assert_eq!(c.queue_capacity, 16);
+        assert_eq!(c.naming.replace_client_name, ReplaceClientName::Always);
+        assert_eq!(c.conflict_mode, ConflictMode::NoCheckWithoutDhcid);
+    }
+
+    #[test]
+    fn empty_char_set_disables_sanitising_and_empty_suffix_unsets() {
+        let mut v = sample();
+        v["hostname-char-set"] = json!("");
+        v["ddns-qualifying-suffix"] = json!("");
+        let c = parse(&v).unwrap();
+        assert!(c.naming.hostname_char_set.is_none());
+        assert!(c.naming.qualifying_suffix.is_none());
+    }
+
+    #[test]
+    fn algorithms_in_every_spelling() {
+        for (text, alg) in [
+            ("hmac-md5", TsigAlgorithm::HmacMd5),
+            ("HMAC-MD5", TsigAlgorithm::HmacMd5),
+            ("hmac-md5.sig-alg.reg.int.", TsigAlgorithm::HmacMd5),
+            ("HMAC-SHA1", TsigAlgorithm::HmacSha1),
+            ("hmac-sha224", TsigAlgorithm::HmacSha224),
+            ("HMAC-SHA256", TsigAlgorithm::HmacSha256),
+            ("Hmac-Sha384", TsigAlgorithm::HmacSha384),
+            ("hmac-sha512", TsigAlgorithm::HmacSha512),
+        ] {
+            let mut v = sample();
+            v["tsig-keys"][0]["algorithm"] = json!(text);
+            assert_eq!(parse(&v).unwrap().tsig_keys[0].algorithm, alg, "{text}");
+        }
+        let e = error_of(|v| v["tsig-keys"][0]["algorithm"] = json!("hmac-sha3"));
+        assert_eq!(
+            e,
+            "parameter 'tsig-keys[0].algorithm': unknown algorithm 'hmac-sha3'"
+        );
+    }
+
+    #[test]
+    fn names_are_lower_case_and_fully_qualified() {
+        let mut v = sample();
+        v["tsig-keys"][0]["name"] = json!("DDNS-Key");
+        v["forward-ddns"]["ddns-domains"][0]["key-name"] = json!("ddns-key.");
+        v["forward-ddns"]["ddns-domains"][0]["name"] = json!("LAN.Example");
+        v["ddns-qualifying-suffix"] = json!("Lan.EXAMPLE");
+        v["ddns-generated-prefix"] = json!("Host");
+        let c = parse(&v).unwrap();
+        for n in [
+            &c.tsig_keys[0].name,
+            &c.forward[0].name,
+            c.naming.qualifying_suffix.as_ref().unwrap(),
+        ] {
+            assert!(n.is_fqdn());
+            assert_eq!(n.to_ascii(), n.to_lowercase().to_ascii());
+        }
+        assert_eq!(c.forward[0].name.to_ascii(), "lan.example.");
+        assert_eq!(c.forward[0].key, Some(0));
+        assert_eq!(c.naming.generated_prefix, "host");
+    }
+
+    #[test]
+    fn secret_file_is_read_and_trimmed() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "  {SECRET_B64}  \n").unwrap();
+        let mut v = sample();
+        let key = v["tsig-keys"][0].as_object_mut().unwrap();
+        key.remove("secret");
+        key.insert("secret-file".to_owned(), json!(file.path()));
+        assert_eq!(parse(&v).unwrap().tsig_keys[0].secret, b"secret");
+
+        let e = error_of(|v| {
+            let key = v["tsig-keys"][0].as_object_mut().unwrap();
+            key.remove("secret");
+            key.insert("secret-file".to_owned(), json!("/nonexistent/leasedns.key"));
+        });
+        assert!(e.starts_with("parameter 'tsig-keys[0].secret-file': cannot read secret file '/nonexistent/leasedns.key'"), "{e}");
+    }
+
+    #[test]
+    fn secret_errors() {
+        let e = error_of(|v| v["tsig-keys"][0]["secret"] = json!("not base64!"));
+        assert!(
+            e.starts_with("parameter 'tsig-keys[0].secret': invalid base64"),
+            "{e}"
+        );
+        let e = error_of(|v| v["tsig-keys"][0]["secret"] = json!("  "));
+        assert_eq!(e, "parameter 'tsig-keys[0].secret': empty secret");
+        let e = error_of(|v| v["tsig-keys"][0]["secret-file"] = json!("/x"));
+        assert!(
+            e.starts_with("parameter 'tsig-keys[0].secret': give either"),
+            "{e}"
+        );
+        let e = error_of(|v| {
+            v["tsig-keys"][0].as_object_mut().unwrap().remove("secret");
+        });
+        assert_eq!(
+            e,
+            "parameter 'tsig-keys[0].secret': required parameter is missing"
+        );
+        // Missing padding is tolerated.
+        let mut v = sample();
+        v["tsig-keys"][0]["secret"] = json!("c2VjcmV0MQ");
+        assert_eq!(parse(&v).unwrap().tsig_keys[0].secret, b"secret1");
+        let e = error_of(|v| v["tsig-keys"][0]["digest-bits"] = json!(128));
+        assert!(e.starts_with("parameter 'tsig-keys[0].digest-bits'"), "{e}");
+        let mut v = sample();
+        v["tsig-keys"][0]["digest-bits"] = json!(0);
+        assert!(parse(&v).is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_named_wherever_they_are() {
+        type Edit = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|v| v["ncr-protocol"] = json!("UDP")),
+                "ncr-protocol",
+            ),
+            (
+                Box::new(|v| v["tsig-keys"][0]["secrett"] = json!("x")),
+                "tsig-keys[0].secrett",
+            ),
+            (
+                Box::new(|v| v["forward-ddns"]["ddns-domain"] = json!([])),
+                "forward-ddns.ddns-domain",
+            ),
+            (
+                Box::new(|v| v["forward-ddns"]["ddns-domains"][0]["keyname"] = json!("x")),
+                "forward-ddns.ddns-domains[0].keyname",
+            ),
+            (
+                Box::new(|v| {
+                    v["reverse-ddns"]["ddns-domains"][0]["dns-servers"][0]["prot"] = json!(53)
+                }),
+                "reverse-ddns.ddns-domains[0].dns-servers[0].prot",
+            ),
+        ];
+        for (edit, path) in cases {
+            assert_eq!(
+                error_of(edit),
+                format!("parameter '{path}': unknown parameter")
+            );
+        }
+    }
+
+    #[test]
+    fn missing_required_keys() {
+        let e = error_of(|v| {
+            v.as_object_mut().unwrap().remove("journal-dir");
+        });
+        assert_eq!(e, "parameter 'journal-dir': required parameter is missing");
+        let e = error_of(|v| {
+            v["forward-ddns"]["ddns-domains"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("name");
+        });
+        assert_eq!(
+            e,
+            "parameter 'forward-ddns.ddns-domains[0].name': required parameter is missing"
+        );
+        let e = error_of(|v| {
+            v["forward-ddns"]["ddns-domains"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("dns-servers");
+        });
+        assert_eq!(
+            e,
+            "parameter 'forward-ddns.ddns-domains[0].dns-servers': required parameter is missing"
+        );
+        let e = error_of(|v| {
+            v["forward-ddns"]["ddns-domains"][0]["dns-servers"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("ip-address");
+        });
+        assert_eq!(
+            e,
+            "parameter 'forward-ddns.ddns-domains[0].dns-servers[0].ip-address': required parameter is missing"
+        );
+        let e = error_of(|v| v["journal-dir"] = json!(""));
+        assert_eq!(e, "parameter 'journal-dir': must not be empty");
+    }
+
+    #[test]
+    fn zone_errors() {
+        let e = error_of(|v| v["forward-ddns"]["ddns-domains"][0]["dns-servers"] = json!([]));
+        assert_eq!(
+            e,
+            "parameter 'forward-ddns.ddns-domains[0].dns-servers': a zone needs at least one server"
+        );
+        let e = error_of(|v| v["forward-ddns"]["ddns-domains"][0]["key-name"] = json!("other-key"));
+        assert_eq!(
+            e,
+            "parameter 'forward-ddns.ddns-domains[0].key-name': no tsig-keys entry named 'other-key.'"
+        );
+        let e = error_of(|v| {
+            let zone = v["forward-ddns"]["ddns-domains"][0].clone();
+            let mut dup = zone.clone();
+            dup["name"] = json!("LAN.example");
+            v["forward-ddns"]["ddns-domains"] = json!([zone, dup]);
+        });
+        assert_eq!(
+            e,
+            "parameter 'forward-ddns.ddns-domains[1].name': duplicate zone 'lan.example.'"
+        );
+        let e = error_of(|v| v["reverse-ddns"]["ddns-domains"][0]["name"] = json!("lan.example."));
+        assert_eq!(
+            e,
+            "parameter 'reverse-ddns.ddns-domains[0].name': reverse zone 'lan.example.' is not under in-addr.arpa."
+        );
+        let e = error_of(|v| v["reverse-ddns"]["ddns-domains"][0]["name"] = json!("0.ip6.arpa."));
+        assert!(e.contains("is not under in-addr.arpa."), "{e}");
+        let e = error_of(|v| v["forward-ddns"]["ddns-domains"][0]["name"] = json!("."));
+        assert_eq!(
+            e,
+            "parameter 'forward-ddns.ddns-domains[0].name': the root zone cannot be a DDNS zone"
+        );
+        for bad in [
+            "a..b",
+            "a b.example",
+            "é.example",
+            "a\\.b",
+            "",
+            &"x".repeat(64),
+            &"abc.".repeat(70),
+        ] {
+            let e = error_of(|v| v["forward-ddns"]["ddns-domains"][0]["name"] = json!(bad));
+            assert!(
+                e.starts_with("parameter 'forward-ddns.ddns-domains[0].name': invalid domain name"),
+                "{bad}: {e}"
+            );
+        }
+        let e = error_of(|v| {
+            v["forward-ddns"]["ddns-domains"] = json!([]);
+            v.as_object_mut().unwrap().remove("reverse-ddns");
+        });
+        assert!(e.contains("no zone configured"), "{e}");
+        let e = error_of(|v| {
+            let k = v["tsig-keys"][0].clone();
+            v["tsig-keys"] = json!([k.clone(), k]);
+        });
+        assert_eq!(
+            e,
+            "parameter 'tsig-keys[1].name': duplicate key name 'ddns-key.'"
+        );
+    }
+
+    #[test]
+    fn server_errors() {
+        let path = "forward-ddns.ddns-domains[0].dns-servers[0]";
+        let e = error_of(|v| {
+            v["forward-ddns"]["ddns-domains"][0]["dns-servers"][0]["ip-address"] =
+                json!("10.0.0.256")
+        });
+        assert_eq!(
+            e,
+            format!("parameter '{path}.ip-address': '10.0.0.256' is not an IP address")
+        );
+        let e =
+            error_of(|v| v["forward-ddns"]["ddns-domains"][0]["dns-servers"][0]["port"] = json!(0));
+        assert_eq!(
+            e,
+            format!("parameter '{path}.port': must be an integer from 1 to 65535")
+        );
+        let e = error_of(|v| {
+            v["forward-ddns"]["ddns-domains"][0]["dns-servers"][0]["port"] = json!("53")
+        });
+        assert!(e.starts_with(&format!("parameter '{path}.port'")), "{e}");
+        let e = error_of(|v| {
+            v["forward-ddns"]["ddns-domains"][0]["dns-servers"][0]["hostname"] = json!("ns1")
+        });
+        assert!(
+            e.starts_with(&format!("parameter '{path}.hostname': server hostnames")),
+            "{e}"
+        );
+        // Kea writes an empty hostname when it is unused.
+        let mut v = sample();
+        v["forward-ddns"]["ddns-domains"][0]["dns-servers"][0]["hostname"] = json!("");
+        v["forward-ddns"]["ddns-domains"][0]["dns-servers"][0]["port"] = json!(5353);
+        assert_eq!(parse(&v).unwrap().forward[0].servers[0].port(), 5353);
+    }
+
+    #[test]
+    fn naming_and_tuning_errors() {
+        let cases: Vec<(&str, Value, &str)> = vec![
+            (
+                "hostname-char-set",
+                json!("[a-"),
+                "parameter 'hostname-char-set': bad regular expression",
+            ),
+            (
+                "hostname-char-replacement",
+                json!("."),
+                "parameter 'hostname-char-replacement'",
+            ),
+            (
+                "ddns-generated-prefix",
+                json!("my.host"),
+                "parameter 'ddns-generated-prefix'",
+            ),
+            (
+                "ddns-generated-prefix",
+                json!(""),
+                "parameter 'ddns-generated-prefix'",
+            ),
+            (
+                "ddns-generated-prefix",
+                json!("x".repeat(48)),
+                "parameter 'ddns-generated-prefix'",
+            ),
+            (
+                "ddns-replace-client-name",
+                json!("sometimes"),
+                "parameter 'ddns-replace-client-name': 'sometimes'",
+            ),
+            (
+                "ddns-conflict-resolution-mode",
+                json!("yes"),
+                "parameter 'ddns-conflict-resolution-mode': 'yes'",
+            ),
+            (
+                "ddns-qualifying-suffix",
+                json!("a..b"),
+                "parameter 'ddns-qualifying-suffix': invalid domain name",
+            ),
+            (
+                "ddns-qualifying-suffix",
+                json!("."),
+                "parameter 'ddns-qualifying-suffix': must not be the root",
+            ),
+            (
+                "ddns-override-no-update",
+                json!("true"),
+                "parameter 'ddns-override-no-update': must be true or false",
+            ),
+            (
+                "ddns-ttl-percent",
+                json!(25),
+                "parameter 'ddns-ttl-percent': 25 is out of range",
+            ),
+            ("ddns-ttl-percent", json!(0), "parameter 'ddns-ttl-percent'"),
+            (
+                "ddns-ttl-percent",
+                json!("0.5"),
+                "parameter 'ddns-ttl-percent': must be a number",
+            ),
+            ("ddns-ttl-min", json!(0), "parameter 'ddns-ttl-min'"),
+            (
+                "ddns-ttl-max",
+                json!(2_147_483_648u64),
+                "parameter 'ddns-ttl-max'",
+            ),
+            (
+                "dns-server-timeout",
+                json!(0),
+                "parameter 'dns-server-timeout'",
+            ),
+            (
+                "dns-transport",
+                json!("quic"),
+                "parameter 'dns-transport': 'quic'",
+            ),
+            (
+                "sender-threads",
+                json!(0),
+                "parameter 'sender-threads': must be an integer from 1 to 256",
+            ),
+            ("sender-threads", json!(257), "parameter 'sender-threads'"),
+            ("queue-capacity", json!(15), "parameter 'queue-capacity'"),
+            (
+                "queue-capacity",
+                json!(16 * 1024 * 1024 + 1),
+                "parameter 'queue-capacity'",
+            ),
+            (
+                "tsig-keys",
+                json!({}),
+                "parameter 'tsig-keys': must be a list",
+            ),
+            (
+                "forward-ddns",
+                json!([]),
+                "parameter 'forward-ddns': must be a map",
+            ),
+        ];
+        for (key, value, expect) in cases {
+            let e = error_of(|v| v[key] = value.clone());
+            assert!(e.starts_with(expect), "{key}={value}: {e}");
+        }
+        let e = error_of(|v| {
+            v["ddns-ttl-min"] = json!(7200);
+            v["ddns-ttl-max"] = json!(3600);
+        });
+        assert_eq!(
+            e,
+            "parameter 'ddns-ttl-min': 7200 is above ddns-ttl-max (3600)"
+        );
+    }
+
+    #[test]
+    fn kea_2_2_conflict_resolution_flag() {
+        for (flag, mode) in [
+            (true, ConflictMode::CheckWithDhcid),
+            (false, ConflictMode::NoCheckWithDhcid),
+        ] {
+            let mut v = sample();
+            v.as_object_mut()
+                .unwrap()
+                .remove("ddns-conflict-resolution-mode");
+            v["ddns-use-conflict-resolution"] = json!(flag);
+            assert_eq!(parse(&v).unwrap().conflict_mode, mode);
+        }
+        let e = error_of(|v| v["ddns-use-conflict-resolution"] = json!(true));
+        assert!(
+            e.starts_with("parameter 'ddns-use-conflict-resolution': give either"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn not_json_or_not_a_map() {
+        assert!(matches!(Config::from_json("{"), Err(ConfigError::Json(_))));
+        let e = Config::from_json("[]").unwrap_err();
+        assert_eq!(e.to_string(), "parameter '<parameters>': must be a map");
+        assert_eq!(ConfigError::Missing { path: "x".into() }.path(), Some("x"));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,200}") {
+            let _ = Config::from_json(&text);
+        }
+
+        #[test]
+        fn arbitrary_values_in_sample_never_panic(
+            key in prop::sample::select(vec![
+                "journal-dir", "tsig-keys", "forward-ddns", "reverse-ddns", "ddns-qualifying-suffix",
+                "ddns-replace-client-name", "ddns-generated-prefix", "hostname-char-set",
+                "ddns-ttl-percent", "ddns-ttl-min", "sender-threads", "queue-capacity",
+            ]),
+            value in prop_oneof![
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                ".{0,70}".prop_map(Value::from),
+                any::<bool>().prop_map(Value::from),
+                Just(Value::Null),
+                Just(json!([{}])),
+                Just(json!({"ddns-domains": [{"name": "x", "dns-servers": [{}]}]})),
+            ],
+        ) {
+            let mut v = sample();
+            v[key] = value;
+            if let Err(e) = parse(&v) {
+                prop_assert!(e.path().is_some_and(|p| p.starts_with(key)), "{e}");
+            }
         }
     }
 }

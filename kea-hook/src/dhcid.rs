@@ -183,7 +183,10 @@ mod tests {
         let mut client_id = vec![0xff, 0xde, 0xad, 0xbe, 0xef];
         client_id.extend_from_slice(&duid);
         let rdata = dhcid_rdata(Some(&client_id), 1, &[9; 6], "chi6.example.com").unwrap();
-        assert_eq!(b64(&rdata), "AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA=");
+        assert_eq!(
+            b64(&rdata),
+            "AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA="
+        );
     }
 
     // RFC 4701 section 3.6, second example: client id 01:07:08:09:0a:0b:0c, chi.example.com.
@@ -191,7 +194,10 @@ mod tests {
     fn rfc4701_example_client_id() {
         let client_id = [0x01, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c];
         let rdata = dhcid_rdata(Some(&client_id), 1, &[9; 6], "chi.example.com.").unwrap();
-        assert_eq!(b64(&rdata), "AAEBOSD+XR3Os/0LozeXVqcNc7FwCfQdWL3b/NaiUDlW2No=");
+        assert_eq!(
+            b64(&rdata),
+            "AAEBOSD+XR3Os/0LozeXVqcNc7FwCfQdWL3b/NaiUDlW2No="
+        );
     }
 
     // RFC 4701 section 3.6, third example: Ethernet 01:02:03:04:05:06, client.example.com.
@@ -199,7 +205,10 @@ mod tests {
     fn rfc4701_example_hwaddr() {
         let mac = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06];
         let rdata = dhcid_rdata(None, 1, &mac, "client.example.com").unwrap();
-        assert_eq!(b64(&rdata), "AAABxLmlskllE0MVjd57zHcWmEH3pCQ6VytcKD//7es/deY=");
+        assert_eq!(
+            b64(&rdata),
+            "AAABxLmlskllE0MVjd57zHcWmEH3pCQ6VytcKD//7es/deY="
+        );
         assert_eq!(rdata.len(), DHCID_RDATA_LEN);
     }
 
@@ -255,9 +264,20 @@ mod tests {
     fn invalid_names_are_refused() {
         let long_label = format!("{}.example.", "a".repeat(64));
         let long_name = format!("{}example.", "abcdefghi.".repeat(26));
-        for name in ["", ".", "a..b.", "..", "a\\.b.example.", &long_label, &long_name] {
+        for name in [
+            "",
+            ".",
+            "a..b.",
+            "..",
+            "a\\.b.example.",
+            &long_label,
+            &long_name,
+        ] {
             assert!(
-                matches!(dhcid_rdata(None, 1, &[1; 6], name), Err(DhcidError::InvalidName(_))),
+                matches!(
+                    dhcid_rdata(None, 1, &[1; 6], name),
+                    Err(DhcidError::InvalidName(_))
+                ),
                 "{name:?} accepted"
             );
         }

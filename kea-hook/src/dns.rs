@@ -15,8 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::tsig::{
-    TSIG, TsigAlgorithm as WireAlgorithm, TsigError, make_tsig_record, message_tbs,
-    signed_bitmessage_to_buf,
+    TSIG, TsigAlgorithm as WireAlgorithm, make_tsig_record, message_tbs, signed_bitmessage_to_buf,
 };
 use hmac::{Hmac, Mac};
 use tracing::debug;
@@ -441,7 +440,10 @@ pub enum Judged {
     Bad(String),
     /// Our id and question with the TC bit: ask again over TCP.
     Truncated,
-    Answer { rcode: Rcode, message: Box<Message> },
+    Answer {
+        rcode: Rcode,
+        message: Box<Message>,
+    },
 }
 
 /// Classifies reply bytes against the pending request. Never panics, whatever
@@ -555,7 +557,9 @@ fn exchange_udp(
     // ECONNREFUSED.
     let socket = UdpSocket::bind(local).map_err(ExchangeError::from_io)?;
     socket.connect(server).map_err(ExchangeError::from_io)?;
-    socket.send(&pending.bytes).map_err(ExchangeError::from_io)?;
+    socket
+        .send(&pending.bytes)
+        .map_err(ExchangeError::from_io)?;
 
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut ignored = 0u32;
@@ -611,7 +615,8 @@ fn exchange_tcp(
     let deadline = Instant::now() + timeout;
     let len = u16::try_from(pending.bytes.len())
         .map_err(|_| ExchangeError::Request("message longer than 65535 bytes".into()))?;
-    let mut stream = TcpStream::connect_timeout(&server, timeout).map_err(ExchangeError::from_io)?;
+    let mut stream =
+        TcpStream::connect_timeout(&server, timeout).map_err(ExchangeError::from_io)?;
     drop(stream.set_nodelay(true));
     let mut framed = Vec::with_capacity(pending.bytes.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
@@ -626,7 +631,9 @@ fn exchange_tcp(
         .map_err(ExchangeError::from_io)?;
     let mut reply = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
     set_deadline(&stream, deadline)?;
-    stream.read_exact(&mut reply).map_err(ExchangeError::from_io)?;
+    stream
+        .read_exact(&mut reply)
+        .map_err(ExchangeError::from_io)?;
     match judge(&reply, &pending, unix_now()) {
         Judged::Answer { rcode, message } => Ok(Response {
             rcode,
@@ -634,7 +641,9 @@ fn exchange_tcp(
             ignored: 0,
             tcp: true,
         }),
-        Judged::Truncated => Err(ExchangeError::BadResponse("truncated reply over TCP".into())),
+        Judged::Truncated => Err(ExchangeError::BadResponse(
+            "truncated reply over TCP".into(),
+        )),
         Judged::Foreign => Err(ExchangeError::BadResponse(
             "TCP reply does not match the request".into(),
         )),
@@ -657,6 +666,7 @@ fn set_deadline(stream: &TcpStream, deadline: Instant) -> Result<(), ExchangeErr
 mod tests {
     use super::*;
     use hickory_proto::op::{ResponseCode, UpdateMessage};
+    use hickory_proto::rr::rdata::tsig::TsigError;
     use hickory_proto::rr::{DNSClass, RecordType};
     use std::str::FromStr;
 
@@ -743,7 +753,10 @@ mod tests {
         let data = b"what do ya want for nothing?";
         let hex = |v: Vec<u8>| v.iter().map(|b| format!("{b:02x}")).collect::<String>();
         let mac = |a| hex(AnyHmac::new(a, b"Jefe").unwrap().chain(data).finish());
-        assert_eq!(mac(TsigAlgorithm::HmacMd5), "750c783e6ab0b503eaa86e310a5db738");
+        assert_eq!(
+            mac(TsigAlgorithm::HmacMd5),
+            "750c783e6ab0b503eaa86e310a5db738"
+        );
         assert_eq!(
             mac(TsigAlgorithm::HmacSha1),
             "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
@@ -770,11 +783,17 @@ mod tests {
             }
             // Wrong secret on the server side.
             let forged = signed_reply(&pending, b"other", ResponseCode::NoError);
-            assert!(matches!(judge(&forged, &pending, unix_now()), Judged::Bad(_)));
+            assert!(matches!(
+                judge(&forged, &pending, unix_now()),
+                Judged::Bad(_)
+            ));
             // Flip the rcode after signing.
             let mut tampered = reply.clone();
             tampered[3] ^= 0x01;
-            assert!(matches!(judge(&tampered, &pending, unix_now()), Judged::Bad(_)));
+            assert!(matches!(
+                judge(&tampered, &pending, unix_now()),
+                Judged::Bad(_)
+            ));
             // Outside the fudge window.
             assert!(matches!(
                 judge(&reply, &pending, unix_now() + 1000),
@@ -791,7 +810,10 @@ mod tests {
         drop(reply.take_signature());
         reply.metadata.message_type = MessageType::Response;
         let unsigned = reply.to_vec().unwrap();
-        assert!(matches!(judge(&unsigned, &pending, unix_now()), Judged::Bad(_)));
+        assert!(matches!(
+            judge(&unsigned, &pending, unix_now()),
+            Judged::Bad(_)
+        ));
 
         let mut other_id = reply.clone();
         other_id.metadata.id = pending.id.wrapping_add(1);
@@ -835,7 +857,12 @@ mod tests {
         reply.set_signature(sig);
         match judge(&reply.to_vec().unwrap(), &pending, unix_now()) {
             Judged::Answer { rcode, .. } => {
-                assert_eq!(rcode, Rcode::NotAuth { tsig_error: Some(16) });
+                assert_eq!(
+                    rcode,
+                    Rcode::NotAuth {
+                        tsig_error: Some(16)
+                    }
+                );
                 assert!(!rcode.is_retryable());
             }
             other => panic!("{other:?}"),
@@ -876,11 +903,20 @@ mod tests {
             server.send_to(&reply, from).unwrap();
         });
         let start = Instant::now();
-        let err = exchange(&update(), None, addr, Transport::Udp, Duration::from_millis(300))
-            .unwrap_err();
+        let err = exchange(
+            &update(),
+            None,
+            addr,
+            Transport::Udp,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
         handle.join().unwrap();
         assert!(start.elapsed() >= Duration::from_millis(290));
-        assert!(matches!(err, ExchangeError::Timeout { ignored: 1 }), "{err:?}");
+        assert!(
+            matches!(err, ExchangeError::Timeout { ignored: 1 }),
+            "{err:?}"
+        );
         assert!(err.is_retryable());
     }
 
@@ -909,8 +945,14 @@ mod tests {
             conn.write_all(&(r.len() as u16).to_be_bytes()).unwrap();
             conn.write_all(&r).unwrap();
         });
-        let response =
-            exchange(&update(), None, addr, Transport::Udp, Duration::from_secs(2)).unwrap();
+        let response = exchange(
+            &update(),
+            None,
+            addr,
+            Transport::Udp,
+            Duration::from_secs(2),
+        )
+        .unwrap();
         handle.join().unwrap();
         assert!(response.tcp);
         assert_eq!(response.rcode, Rcode::Nxrrset);
@@ -921,11 +963,23 @@ mod tests {
         let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = probe.local_addr().unwrap();
         drop(probe);
-        let err = exchange(&update(), None, addr, Transport::Udp, Duration::from_secs(1))
-            .unwrap_err();
+        let err = exchange(
+            &update(),
+            None,
+            addr,
+            Transport::Udp,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(matches!(err, ExchangeError::ConnectionRefused), "{err:?}");
-        let err = exchange(&update(), None, addr, Transport::Tcp, Duration::from_secs(1))
-            .unwrap_err();
+        let err = exchange(
+            &update(),
+            None,
+            addr,
+            Transport::Tcp,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(matches!(err, ExchangeError::ConnectionRefused), "{err:?}");
     }
 

@@ -15,7 +15,9 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded, select, unbounded};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, Sender, TrySendError, bounded, select, unbounded,
+};
 use parking_lot::Mutex;
 use rand::Rng;
 
@@ -38,7 +40,10 @@ pub enum EngineError {
     #[error("parameter 'journal-dir': {0}")]
     Journal(#[from] crate::journal::JournalError),
     #[error("cannot start thread {name}: {source}")]
-    Spawn { name: String, source: std::io::Error },
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
 }
 
 /// What the hook last asked DNS to hold for one address.
@@ -58,7 +63,11 @@ struct Published {
 
 impl Published {
     fn new() -> Published {
-        Published { shards: (0..PUBLISHED_SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        Published {
+            shards: (0..PUBLISHED_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+        }
     }
 
     fn shard(&self, addr: Ipv4Addr) -> &Mutex<HashMap<Ipv4Addr, PublishedName>> {
@@ -87,16 +96,21 @@ impl Engine {
         let replay: Vec<(u64, Change)> = recovery
             .pending
             .into_iter()
-            .filter_map(|(seq, payload)| match postcard::from_bytes::<Change>(&payload) {
-                Ok(change) => Some((seq, change)),
-                Err(err) => {
-                    tracing::error!(seq, %err, "journal entry does not decode; skipped");
-                    None
-                }
-            })
+            .filter_map(
+                |(seq, payload)| match postcard::from_bytes::<Change>(&payload) {
+                    Ok(change) => Some((seq, change)),
+                    Err(err) => {
+                        tracing::error!(seq, %err, "journal entry does not decode; skipped");
+                        None
+                    }
+                },
+            )
             .collect();
         if !replay.is_empty() {
-            tracing::info!(pending = replay.len(), "replaying journal entries queued before the restart");
+            tracing::info!(
+                pending = replay.len(),
+                "replaying journal entries queued before the restart"
+            );
         }
 
         let (submit_tx, submit_rx) = bounded::<Change>(cfg.queue_capacity);
@@ -122,7 +136,9 @@ impl Engine {
         }
         drop(done_tx);
 
-        stats.journal_entries.store(journal.pending() as i64, Ordering::Relaxed);
+        stats
+            .journal_entries
+            .store(journal.pending() as i64, Ordering::Relaxed);
         let journal_thread = JournalThread {
             journal,
             stats: Arc::clone(&stats),
@@ -130,7 +146,9 @@ impl Engine {
             done_rx,
             workers: worker_txs,
         };
-        threads.push(spawn("leasedns-journal", move || journal_thread.run(replay))?);
+        threads.push(spawn("leasedns-journal", move || {
+            journal_thread.run(replay)
+        })?);
 
         Ok(Engine {
             cfg,
@@ -211,12 +229,18 @@ impl Drop for Engine {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(String, JoinHandle<()>), EngineError> {
+fn spawn(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<(String, JoinHandle<()>), EngineError> {
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(f)
         .map(|h| (name.to_string(), h))
-        .map_err(|source| EngineError::Spawn { name: name.to_string(), source })
+        .map_err(|source| EngineError::Spawn {
+            name: name.to_string(),
+            source,
+        })
 }
 
 fn worker_for(fqdn: &str, workers: usize) -> usize {
@@ -280,20 +304,30 @@ impl JournalThread {
             Stats::bump(&self.stats.journal_errors);
             tracing::error!(%err, "journal: cannot record {} changes as done", seqs.len());
         }
-        self.stats.journal_entries.store(self.journal.pending() as i64, Ordering::Relaxed);
+        self.stats
+            .journal_entries
+            .store(self.journal.pending() as i64, Ordering::Relaxed);
     }
 
     /// Appends and syncs the batch; returns one sequence number per change,
     /// or `None`s when the journal cannot take it (the change is still sent).
     fn append(&mut self, batch: &[Change]) -> Vec<Option<u64>> {
-        let encoded: Vec<Vec<u8>> = batch.iter().filter_map(|c| postcard::to_stdvec(c).ok()).collect();
+        let encoded: Vec<Vec<u8>> = batch
+            .iter()
+            .filter_map(|c| postcard::to_stdvec(c).ok())
+            .collect();
         if encoded.len() != batch.len() {
             tracing::error!("journal: a change failed to encode");
             return vec![None; batch.len()];
         }
         let payloads: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        let result = self.journal.append(&payloads).and_then(|seqs| self.journal.sync().map(|()| seqs));
-        self.stats.journal_entries.store(self.journal.pending() as i64, Ordering::Relaxed);
+        let result = self
+            .journal
+            .append(&payloads)
+            .and_then(|seqs| self.journal.sync().map(|()| seqs));
+        self.stats
+            .journal_entries
+            .store(self.journal.pending() as i64, Ordering::Relaxed);
         match result {
             Ok(seqs) => seqs.into_iter().map(Some).collect(),
             Err(err) => {
@@ -351,9 +385,11 @@ impl Sender_ {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let outcome = executor.apply(&change);
-            self.stats.updates_sent.fetch_add(u64::from(outcome.messages_sent()), Ordering::Relaxed);
-            match outcome {
+            let applied = executor.apply(&change);
+            self.stats
+                .updates_sent
+                .fetch_add(u64::from(applied.stats.sent), Ordering::Relaxed);
+            match applied.outcome {
                 ApplyOutcome::Done(done) => {
                     self.record_done(&change, &done);
                     self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
@@ -362,12 +398,17 @@ impl Sender_ {
                     }
                     return true;
                 }
-                ApplyOutcome::Retry { reason, .. } => {
+                ApplyOutcome::Retry {
+                    direction,
+                    server,
+                    cause,
+                    detail,
+                } => {
                     Stats::bump(&self.stats.updates_failed);
                     let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
                     let wait = backoff + Duration::from_millis(jitter);
                     if attempt == 1 || attempt.is_power_of_two() {
-                        tracing::warn!(fqdn = %change.fqdn, addr = %change.addr, attempt, %reason, retry_in_ms = wait.as_millis() as u64, "DNS update failed; will retry");
+                        tracing::warn!(fqdn = %change.fqdn, addr = %change.addr, attempt, ?direction, %server, ?cause, %detail, retry_in_ms = wait.as_millis() as u64, "DNS update failed; will retry");
                     }
                     match self.shutdown_rx.recv_timeout(wait) {
                         Err(RecvTimeoutError::Timeout) => {}
@@ -388,7 +429,11 @@ impl Sender_ {
             }
             DoneKind::Conflict { reason } => {
                 Stats::bump(&self.stats.updates_conflict);
-                let verb = if change.kind == ChangeKind::Add { "not published" } else { "not removed" };
+                let verb = if change.kind == ChangeKind::Add {
+                    "not published"
+                } else {
+                    "not removed"
+                };
                 tracing::warn!(fqdn = %change.fqdn, addr = %change.addr, %reason, "name owned by another client or a static record; {verb}");
             }
             other => {

@@ -25,7 +25,11 @@ macro_rules! guard {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                host::log(3, 0, &format!("leasedns: internal error (panic) in {}: {msg}", $what));
+                host::log(
+                    3,
+                    0,
+                    &format!("leasedns: internal error (panic) in {}: {msg}", $what),
+                );
                 FAILED
             }
         }
@@ -36,8 +40,12 @@ macro_rules! guard {
 fn with_engine(handle: *mut c_void, f: impl FnOnce(&lifecycle::EngineRef, &Callout)) -> c_int {
     // SAFETY: Kea passes its `CalloutHandle&` (a pointer at the ABI level),
     // live for the duration of this callout; `Callout` does not escape `f`.
-    let Some(co) = (unsafe { Callout::from_raw(handle) }) else { return FAILED };
-    let Some(engine) = lifecycle::engine() else { return 0 };
+    let Some(co) = (unsafe { Callout::from_raw(handle) }) else {
+        return FAILED;
+    };
+    let Some(engine) = lifecycle::engine() else {
+        return 0;
+    };
     f(&engine, &co);
     0
 }
@@ -89,9 +97,15 @@ extern "C" fn on_timer() {
 pub unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_int {
     guard!("dhcp4_srv_configured", {
         // SAFETY: Kea's live `CalloutHandle&` for this callout.
-        let Some(co) = (unsafe { Callout::from_raw(handle) }) else { return FAILED };
+        let Some(co) = (unsafe { Callout::from_raw(handle) }) else {
+            return FAILED;
+        };
         if !co.start_timer(lifecycle::TICK_MS, on_timer) {
-            host::log(2, 0, "leasedns: cannot start the statistics timer; statistics update on traffic only");
+            host::log(
+                2,
+                0,
+                "leasedns: cannot start the statistics timer; statistics update on traffic only",
+            );
         }
         lifecycle::tick();
         0
@@ -112,31 +126,42 @@ pub unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lease4_renew(handle: *mut c_void) -> c_int {
-    guard!("lease4_renew", { with_engine(handle, |engine, co| callouts::name_lease(engine, co)) })
+    guard!("lease4_renew", {
+        with_engine(handle, |engine, co| callouts::name_lease(engine, co))
+    })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pkt4_send(handle: *mut c_void) -> c_int {
-    guard!("pkt4_send", { with_engine(handle, |engine, co| callouts::answer_fqdn(engine, co)) })
+    guard!("pkt4_send", {
+        with_engine(handle, |engine, co| callouts::answer_fqdn(engine, co))
+    })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn leases4_committed(handle: *mut c_void) -> c_int {
-    guard!("leases4_committed", { with_engine(handle, |engine, co| callouts::committed(engine, co)) })
+    guard!("leases4_committed", {
+        with_engine(handle, |engine, co| callouts::committed(engine, co))
+    })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lease4_decline(handle: *mut c_void) -> c_int {
-    guard!("lease4_decline", { with_engine(handle, |engine, co| callouts::lease_gone(engine, co)) })
+    guard!("lease4_decline", {
+        with_engine(handle, |engine, co| callouts::lease_gone(engine, co))
+    })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lease4_expire(handle: *mut c_void) -> c_int {
-    guard!("lease4_expire", { with_engine(handle, |engine, co| callouts::lease_gone(engine, co)) })
+    guard!("lease4_expire", {
+        with_engine(handle, |engine, co| callouts::lease_gone(engine, co))
+    })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lease4_recover(handle: *mut c_void) -> c_int {
-    guard!("lease4_recover", { with_engine(handle, |engine, co| callouts::lease_gone(engine, co)) })
+    guard!("lease4_recover", {
+        with_engine(handle, |engine, co| callouts::lease_gone(engine, co))
+    })
 }
-

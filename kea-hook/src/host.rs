@@ -88,10 +88,6 @@ impl Callout {
         (!handle.is_null()).then_some(Callout { handle })
     }
 
-    pub(crate) fn raw(&self) -> *mut c_void {
-        self.handle
-    }
-
     pub fn lease(&self, arg: &str) -> Option<LeaseInfo> {
         let name = cstr(arg);
         let mut raw = MaybeUninit::<sys::ldns_lease4_t>::zeroed();
@@ -118,7 +114,9 @@ impl Callout {
         for idx in 0..count {
             let mut raw = MaybeUninit::<sys::ldns_lease4_t>::zeroed();
             // SAFETY: live handle; the shim bounds-checks `idx` and fills `raw` on LDNS_OK.
-            let rc = unsafe { sys::ldns_arg_leases4_at(self.handle, name.as_ptr(), idx, raw.as_mut_ptr()) };
+            let rc = unsafe {
+                sys::ldns_arg_leases4_at(self.handle, name.as_ptr(), idx, raw.as_mut_ptr())
+            };
             if rc == sys::LDNS_OK {
                 // SAFETY: zero-initialised plain data written by the shim.
                 out.push(lease_from_raw(&unsafe { raw.assume_init() }));
@@ -162,7 +160,13 @@ impl Callout {
         let value = cstr(fqdn);
         // SAFETY: live handle; both strings are NUL-terminated and outlive the call.
         let rc = unsafe {
-            sys::ldns_set_lease4_hostname(self.handle, name.as_ptr(), value.as_ptr(), c_int::from(fwd), c_int::from(rev))
+            sys::ldns_set_lease4_hostname(
+                self.handle,
+                name.as_ptr(),
+                value.as_ptr(),
+                c_int::from(fwd),
+                c_int::from(rev),
+            )
         };
         rc == sys::LDNS_OK
     }
@@ -172,7 +176,8 @@ impl Callout {
         let name = cstr(arg);
         let value = cstr(fqdn);
         // SAFETY: live handle; both strings are NUL-terminated and outlive the call.
-        let rc = unsafe { sys::ldns_pkt4_set_fqdn(self.handle, name.as_ptr(), flags, value.as_ptr()) };
+        let rc =
+            unsafe { sys::ldns_pkt4_set_fqdn(self.handle, name.as_ptr(), flags, value.as_ptr()) };
         rc == sys::LDNS_OK
     }
 
@@ -215,7 +220,9 @@ pub unsafe fn library_params_json(library: *mut c_void) -> Option<String> {
     let mut buf: Vec<u8> = Vec::new();
     // SAFETY: `library` is live for the duration of load(); `collect_string`
     // only writes to `buf`, which outlives the call.
-    let rc = unsafe { sys::ldns_library_params_json(library, collect_string, (&mut buf as *mut Vec<u8>).cast()) };
+    let rc = unsafe {
+        sys::ldns_library_params_json(library, collect_string, (&mut buf as *mut Vec<u8>).cast())
+    };
     if rc != sys::LDNS_OK {
         return None;
     }

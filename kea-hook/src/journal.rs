@@ -96,7 +96,9 @@ pub struct JournalOptions {
 
 impl Default for JournalOptions {
     fn default() -> Self {
-        Self { segment_size: DEFAULT_SEGMENT_SIZE }
+        Self {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        }
     }
 }
 
@@ -109,9 +111,16 @@ pub enum JournalError {
     #[error("journal directory {path} is in use by another process (lock held on {path}/LOCK)")]
     Locked { path: PathBuf },
     #[error("journal {path}: {op}: {source}")]
-    Io { path: PathBuf, op: &'static str, source: io::Error },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
     #[error("journal payload of {len} bytes exceeds the limit of {MAX_PAYLOAD} bytes")]
     PayloadTooLarge { len: usize },
+    /// Only reachable with a forged journal whose sequence numbers are near `u64::MAX`.
+    #[error("journal sequence numbers exhausted")]
+    SequenceExhausted,
     #[error("journal payload encoding: {0}")]
     Encode(#[source] postcard::Error),
     #[error("journal payload decoding: {0}")]
@@ -122,16 +131,20 @@ impl JournalError {
     /// The underlying I/O error kind, if any (e.g. `StorageFull` for ENOSPC).
     pub fn io_kind(&self) -> Option<io::ErrorKind> {
         match self {
-            Self::Directory { source, .. } | Self::NotWritable { source, .. } | Self::Io { source, .. } => {
-                Some(source.kind())
-            }
+            Self::Directory { source, .. }
+            | Self::NotWritable { source, .. }
+            | Self::Io { source, .. } => Some(source.kind()),
             _ => None,
         }
     }
 }
 
-fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> JournalError + '_ {
-    move |source| JournalError::Io { path: path.to_path_buf(), op, source }
+fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> JournalError {
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
 }
 
 /// What [`Journal::open`] found.
@@ -199,7 +212,10 @@ struct WriteFailure {
 
 impl From<JournalError> for WriteFailure {
     fn from(error: JournalError) -> Self {
-        Self { error, rolled_back: true }
+        Self {
+            error,
+            rolled_back: true,
+        }
     }
 }
 
@@ -270,6 +286,9 @@ impl Journal {
         }
         self.ensure_active()?;
         let first = self.next_seq;
+        if first.checked_add(payloads.len() as u64).is_none() {
+            return Err(JournalError::SequenceExhausted);
+        }
         let seqs: Vec<u64> = (first..).take(payloads.len()).collect();
         let mut buf = Vec::with_capacity(payloads.iter().map(|p| p.len() + 17).sum());
         for (&seq, payload) in seqs.iter().zip(payloads) {
@@ -390,13 +409,20 @@ impl Journal {
                 }
             }
         }
-        let mut file = self.faults.create(&path).map_err(io_err(&path, "create segment"))?;
+        let mut file = self
+            .faults
+            .create(&path)
+            .map_err(io_err(&path, "create segment"))?;
         if let Err(e) = self.faults.write_all(&mut file, &buf) {
             drop(file);
             if let Err(re) = fs::remove_file(&path) {
                 tracing::warn!(path = %path.display(), error = %re, "cannot remove failed new journal segment");
             }
-            return Err(JournalError::Io { path, op: "write segment header", source: e });
+            return Err(JournalError::Io {
+                path,
+                op: "write segment header",
+                source: e,
+            });
         }
         tracing::debug!(path = %path.display(), carried = carried.len(), "journal segment created");
         if let Some(old) = self.active.take()
@@ -414,7 +440,12 @@ impl Journal {
         }
         self.segments.insert(
             id,
-            Segment { path, len: buf.len() as u64, undone: carried.len(), has_done: false },
+            Segment {
+                path,
+                len: buf.len() as u64,
+                undone: carried.len(),
+                has_done: false,
+            },
         );
         self.highest_name = Some(id);
         self.next_seq = id.max(self.next_seq);
@@ -461,16 +492,26 @@ impl Journal {
                 Ok(active.id)
             }
             Err(source) => {
-                let error = JournalError::Io { path: seg.path.clone(), op: "write", source };
+                let error = JournalError::Io {
+                    path: seg.path.clone(),
+                    op: "write",
+                    source,
+                };
                 match self.faults.set_len(&active.file, start) {
-                    Ok(()) => Err(WriteFailure { error, rolled_back: true }),
+                    Ok(()) => Err(WriteFailure {
+                        error,
+                        rolled_back: true,
+                    }),
                     Err(e) => {
                         tracing::warn!(
                             path = %seg.path.display(), error = %e,
                             "cannot truncate journal segment after a failed write; abandoning it"
                         );
                         self.abandon_active();
-                        Err(WriteFailure { error, rolled_back: false })
+                        Err(WriteFailure {
+                            error,
+                            rolled_back: false,
+                        })
                     }
                 }
             }
@@ -491,7 +532,11 @@ impl Journal {
         for i in 0..self.dirty_files.len() {
             let (path, file) = &self.dirty_files[i];
             if let Err(e) = self.faults.sync_data(file) {
-                let error = JournalError::Io { path: path.clone(), op: "fdatasync", source: e };
+                let error = JournalError::Io {
+                    path: path.clone(),
+                    op: "fdatasync",
+                    source: e,
+                };
                 self.abandon_active();
                 return Err(error);
             }
@@ -501,9 +546,16 @@ impl Journal {
             && let Some(active) = &self.active
         {
             if let Err(e) = self.faults.sync_data(&active.file) {
-                let path = self.segments.get(&active.id).map_or_else(|| self.dir.clone(), |s| s.path.clone());
+                let path = self
+                    .segments
+                    .get(&active.id)
+                    .map_or_else(|| self.dir.clone(), |s| s.path.clone());
                 self.abandon_active();
-                return Err(JournalError::Io { path, op: "fdatasync", source: e });
+                return Err(JournalError::Io {
+                    path,
+                    op: "fdatasync",
+                    source: e,
+                });
             }
             self.active_dirty = false;
         }
@@ -515,7 +567,9 @@ impl Journal {
             return Ok(());
         }
         let dir = File::open(&self.dir).map_err(io_err(&self.dir, "open directory"))?;
-        self.faults.sync_dir(&dir).map_err(io_err(&self.dir, "fsync directory"))?;
+        self.faults
+            .sync_dir(&dir)
+            .map_err(io_err(&self.dir, "fsync directory"))?;
         self.dir_dirty = false;
         Ok(())
     }
@@ -525,8 +579,9 @@ impl Journal {
     fn compact(&mut self) -> usize {
         let keep_active = self.active.as_ref().map(|a| a.id);
         let newest = self.segments.keys().next_back().copied();
-        let is_candidate =
-            |id: u64, seg: &Segment| seg.undone == 0 && Some(id) != keep_active && Some(id) != newest;
+        let is_candidate = |id: u64, seg: &Segment| {
+            seg.undone == 0 && Some(id) != keep_active && Some(id) != newest
+        };
         let mut survivor_seen = false;
         let mut needs_checkpoint = false;
         for (&id, seg) in &self.segments {
@@ -536,25 +591,32 @@ impl Journal {
                 needs_checkpoint = true;
             }
         }
-        let candidates: Vec<u64> =
-            self.segments.iter().filter(|(id, seg)| is_candidate(**id, seg)).map(|(id, _)| *id).collect();
+        let candidates: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|(id, seg)| is_candidate(**id, seg))
+            .map(|(id, _)| *id)
+            .collect();
         if candidates.is_empty() {
             return 0;
         }
-        let checkpointed = needs_checkpoint && {
-            match self.write_checkpoint() {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot write journal checkpoint; keeping done segments");
-                    false
+        let checkpointed = needs_checkpoint
+            && {
+                match self.write_checkpoint() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot write journal checkpoint; keeping done segments");
+                        false
+                    }
                 }
-            }
-        };
+            };
         let mut deleted = 0;
         let mut survivor_seen = false;
         let ids: Vec<u64> = self.segments.keys().copied().collect();
         for id in ids {
-            let Some(seg) = self.segments.get(&id) else { continue };
+            let Some(seg) = self.segments.get(&id) else {
+                continue;
+            };
             if !candidates.contains(&id) || (seg.has_done && survivor_seen && !checkpointed) {
                 survivor_seen = true;
                 continue;
@@ -671,7 +733,15 @@ impl Journal {
                     }
                 }
             }
-            self.segments.insert(*id, Segment { path: path.clone(), len, undone: 0, has_done });
+            self.segments.insert(
+                *id,
+                Segment {
+                    path: path.clone(),
+                    len,
+                    undone: 0,
+                    has_done,
+                },
+            );
             if is_last && truncated_ok {
                 reusable_last = Some(*id);
             }
@@ -713,13 +783,23 @@ impl Journal {
         report.pending = pending.len();
         report.next_seq = self.next_seq;
         tracing::info!(
-            segments = report.segments_read, entries = report.entries, done = report.done,
-            pending = report.pending, dropped = report.bytes_dropped, "journal recovered"
+            segments = report.segments_read,
+            entries = report.entries,
+            done = report.done,
+            pending = report.pending,
+            dropped = report.bytes_dropped,
+            "journal recovered"
         );
         Ok(Recovery { pending, report })
     }
 
-    fn handle_bad_header(&mut self, path: &Path, problem: HeaderProblem, len: u64, report: &mut RecoveryReport) {
+    fn handle_bad_header(
+        &mut self,
+        path: &Path,
+        problem: HeaderProblem,
+        len: u64,
+        report: &mut RecoveryReport,
+    ) {
         match problem {
             // A crash while creating the segment: it never held anything.
             HeaderProblem::Empty | HeaderProblem::Partial => {
@@ -727,7 +807,9 @@ impl Journal {
                 report.bytes_dropped += len;
                 match fs::remove_file(path) {
                     Ok(()) => self.dir_dirty = true,
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove journal segment"),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot remove journal segment")
+                    }
                 }
             }
             HeaderProblem::BadMagic | HeaderProblem::UnsupportedVersion(_) => {
@@ -740,10 +822,17 @@ impl Journal {
                 );
                 match fs::rename(path, &aside) {
                     Ok(()) => self.dir_dirty = true,
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot rename journal segment"),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot rename journal segment")
+                    }
                 }
                 report.bytes_dropped += len;
-                report.corrupt.push(Damaged { file: path.to_path_buf(), offset: 0, bytes: len, reason: problem.to_string() });
+                report.corrupt.push(Damaged {
+                    file: path.to_path_buf(),
+                    offset: 0,
+                    bytes: len,
+                    reason: problem.to_string(),
+                });
             }
         }
     }
@@ -760,7 +849,11 @@ fn segment_name(id: u64) -> String {
 
 fn parse_segment_name(name: &str) -> Option<u64> {
     let hex = name.strip_prefix("journal-")?.strip_suffix(".log")?;
-    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() != 16
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
@@ -768,11 +861,21 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 
 /// Creates the directory if needed, checks that it is usable, and takes the lock.
 fn prepare_dir(dir: &Path) -> Result<File, JournalError> {
-    let dir_err = |source| JournalError::Directory { path: dir.to_path_buf(), source };
-    DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(dir_err)?;
+    let dir_err = |source| JournalError::Directory {
+        path: dir.to_path_buf(),
+        source,
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(dir_err)?;
     let meta = fs::metadata(dir).map_err(dir_err)?;
     if !meta.is_dir() {
-        return Err(dir_err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")));
+        return Err(dir_err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        )));
     }
     if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(
@@ -780,7 +883,10 @@ fn prepare_dir(dir: &Path) -> Result<File, JournalError> {
             "journal directory is accessible to other users; 0700 is recommended"
         );
     }
-    let not_writable = |source| JournalError::NotWritable { path: dir.to_path_buf(), source };
+    let not_writable = |source| JournalError::NotWritable {
+        path: dir.to_path_buf(),
+        source,
+    };
     let lock = OpenOptions::new()
         .read(true)
         .write(true)
@@ -791,13 +897,23 @@ fn prepare_dir(dir: &Path) -> Result<File, JournalError> {
         .map_err(not_writable)?;
     match lock.try_lock() {
         Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => return Err(JournalError::Locked { path: dir.to_path_buf() }),
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(JournalError::Locked {
+                path: dir.to_path_buf(),
+            });
+        }
         Err(fs::TryLockError::Error(e)) => return Err(io_err(&dir.join(LOCK_FILE), "flock")(e)),
     }
     // An existing LOCK file opens for writing even in a read-only directory,
     // so prove that files can be created here.
     let probe = dir.join(PROBE_FILE);
-    OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&probe).map_err(not_writable)?;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&probe)
+        .map_err(not_writable)?;
     fs::remove_file(&probe).map_err(not_writable)?;
     Ok(lock)
 }
@@ -840,9 +956,17 @@ impl Faults {
     fn create(&mut self, path: &Path) -> io::Result<File> {
         #[cfg(test)]
         self.inject.check_create()?;
-        // Truncating is safe: a new name is above every tracked segment, so an
+        // Replacing is safe: a new name is above every tracked segment, so an
         // existing file can only be the remains of a failed creation.
-        OpenOptions::new().append(true).create(true).truncate(true).mode(0o600).open(path)
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
     }
 
     fn open_append(&mut self, path: &Path) -> io::Result<File> {
@@ -853,7 +977,10 @@ impl Faults {
         #[cfg(test)]
         if let Some(n) = self.inject.write_prefix() {
             file.write_all(&buf[..n.min(buf.len())])?;
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "injected ENOSPC"));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "injected ENOSPC",
+            ));
         }
         file.write_all(buf)
     }

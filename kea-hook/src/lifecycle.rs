@@ -24,7 +24,9 @@ static STATS: LazyLock<Arc<Stats>> = LazyLock::new(|| Arc::new(Stats::default())
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("the hook needs a 'parameters' map (journal-dir, tsig-keys, forward-ddns, reverse-ddns)")]
+    #[error(
+        "the hook needs a 'parameters' map (journal-dir, tsig-keys, forward-ddns, reverse-ddns)"
+    )]
     NoParameters,
     #[error("{0}")]
     Config(#[from] ConfigError),
@@ -73,7 +75,9 @@ pub fn tick() {
 }
 
 fn publish_stats() {
-    STATS.log_dropped.store(logging::dropped(), std::sync::atomic::Ordering::Relaxed);
+    STATS
+        .log_dropped
+        .store(logging::dropped(), std::sync::atomic::Ordering::Relaxed);
     for (name, value) in STATS.snapshot() {
         host::stat_set(name, value);
     }

@@ -133,7 +133,11 @@ impl<S: Subscriber> Layer<S> for KeaLayer {
             return;
         }
         let Some(bridge) = BRIDGE.get() else { return };
-        match bridge.tx.try_send(Record { severity, debuglevel, text }) {
+        match bridge.tx.try_send(Record {
+            severity,
+            debuglevel,
+            text,
+        }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 DROPPED.fetch_add(1, Ordering::Relaxed);

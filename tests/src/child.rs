@@ -38,8 +38,14 @@ impl ChildGuard {
                 .map_err(|e| HarnessError::io(format!("opening {}", output_log.display()), e))
         };
         cmd.stdin(Stdio::null()).stdout(open()?).stderr(open()?);
-        let child = spawn(cmd).map_err(|e| HarnessError::io(format!("starting {name}: `{what}`"), e))?;
-        Ok(Self { name: name.to_owned(), child: Some(child), output_log: output_log.to_owned(), watched: Vec::new() })
+        let child =
+            spawn(cmd).map_err(|e| HarnessError::io(format!("starting {name}: `{what}`"), e))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child: Some(child),
+            output_log: output_log.to_owned(),
+            watched: Vec::new(),
+        })
     }
 
     /// Also print the tail of `path` (e.g. the daemon's own log file) when
@@ -72,15 +78,23 @@ impl ChildGuard {
     }
 
     fn exited(&self, status: String) -> HarnessError {
-        HarnessError::DaemonExited { daemon: self.name.clone(), status, log_tail: self.log_tails() }
+        HarnessError::DaemonExited {
+            daemon: self.name.clone(),
+            status,
+            log_tail: self.log_tails(),
+        }
     }
 
     /// Sends `signal` (e.g. `libc::SIGHUP`) to the child.
     pub fn signal(&self, signal: i32) -> Result<()> {
         let Some(pid) = self.pid() else {
-            return Err(HarnessError::Missing(format!("{} is not running", self.name)));
+            return Err(HarnessError::Missing(format!(
+                "{} is not running",
+                self.name
+            )));
         };
-        send_signal(pid, signal).map_err(|e| HarnessError::io(format!("signalling {}", self.name), e))
+        send_signal(pid, signal)
+            .map_err(|e| HarnessError::io(format!("signalling {}", self.name), e))
     }
 
     /// Stops the child: SIGTERM, up to 10 s grace, then SIGKILL. Returns
@@ -101,16 +115,27 @@ impl ChildGuard {
                 Err(e) => return Err(HarnessError::io(format!("waiting for {}", self.name), e)),
             }
         }
-        eprintln!("harness: {} ignored SIGTERM for {STOP_GRACE:?}; sending SIGKILL", self.name);
+        eprintln!(
+            "harness: {} ignored SIGTERM for {STOP_GRACE:?}; sending SIGKILL",
+            self.name
+        );
         let _ = child.kill();
-        child.wait().map(Some).map_err(|e| HarnessError::io(format!("reaping {}", self.name), e))
+        child
+            .wait()
+            .map(Some)
+            .map_err(|e| HarnessError::io(format!("reaping {}", self.name), e))
     }
 
     /// Waits up to `timeout` for the child to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
         let name = self.name.clone();
-        let child = self.child.as_mut().ok_or_else(|| HarnessError::Missing(format!("{name} is not running")))?;
-        let status = crate::wait_for(timeout, &format!("{name} to exit"), || child.try_wait().ok().flatten())?;
+        let child = self
+            .child
+            .as_mut()
+            .ok_or_else(|| HarnessError::Missing(format!("{name} is not running")))?;
+        let status = crate::wait_for(timeout, &format!("{name} to exit"), || {
+            child.try_wait().ok().flatten()
+        })?;
         self.child = None;
         Ok(status)
     }
@@ -119,7 +144,14 @@ impl ChildGuard {
     pub fn log_tails(&self) -> String {
         std::iter::once(&self.output_log)
             .chain(&self.watched)
-            .map(|path| format!("----- {} ({}) -----\n{}", self.name, path.display(), tail(path, TAIL_LINES)))
+            .map(|path| {
+                format!(
+                    "----- {} ({}) -----\n{}",
+                    self.name,
+                    path.display(),
+                    tail(path, TAIL_LINES)
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }

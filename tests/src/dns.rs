@@ -37,7 +37,11 @@ pub struct Answer {
 
 impl Dns {
     pub fn new(place: Place, server: IpAddr, port: u16) -> Self {
-        Self { place, server, port }
+        Self {
+            place,
+            server,
+            port,
+        }
     }
 
     pub fn place(&self) -> &Place {
@@ -54,7 +58,9 @@ impl Dns {
 
     fn kdig(&self, args: &[&str]) -> Result<String> {
         let mut cmd = self.place.command("kdig")?;
-        cmd.arg(format!("@{}", self.server)).arg("-p").arg(self.port.to_string());
+        cmd.arg(format!("@{}", self.server))
+            .arg("-p")
+            .arg(self.port.to_string());
         // One quick try: callers poll with wait_until instead of relying on
         // kdig's retries.
         cmd.args(["+retry=0", "+timeout=2"]).args(args);
@@ -73,7 +79,12 @@ impl Dns {
     /// for NXDOMAIN or no data.
     pub fn query(&self, name: &str, rtype: &str) -> Result<Vec<String>> {
         let out = self.kdig(&[name, rtype, "+short"])?;
-        Ok(out.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect())
     }
 
     /// The rcode and the answer section of a query.
@@ -90,7 +101,10 @@ impl Dns {
             .nth(1)
             .map(|rest| rest.split("\n\n").next().unwrap_or(rest))
             .unwrap_or("");
-        Ok(Answer { rcode, records: parse_records(answer_section)? })
+        Ok(Answer {
+            rcode,
+            records: parse_records(answer_section)?,
+        })
     }
 
     /// Every record of `zone` via AXFR (Knot allows transfers from the
@@ -99,7 +113,10 @@ impl Dns {
         let out = self.kdig(&[zone, "AXFR", "+noall", "+answer"])?;
         let mut records = parse_records(&out)?;
         if records.is_empty() {
-            return Err(HarnessError::parse(format!("kdig AXFR {zone}"), format!("no records:\n{out}")));
+            return Err(HarnessError::parse(
+                format!("kdig AXFR {zone}"),
+                format!("no records:\n{out}"),
+            ));
         }
         // AXFR repeats the SOA at the end.
         if records.len() > 1 && records.first() == records.last() {
@@ -110,7 +127,11 @@ impl Dns {
 
     /// How many records of type `rtype` the zone holds.
     pub fn count(&self, zone: &str, rtype: &str) -> Result<usize> {
-        Ok(self.axfr(zone)?.iter().filter(|r| r.rtype.eq_ignore_ascii_case(rtype)).count())
+        Ok(self
+            .axfr(zone)?
+            .iter()
+            .filter(|r| r.rtype.eq_ignore_ascii_case(rtype))
+            .count())
     }
 
     /// The zone's SOA serial.
@@ -127,12 +148,18 @@ impl Dns {
 /// skipping comments and blank lines.
 pub(crate) fn parse_records(text: &str) -> Result<Vec<ZoneRecord>> {
     let mut records = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with(';')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+    {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [name, ttl, _class, rtype, rdata @ ..] = fields.as_slice() else {
             return Err(HarnessError::parse("kdig", format!("not a record: {line}")));
         };
-        let ttl = ttl.parse().map_err(|_| HarnessError::parse("kdig", format!("bad TTL in: {line}")))?;
+        let ttl = ttl
+            .parse()
+            .map_err(|_| HarnessError::parse("kdig", format!("bad TTL in: {line}")))?;
         records.push(ZoneRecord {
             name: name.to_ascii_lowercase(),
             ttl,
@@ -157,7 +184,10 @@ mod tests {
         assert_eq!(records[1].name, "printer.lan.example.");
         assert_eq!(records[1].rtype, "A");
         assert_eq!(records[1].rdata, "10.77.0.250");
-        assert_eq!(records[0].rdata, "ns.lan.example. hostmaster.lan.example. 1 3600 600 86400 300");
+        assert_eq!(
+            records[0].rdata,
+            "ns.lan.example. hostmaster.lan.example. 1 3600 600 86400 300"
+        );
     }
 
     #[test]

@@ -15,13 +15,21 @@ pub enum HarnessError {
     },
     /// A tool ran but reported failure.
     #[error("`{command}` failed ({status}):\n{output}")]
-    CommandFailed { command: String, status: String, output: String },
+    CommandFailed {
+        command: String,
+        status: String,
+        output: String,
+    },
     /// A condition polled with `wait_until`/`wait_for` never held.
     #[error("timed out after {after:?} waiting for {what}")]
     Timeout { what: String, after: Duration },
     /// A daemon exited while it should be running.
     #[error("{daemon} exited early ({status}); log tail:\n{log_tail}")]
-    DaemonExited { daemon: String, status: String, log_tail: String },
+    DaemonExited {
+        daemon: String,
+        status: String,
+        log_tail: String,
+    },
     /// A reply or output could not be understood.
     #[error("unexpected output from {from}: {detail}")]
     Parse { from: String, detail: String },
@@ -35,10 +43,16 @@ pub type Result<T> = std::result::Result<T, HarnessError>;
 
 impl HarnessError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        Self::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     pub(crate) fn parse(from: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::Parse { from: from.into(), detail: detail.into() }
+        Self::Parse {
+            from: from.into(),
+            detail: detail.into(),
+        }
     }
 }

@@ -37,7 +37,7 @@ pub struct KnotOptions {
     /// Addresses to listen on; 127.0.0.1 by default. Transfers (AXFR) are
     /// allowed from these addresses.
     pub listen: Vec<IpAddr>,
-    /// Port; None picks a free one.
+    /// Port; None means 53 inside a namespace, a free port on the host.
     pub port: Option<u16>,
     /// Knot log severity for `any` (`info`, `debug`, ...).
     pub log_level: String,
@@ -85,7 +85,9 @@ impl TsigKeyInfo {
 
     /// The decoded secret.
     pub fn secret_bytes(&self) -> Vec<u8> {
-        base64::engine::general_purpose::STANDARD.decode(&self.secret).unwrap_or_default()
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.secret)
+            .unwrap_or_default()
     }
 }
 
@@ -111,10 +113,17 @@ impl Knot {
             .prefix("leasedns-knot-")
             .tempdir()
             .map_err(|e| HarnessError::io("creating knot temp dir", e))?;
-        let addr = opts.listen.first().copied().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let port = match opts.port {
-            Some(port) => port,
-            None => free_port(addr)?,
+        let addr = opts
+            .listen
+            .first()
+            .copied()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let port = match (opts.port, &place) {
+            (Some(port), _) => port,
+            // A private namespace has every port free (and its addresses do
+            // not exist out here to probe).
+            (None, Place::Netns(_)) => 53,
+            (None, Place::Host) => free_port(addr)?,
         };
         let key = TsigKeyInfo {
             name: absolute(&opts.key_name),
@@ -126,13 +135,36 @@ impl Knot {
         for sub in ["db", "run", "zones"] {
             create_dir(&dir.path().join(sub))?;
         }
-        write_zone(dir.path(), &zones[0], &zones[0], opts.ttl, &opts.forward_records, true)?;
+        write_zone(
+            dir.path(),
+            &zones[0],
+            &zones[0],
+            opts.ttl,
+            &opts.forward_records,
+            true,
+        )?;
         if let Some(reverse) = zones.get(1) {
-            write_zone(dir.path(), reverse, &zones[0], opts.ttl, &opts.reverse_records, false)?;
+            write_zone(
+                dir.path(),
+                reverse,
+                &zones[0],
+                opts.ttl,
+                &opts.reverse_records,
+                false,
+            )?;
         }
         let conf = dir.path().join("knot.conf");
         write_file(&conf, &config_text(dir.path(), opts, port, &key, &zones))?;
-        let mut knot = Self { guard: None, dir, conf, place, addr, port, key, zones };
+        let mut knot = Self {
+            guard: None,
+            dir,
+            conf,
+            place,
+            addr,
+            port,
+            key,
+            zones,
+        };
         knot.check_conf()?;
         knot.start_again()?;
         Ok(knot)
@@ -148,7 +180,12 @@ impl Knot {
         cmd.arg("-c").arg(&self.conf);
         let log = self.dir.path().join("knotd.log");
         self.guard = Some(ChildGuard::spawn("knotd", cmd, &log)?);
-        self.wait_ready()
+        let ready = self.wait_ready();
+        if ready.is_err() {
+            // Leave no half-started daemon behind; start_again may retry.
+            self.guard = None;
+        }
+        ready
     }
 
     fn wait_ready(&mut self) -> Result<()> {
@@ -162,12 +199,18 @@ impl Knot {
                 last_error = Some(e);
                 return true;
             }
-            zones.iter().all(|zone| dns.query(zone, "SOA").is_ok_and(|soa| !soa.is_empty()))
+            zones
+                .iter()
+                .all(|zone| dns.query(zone, "SOA").is_ok_and(|soa| !soa.is_empty()))
         });
         match (ready, last_error) {
             (_, Some(exited)) => Err(exited),
             (Err(timeout), None) => {
-                let tails = self.guard.as_ref().map(ChildGuard::log_tails).unwrap_or_default();
+                let tails = self
+                    .guard
+                    .as_ref()
+                    .map(ChildGuard::log_tails)
+                    .unwrap_or_default();
                 Err(HarnessError::Missing(format!("{timeout}\n{tails}")))
             }
             (Ok(()), None) => Ok(()),
@@ -261,7 +304,9 @@ impl Knot {
             };
             records.push(ZoneRecord {
                 name: name.to_ascii_lowercase(),
-                ttl: ttl.parse().map_err(|_| HarnessError::parse("knotc zone-read", line))?,
+                ttl: ttl
+                    .parse()
+                    .map_err(|_| HarnessError::parse("knotc zone-read", line))?,
                 rtype: (*rtype).to_owned(),
                 rdata: rdata.join(" "),
             });
@@ -269,17 +314,35 @@ impl Knot {
         Ok(records)
     }
 
-    /// Runs a `knsupdate` script signed with the key; `server` and the
-    /// final `send` are added. Returns the tool's output whatever its exit
-    /// code, so tests can check refusals too.
+    /// Runs a `knsupdate` script signed with the instance's key; `server`,
+    /// `zone` and the final `send` are added. Returns the tool's output
+    /// whatever its exit code, so tests can check refusals too.
     pub fn nsupdate(&self, zone: &str, commands: &[&str]) -> Result<Output> {
-        let mut script = format!("server {} {}\nzone {}\n", self.addr, self.port, absolute(zone));
+        self.nsupdate_as(Some(&self.key), zone, commands)
+    }
+
+    /// Like [`nsupdate`](Self::nsupdate) with another key, or unsigned.
+    pub fn nsupdate_as(
+        &self,
+        key: Option<&TsigKeyInfo>,
+        zone: &str,
+        commands: &[&str],
+    ) -> Result<Output> {
+        let mut script = format!(
+            "server {} {}\nzone {}\n",
+            self.addr,
+            self.port,
+            absolute(zone)
+        );
         for line in commands {
             let _ = writeln!(script, "{line}");
         }
         script.push_str("send\nanswer\n");
         let mut cmd = self.place.command("knsupdate")?;
-        cmd.arg("-y").arg(self.key.tool_arg()).arg("-t").arg("5");
+        if let Some(key) = key {
+            cmd.arg("-y").arg(key.tool_arg());
+        }
+        cmd.arg("-t").arg("5");
         run(cmd, Some(script.as_bytes()), TOOL_TIMEOUT)
     }
 }
@@ -287,30 +350,49 @@ impl Knot {
 /// An absolute (dot-terminated) lower-case name.
 fn absolute(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
-    if lower.ends_with('.') { lower } else { format!("{lower}.") }
+    if lower.ends_with('.') {
+        lower
+    } else {
+        format!("{lower}.")
+    }
 }
 
 fn create_dir(path: &Path) -> Result<()> {
-    std::fs::create_dir_all(path).map_err(|e| HarnessError::io(format!("creating {}", path.display()), e))
+    std::fs::create_dir_all(path)
+        .map_err(|e| HarnessError::io(format!("creating {}", path.display()), e))
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))
+    std::fs::write(path, text)
+        .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))
 }
 
 /// Binds port 0 for UDP and TCP and returns a port that was free for both.
 fn free_port(addr: IpAddr) -> Result<u16> {
     for _ in 0..20 {
-        let udp = UdpSocket::bind((addr, 0)).map_err(|e| HarnessError::io("binding a UDP probe socket", e))?;
-        let port = udp.local_addr().map_err(|e| HarnessError::io("reading probe port", e))?.port();
+        let udp = UdpSocket::bind((addr, 0))
+            .map_err(|e| HarnessError::io("binding a UDP probe socket", e))?;
+        let port = udp
+            .local_addr()
+            .map_err(|e| HarnessError::io("reading probe port", e))?
+            .port();
         if TcpListener::bind((addr, port)).is_ok() {
             return Ok(port);
         }
     }
-    Err(HarnessError::Missing(format!("no free UDP+TCP port on {addr}")))
+    Err(HarnessError::Missing(format!(
+        "no free UDP+TCP port on {addr}"
+    )))
 }
 
-fn write_zone(dir: &Path, zone: &str, forward: &str, ttl: u32, extra: &[String], is_forward: bool) -> Result<()> {
+fn write_zone(
+    dir: &Path,
+    zone: &str,
+    forward: &str,
+    ttl: u32,
+    extra: &[String],
+    is_forward: bool,
+) -> Result<()> {
     let mut text = format!(
         "$ORIGIN {zone}\n$TTL {ttl}\n@ SOA ns.{forward} hostmaster.{forward} 1 3600 600 86400 {ttl}\n@ NS ns.{forward}\n"
     );
@@ -323,7 +405,13 @@ fn write_zone(dir: &Path, zone: &str, forward: &str, ttl: u32, extra: &[String],
     write_file(&dir.join("zones").join(format!("{zone}zone")), &text)
 }
 
-fn config_text(dir: &Path, opts: &KnotOptions, port: u16, key: &TsigKeyInfo, zones: &[String]) -> String {
+fn config_text(
+    dir: &Path,
+    opts: &KnotOptions,
+    port: u16,
+    key: &TsigKeyInfo,
+    zones: &[String],
+) -> String {
     let dir = dir.display();
     let listen: Vec<String> = opts.listen.iter().map(|a| format!("{a}@{port}")).collect();
     let mut xfr: Vec<String> = opts.listen.iter().map(ToString::to_string).collect();
@@ -368,10 +456,12 @@ template:
     storage: "{dir}/zones"
     file: "%s.zone"
     # Updates live in the journal only; the zone files stay as written so
-    # tests can tell static from dynamic records.
+    # tests can tell static from dynamic records. On restart knotd parses
+    # the zone file (serial 1) and replays the journal on top, so dynamic
+    # records survive a restart ("difference-no-serial" would drop them).
     zonefile-sync: -1
     zonefile-load: whole
-    journal-content: changes
+    journal-content: all
     semantic-checks: off
     acl: [ leasedns-update, local-transfer ]
 "#,

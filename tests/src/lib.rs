@@ -21,15 +21,16 @@ mod perfdhcp;
 mod process;
 
 pub use child::ChildGuard;
-
+pub use dhclient::{Dhclient, DhclientOptions, Fqdn, Lease};
 pub use dns::{Answer, Dns, ZoneRecord};
 pub use error::{HarnessError, Result};
-
+pub use kea::{Kea, KeaOptions};
 pub use knot::{Knot, KnotOptions, TsigKeyInfo};
 pub use netns::Netns;
-
+pub use perfdhcp::{Exchange, Perfdhcp, PerfdhcpReport};
 pub use process::{Output, Place, program};
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -44,24 +45,40 @@ pub fn require_root(test: &str) -> bool {
     if euid == 0 {
         return true;
     }
-    eprintln!("SKIPPED {test}: end-to-end tests need root (network namespaces, raw sockets)");
+    // Written to the stderr handle rather than with eprintln!, which libtest
+    // captures and hides for passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: end-to-end tests need root (network namespaces, raw sockets)"
+    );
     false
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) -> Result<()> {
+pub fn wait_until(
+    timeout: Duration,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) -> Result<()> {
     wait_for(timeout, what, || condition().then_some(()))
 }
 
 /// Polls `probe` until it returns a value or `timeout` passes.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> Result<T> {
+pub fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = probe() {
             return Ok(value);
         }
         if Instant::now() >= deadline {
-            return Err(HarnessError::Timeout { what: what.to_owned(), after: timeout });
+            return Err(HarnessError::Timeout {
+                what: what.to_owned(),
+                after: timeout,
+            });
         }
         std::thread::sleep(POLL_INTERVAL);
     }

@@ -59,14 +59,35 @@ impl Netns {
         let steps: Vec<Vec<String>> = vec![
             vec!["netns".into(), "add".into(), self.server_ns.clone()],
             vec!["netns".into(), "add".into(), self.client_ns.clone()],
-            format!("link add {} type veth peer name {}", self.server_if, self.client_if)
-                .split(' ')
-                .map(String::from)
-                .collect(),
-            vec!["link".into(), "set".into(), self.server_if.clone(), "netns".into(), self.server_ns.clone()],
-            vec!["link".into(), "set".into(), self.client_if.clone(), "netns".into(), self.client_ns.clone()],
-            ns_args(&self.server_ns, &format!("addr add {server}/16 dev {}", self.server_if)),
-            ns_args(&self.client_ns, &format!("addr add {client}/16 dev {}", self.client_if)),
+            format!(
+                "link add {} type veth peer name {}",
+                self.server_if, self.client_if
+            )
+            .split(' ')
+            .map(String::from)
+            .collect(),
+            vec![
+                "link".into(),
+                "set".into(),
+                self.server_if.clone(),
+                "netns".into(),
+                self.server_ns.clone(),
+            ],
+            vec![
+                "link".into(),
+                "set".into(),
+                self.client_if.clone(),
+                "netns".into(),
+                self.client_ns.clone(),
+            ],
+            ns_args(
+                &self.server_ns,
+                &format!("addr add {server}/16 dev {}", self.server_if),
+            ),
+            ns_args(
+                &self.client_ns,
+                &format!("addr add {client}/16 dev {}", self.client_if),
+            ),
             ns_args(&self.server_ns, &format!("link set {} up", self.server_if)),
             ns_args(&self.client_ns, &format!("link set {} up", self.client_if)),
             ns_args(&self.server_ns, "link set lo up"),
@@ -159,7 +180,11 @@ impl Drop for Netns {
 }
 
 fn ns_args(ns: &str, rest: &str) -> Vec<String> {
-    ["-n", ns].into_iter().chain(rest.split(' ')).map(String::from).collect()
+    ["-n", ns]
+        .into_iter()
+        .chain(rest.split(' '))
+        .map(String::from)
+        .collect()
 }
 
 fn ip(args: &[String]) -> Result<String> {
@@ -171,7 +196,10 @@ fn ip(args: &[String]) -> Result<String> {
 /// Kills what runs inside (daemons started there are ours) and deletes it.
 fn delete_namespace(ns: &str) {
     if let Ok(pids) = ip(&["netns".into(), "pids".into(), ns.into()]) {
-        for pid in pids.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()) {
+        for pid in pids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<libc::pid_t>().ok())
+        {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -189,8 +217,14 @@ fn remove_stale() {
     let Ok(list) = ip(&["netns".into(), "list".into()]) else {
         return;
     };
-    for name in list.lines().filter_map(|line| line.split_whitespace().next()) {
-        let Some(pid) = name.strip_prefix(NS_PREFIX).and_then(|rest| rest.split('-').next()) else {
+    for name in list
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+    {
+        let Some(pid) = name
+            .strip_prefix(NS_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+        else {
             continue;
         };
         if !pid_alive(pid) {
@@ -203,7 +237,10 @@ fn remove_stale() {
     };
     for link in links.lines().filter_map(|line| line.split(": ").nth(1)) {
         let name = link.split('@').next().unwrap_or(link);
-        let Some(pid) = name.strip_prefix("ld").and_then(|rest| rest.split('x').next()) else {
+        let Some(pid) = name
+            .strip_prefix("ld")
+            .and_then(|rest| rest.split('x').next())
+        else {
             continue;
         };
         if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !pid_alive(pid) {

@@ -46,12 +46,15 @@ pub fn program(name: &str) -> Result<PathBuf> {
         .chain(extra)
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
-        .ok_or_else(|| HarnessError::Missing(format!("program `{name}` not found in PATH or /usr/sbin")))
+        .ok_or_else(|| {
+            HarnessError::Missing(format!("program `{name}` not found in PATH or /usr/sbin"))
+        })
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 /// What a finished tool printed.
@@ -86,12 +89,17 @@ pub(crate) fn describe(cmd: &Command) -> String {
 /// Runs a tool to completion, killing it after `timeout`.
 pub(crate) fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output> {
     let what = describe(&cmd);
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = spawn(cmd).map_err(|e| HarnessError::io(format!("spawning `{what}`"), e))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input).map_err(|e| HarnessError::io(format!("writing stdin of `{what}`"), e))?;
+        pipe.write_all(input)
+            .map_err(|e| HarnessError::io(format!("writing stdin of `{what}`"), e))?;
     }
     // Readers on their own threads so a chatty tool cannot fill a pipe and
     // stall while we wait for it to exit.
@@ -104,7 +112,10 @@ pub(crate) fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> 
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(HarnessError::Timeout { what: format!("`{what}` to finish"), after: timeout });
+                return Err(HarnessError::Timeout {
+                    what: format!("`{what}` to finish"),
+                    after: timeout,
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(HarnessError::io(format!("waiting for `{what}`"), e)),
@@ -116,7 +127,11 @@ pub(crate) fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> 
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default()
     };
-    Ok(Output { status, stdout: collect(stdout), stderr: collect(stderr) })
+    Ok(Output {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    })
 }
 
 /// Like [`run`], but a non-zero exit is an error.
@@ -153,15 +168,19 @@ pub(crate) fn spawn(cmd: Command) -> std::io::Result<Child> {
     static SPAWNER: OnceLock<Option<Mutex<mpsc::Sender<SpawnRequest>>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        let thread = std::thread::Builder::new().name("harness-spawner".into()).spawn(move || {
-            for (cmd, reply) in rx {
-                let _ = reply.send(spawn_with_death_signal(cmd));
-            }
-        });
+        let thread = std::thread::Builder::new()
+            .name("harness-spawner".into())
+            .spawn(move || {
+                for (cmd, reply) in rx {
+                    let _ = reply.send(spawn_with_death_signal(cmd));
+                }
+            });
         match thread {
             Ok(_) => Some(Mutex::new(tx)),
             Err(e) => {
-                eprintln!("harness: no spawner thread ({e}); children die with their test thread instead");
+                eprintln!(
+                    "harness: no spawner thread ({e}); children die with their test thread instead"
+                );
                 None
             }
         }
@@ -175,7 +194,9 @@ pub(crate) fn spawn(cmd: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("spawner lock poisoned"))?
         .send((cmd, reply_tx))
         .map_err(|_| std::io::Error::other("spawner thread gone"))?;
-    reply_rx.recv().map_err(|_| std::io::Error::other("spawner thread gone"))?
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("spawner thread gone"))?
 }
 
 fn spawn_with_death_signal(mut cmd: Command) -> std::io::Result<Child> {
@@ -183,7 +204,14 @@ fn spawn_with_death_signal(mut cmd: Command) -> std::io::Result<Child> {
     // which is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

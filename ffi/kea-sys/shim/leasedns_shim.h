@@ -8,7 +8,10 @@
 #include <stdint.h>
 
 #ifdef __cplusplus
+#define LDNS_NOEXCEPT noexcept
 extern "C" {
+#else
+#define LDNS_NOEXCEPT
 #endif
 
 #define LDNS_OK 0
@@ -55,34 +58,34 @@ typedef struct ldns_client_names {
 typedef void (*ldns_sink_fn)(void *ctx, const char *data, size_t len);
 typedef void (*ldns_timer_fn)(void);
 
-int ldns_kea_hooks_version(void);
+int ldns_kea_hooks_version(void) LDNS_NOEXCEPT;
 
 /* Callout arguments. `handle` is an isc::hooks::CalloutHandle*. */
-int ldns_arg_lease4(void *handle, const char *name, ldns_lease4_t *out);
-int ldns_arg_leases4_count(void *handle, const char *name, size_t *out);
-int ldns_arg_leases4_at(void *handle, const char *name, size_t idx, ldns_lease4_t *out);
-int ldns_arg_bool(void *handle, const char *name, int *out);
-int ldns_set_lease4_hostname(void *handle, const char *name, const char *hostname, int fwd, int rev);
-int ldns_arg_pkt4_names(void *handle, const char *name, ldns_client_names_t *out);
+int ldns_arg_lease4(void *handle, const char *name, ldns_lease4_t *out) LDNS_NOEXCEPT;
+int ldns_arg_leases4_count(void *handle, const char *name, size_t *out) LDNS_NOEXCEPT;
+int ldns_arg_leases4_at(void *handle, const char *name, size_t idx, ldns_lease4_t *out) LDNS_NOEXCEPT;
+int ldns_arg_bool(void *handle, const char *name, int *out) LDNS_NOEXCEPT;
+int ldns_set_lease4_hostname(void *handle, const char *name, const char *hostname, int fwd, int rev) LDNS_NOEXCEPT;
+int ldns_arg_pkt4_names(void *handle, const char *name, ldns_client_names_t *out) LDNS_NOEXCEPT;
 /* Replaces option 81 in the packet argument `name` (normally response4). */
-int ldns_pkt4_set_fqdn(void *handle, const char *name, uint8_t flags, const char *fqdn);
+int ldns_pkt4_set_fqdn(void *handle, const char *name, uint8_t flags, const char *fqdn) LDNS_NOEXCEPT;
 
 /* Library handle (isc::hooks::LibraryHandle*). */
-int ldns_library_params_json(void *library, ldns_sink_fn sink, void *ctx);
+int ldns_library_params_json(void *library, ldns_sink_fn sink, void *ctx) LDNS_NOEXCEPT;
 
 /* Statistics (isc::stats::StatsMgr, thread safe). */
-int ldns_stat_set(const char *name, int64_t value);
-int ldns_stat_remove(const char *name);
+int ldns_stat_set(const char *name, int64_t value) LDNS_NOEXCEPT;
+int ldns_stat_remove(const char *name) LDNS_NOEXCEPT;
 
 /* Logging through isc::log, logger kea-dhcp4.leasedns.
  * severity: 0 debug, 1 info, 2 warn, 3 error; debuglevel 0..99 for debug. */
-int ldns_log(int severity, int debuglevel, const char *text);
-int ldns_log_enabled(int severity, int debuglevel);
+int ldns_log(int severity, int debuglevel, const char *text) LDNS_NOEXCEPT;
+int ldns_log_enabled(int severity, int debuglevel) LDNS_NOEXCEPT;
 
 /* A repeating timer on Kea's main IOService, taken from the io_context
  * argument of dhcp4_srv_configured. Its callback runs on Kea's main thread. */
-int ldns_timer_start(void *handle, long interval_ms, ldns_timer_fn fn);
-int ldns_timer_stop(void);
+int ldns_timer_start(void *handle, long interval_ms, ldns_timer_fn fn) LDNS_NOEXCEPT;
+int ldns_timer_stop(void) LDNS_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -100,7 +100,7 @@ Lease4CollectionPtr get_collection(void* handle, const char* name) {
 
 extern "C" {
 
-int ldns_kea_hooks_version(void) { return KEA_HOOKS_VERSION; }
+int ldns_kea_hooks_version(void) noexcept { return KEA_HOOKS_VERSION; }
 
 int ldns_arg_lease4(void* handle, const char* name, ldns_lease4_t* out) noexcept {
     if (!handle || !name || !out) return LDNS_ABSENT;
@@ -175,7 +175,7 @@ int ldns_arg_pkt4_names(void* handle, const char* name, ldns_client_names_t* out
         if (!pkt) return LDNS_ABSENT;
         out->msg_type = pkt->getType();
         out->yiaddr = pkt->getYiaddr().toUint32();
-        OptionPtr fqdn = pkt->getOption(DHO_FQDN);
+        OptionPtr fqdn = pkt->getOption(isc::dhcp::DHO_FQDN);
         if (fqdn) {
             // Option payload: flags, rcode1, rcode2, domain-name.
             std::vector<uint8_t> data = fqdn->toBinary(false);
@@ -186,7 +186,7 @@ int ldns_arg_pkt4_names(void* handle, const char* name, ldns_client_names_t* out
                            &out->fqdn_len, &out->fqdn_truncated);
             }
         }
-        OptionPtr hostname = pkt->getOption(DHO_HOST_NAME);
+        OptionPtr hostname = pkt->getOption(isc::dhcp::DHO_HOST_NAME);
         if (hostname) {
             std::vector<uint8_t> data = hostname->toBinary(false);
             out->has_hostname = 1;
@@ -207,7 +207,7 @@ int ldns_pkt4_set_fqdn(void* handle, const char* name, uint8_t flags, const char
         if (!pkt) return LDNS_ABSENT;
         OptionPtr opt(new Option4ClientFqdn(flags, Option4ClientFqdn::RCODE_SERVER(),
                                             std::string(fqdn), Option4ClientFqdn::FULL));
-        while (pkt->delOption(DHO_FQDN)) {
+        while (pkt->delOption(isc::dhcp::DHO_FQDN)) {
         }
         pkt->addOption(opt);
         return LDNS_OK;

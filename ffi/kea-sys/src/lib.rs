@@ -67,8 +67,16 @@ pub type ldns_timer_fn = extern "C" fn();
 
 unsafe extern "C" {
     pub fn ldns_kea_hooks_version() -> c_int;
-    pub fn ldns_arg_lease4(handle: *mut c_void, name: *const c_char, out: *mut ldns_lease4_t) -> c_int;
-    pub fn ldns_arg_leases4_count(handle: *mut c_void, name: *const c_char, out: *mut usize) -> c_int;
+    pub fn ldns_arg_lease4(
+        handle: *mut c_void,
+        name: *const c_char,
+        out: *mut ldns_lease4_t,
+    ) -> c_int;
+    pub fn ldns_arg_leases4_count(
+        handle: *mut c_void,
+        name: *const c_char,
+        out: *mut usize,
+    ) -> c_int;
     pub fn ldns_arg_leases4_at(
         handle: *mut c_void,
         name: *const c_char,
@@ -83,9 +91,22 @@ unsafe extern "C" {
         fwd: c_int,
         rev: c_int,
     ) -> c_int;
-    pub fn ldns_arg_pkt4_names(handle: *mut c_void, name: *const c_char, out: *mut ldns_client_names_t) -> c_int;
-    pub fn ldns_pkt4_set_fqdn(handle: *mut c_void, name: *const c_char, flags: u8, fqdn: *const c_char) -> c_int;
-    pub fn ldns_library_params_json(library: *mut c_void, sink: ldns_sink_fn, ctx: *mut c_void) -> c_int;
+    pub fn ldns_arg_pkt4_names(
+        handle: *mut c_void,
+        name: *const c_char,
+        out: *mut ldns_client_names_t,
+    ) -> c_int;
+    pub fn ldns_pkt4_set_fqdn(
+        handle: *mut c_void,
+        name: *const c_char,
+        flags: u8,
+        fqdn: *const c_char,
+    ) -> c_int;
+    pub fn ldns_library_params_json(
+        library: *mut c_void,
+        sink: ldns_sink_fn,
+        ctx: *mut c_void,
+    ) -> c_int;
     pub fn ldns_stat_set(name: *const c_char, value: i64) -> c_int;
     pub fn ldns_stat_remove(name: *const c_char) -> c_int;
     pub fn ldns_log(severity: c_int, debuglevel: c_int, text: *const c_char) -> c_int;

@@ -36,7 +36,9 @@ fn checksum(len: [u8; 4], kind: u8, seq: [u8; 8], payload: &[u8]) -> u32 {
 /// Appends one record. The caller has checked `payload.len() <= MAX_PAYLOAD`,
 /// so the length always fits the `u32` field.
 pub(super) fn encode_record(buf: &mut Vec<u8>, kind: u8, seq: u64, payload: &[u8]) {
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes();
+    let len = u32::try_from(payload.len())
+        .unwrap_or(u32::MAX)
+        .to_le_bytes();
     let seq = seq.to_le_bytes();
     buf.extend_from_slice(&len);
     buf.extend_from_slice(&checksum(len, kind, seq, payload).to_le_bytes());
@@ -50,13 +52,18 @@ pub(super) fn encode_record(buf: &mut Vec<u8>, kind: u8, seq: u64, payload: &[u8
 /// number, stored in the record's `seq` field.
 pub(super) fn encode_done(buf: &mut Vec<u8>, high_water: u64, ranges: &[(u64, u64)]) {
     for chunk in ranges.chunks(MAX_RANGES_PER_RECORD) {
-        let mut payload = Vec::with_capacity(chunk.len() * RANGE_LEN);
-        for &(first, last) in chunk {
-            payload.extend_from_slice(&first.to_le_bytes());
-            payload.extend_from_slice(&last.to_le_bytes());
-        }
-        encode_record(buf, KIND_DONE, high_water, &payload);
+        encode_done_record(buf, high_water, chunk);
     }
+}
+
+/// One done record; `ranges` must not exceed `MAX_RANGES_PER_RECORD`.
+fn encode_done_record(buf: &mut Vec<u8>, high_water: u64, ranges: &[(u64, u64)]) {
+    let mut payload = Vec::with_capacity(ranges.len() * RANGE_LEN);
+    for &(first, last) in ranges {
+        payload.extend_from_slice(&first.to_le_bytes());
+        payload.extend_from_slice(&last.to_le_bytes());
+    }
+    encode_record(buf, KIND_DONE, high_water, &payload);
 }
 
 /// Sorted, merged inclusive ranges covering exactly `seqs`.
@@ -95,9 +102,15 @@ pub(super) fn complement(pending: impl Iterator<Item = u64>, below: u64) -> Vec<
 
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Record<'a> {
-    Entry { seq: u64, payload: &'a [u8] },
+    Entry {
+        seq: u64,
+        payload: &'a [u8],
+    },
     /// `high_water` is the writer's next unassigned sequence number.
-    Done { high_water: u64, ranges: Vec<(u64, u64)> },
+    Done {
+        high_water: u64,
+        ranges: Vec<(u64, u64)>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,14 +219,17 @@ fn parse_record(rest: &[u8]) -> Result<(Record<'_>, usize), Damage> {
     let record = match kind {
         KIND_ENTRY => Record::Entry { seq, payload },
         KIND_DONE => {
-            if payload.len() % RANGE_LEN != 0 {
+            if !payload.len().is_multiple_of(RANGE_LEN) {
                 return Err(Damage::MalformedDone);
             }
             let ranges = payload
                 .chunks_exact(RANGE_LEN)
                 .map(|r| (le_u64(r, 0), le_u64(r, 8)))
                 .collect();
-            Record::Done { high_water: seq, ranges }
+            Record::Done {
+                high_water: seq,
+                ranges,
+            }
         }
         other => return Err(Damage::UnknownKind(other)),
     };
@@ -223,7 +239,12 @@ fn parse_record(rest: &[u8]) -> Result<(Record<'_>, usize), Damage> {
 /// Parses a whole segment, stopping at the first damaged record.
 pub(super) fn parse_segment(bytes: &[u8]) -> ParsedSegment<'_> {
     if let Err(problem) = parse_header(bytes) {
-        return ParsedSegment { header: Err(problem), records: Vec::new(), good_len: 0, damage: None };
+        return ParsedSegment {
+            header: Err(problem),
+            records: Vec::new(),
+            good_len: 0,
+            damage: None,
+        };
     }
     let mut records = Vec::new();
     let mut at = HEADER_LEN;
@@ -240,7 +261,12 @@ pub(super) fn parse_segment(bytes: &[u8]) -> ParsedSegment<'_> {
             }
         }
     }
-    ParsedSegment { header: Ok(()), records, good_len: at, damage }
+    ParsedSegment {
+        header: Ok(()),
+        records,
+        good_len: at,
+        damage,
+    }
 }
 
 /// Fuzzing entry point: parses arbitrary bytes as a segment. It must never
@@ -255,8 +281,12 @@ pub fn fuzz_read_segment(bytes: &[u8]) {
     let mut reencoded = header().to_vec();
     for record in &parsed.records {
         match record {
-            Record::Entry { seq, payload } => encode_record(&mut reencoded, KIND_ENTRY, *seq, payload),
-            Record::Done { high_water, ranges } => encode_done(&mut reencoded, *high_water, ranges),
+            Record::Entry { seq, payload } => {
+                encode_record(&mut reencoded, KIND_ENTRY, *seq, payload)
+            }
+            Record::Done { high_water, ranges } => {
+                encode_done_record(&mut reencoded, *high_water, ranges)
+            }
         }
     }
     assert_eq!(&reencoded[..], &bytes[..parsed.good_len]);
@@ -281,8 +311,14 @@ mod tests {
         assert_eq!(
             parsed.records,
             vec![
-                Record::Entry { seq: 7, payload: b"hello" },
-                Record::Done { high_water: 9, ranges: vec![(1, 3), (7, 7)] },
+                Record::Entry {
+                    seq: 7,
+                    payload: b"hello"
+                },
+                Record::Done {
+                    high_water: 9,
+                    ranges: vec![(1, 3), (7, 7)]
+                },
             ]
         );
         fuzz_read_segment(&buf);
@@ -298,7 +334,10 @@ mod tests {
         absurd.extend_from_slice(&(MAX_PAYLOAD as u32 + 1).to_le_bytes());
         absurd.extend_from_slice(&[0u8; 13]);
         let p = parse_segment(&absurd);
-        assert_eq!((p.good_len, p.damage), (good, Some(Damage::AbsurdLength(MAX_PAYLOAD as u32 + 1))));
+        assert_eq!(
+            (p.good_len, p.damage),
+            (good, Some(Damage::AbsurdLength(MAX_PAYLOAD as u32 + 1)))
+        );
 
         let mut unknown = buf.clone();
         encode_record(&mut unknown, 9, 2, b"");
@@ -318,21 +357,36 @@ mod tests {
         len_flip[HEADER_LEN] = 2;
         assert_eq!(parse_segment(&len_flip).damage, Some(Damage::Checksum));
 
-        assert_eq!(parse_segment(&buf[..good - 1]).damage, Some(Damage::ShortRecord));
-        assert_eq!(parse_segment(&buf[..HEADER_LEN + 3]).damage, Some(Damage::ShortRecordHeader));
+        assert_eq!(
+            parse_segment(&buf[..good - 1]).damage,
+            Some(Damage::ShortRecord)
+        );
+        assert_eq!(
+            parse_segment(&buf[..HEADER_LEN + 3]).damage,
+            Some(Damage::ShortRecordHeader)
+        );
         assert_eq!(parse_segment(&[]).header, Err(HeaderProblem::Empty));
         assert_eq!(parse_segment(&buf[..5]).header, Err(HeaderProblem::Partial));
         let mut v2 = buf.clone();
         v2[8] = 2;
-        assert_eq!(parse_segment(&v2).header, Err(HeaderProblem::UnsupportedVersion(2)));
+        assert_eq!(
+            parse_segment(&v2).header,
+            Err(HeaderProblem::UnsupportedVersion(2))
+        );
         v2[0] = b'X';
         assert_eq!(parse_segment(&v2).header, Err(HeaderProblem::BadMagic));
     }
 
     #[test]
     fn ranges_and_complement() {
-        assert_eq!(ranges_from_seqs(vec![5, 1, 2, 3, 9, 3, u64::MAX]), vec![(1, 3), (5, 5), (9, 9), (u64::MAX, u64::MAX)]);
-        assert_eq!(complement([2u64, 3, 7].into_iter(), 10), vec![(0, 1), (4, 6), (8, 9)]);
+        assert_eq!(
+            ranges_from_seqs(vec![5, 1, 2, 3, 9, 3, u64::MAX]),
+            vec![(1, 3), (5, 5), (9, 9), (u64::MAX, u64::MAX)]
+        );
+        assert_eq!(
+            complement([2u64, 3, 7].into_iter(), 10),
+            vec![(0, 1), (4, 6), (8, 9)]
+        );
         assert_eq!(complement([0u64, 9].into_iter(), 10), vec![(1, 8)]);
         assert_eq!(complement(std::iter::empty(), 0), vec![]);
         assert_eq!(complement([12u64].into_iter(), 10), vec![(0, 9)]);
@@ -340,7 +394,9 @@ mod tests {
 
     #[test]
     fn done_records_split_at_the_payload_limit() {
-        let ranges: Vec<(u64, u64)> = (0..MAX_RANGES_PER_RECORD as u64 + 3).map(|i| (i * 2, i * 2)).collect();
+        let ranges: Vec<(u64, u64)> = (0..MAX_RANGES_PER_RECORD as u64 + 3)
+            .map(|i| (i * 2, i * 2))
+            .collect();
         let mut buf = header().to_vec();
         encode_done(&mut buf, 1, &ranges);
         let p = parse_segment(&buf);
@@ -357,7 +413,90 @@ mod tests {
         assert_eq!(total, ranges.len());
     }
 
+    #[test]
+    fn empty_done_record_is_accepted() {
+        let mut buf = header().to_vec();
+        encode_record(&mut buf, KIND_DONE, 3, &[]);
+        let p = parse_segment(&buf);
+        assert_eq!(
+            p.records,
+            vec![Record::Done {
+                high_water: 3,
+                ranges: vec![]
+            }]
+        );
+        fuzz_read_segment(&buf);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Gen {
+        Entry(u64, Vec<u8>),
+        Done(u64, Vec<(u64, u64)>),
+    }
+
+    fn gen_record() -> impl proptest::strategy::Strategy<Value = Gen> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..50))
+                .prop_map(|(s, p)| Gen::Entry(s, p)),
+            (
+                any::<u64>(),
+                proptest::collection::vec((any::<u64>(), any::<u64>()), 0..4)
+            )
+                .prop_map(|(s, r)| Gen::Done(s, r)),
+        ]
+    }
+
     proptest::proptest! {
+        /// Valid segments, then cut and damaged: what parses is always a
+        /// prefix of what was written.
+        #[test]
+        fn damaged_segments_parse_to_a_prefix(
+            records in proptest::collection::vec(gen_record(), 0..8),
+            cut in proptest::num::usize::ANY,
+            flips in proptest::collection::vec((proptest::num::usize::ANY, 0u8..8), 0..3),
+        ) {
+            let mut buf = header().to_vec();
+            let mut ends = vec![buf.len()];
+            for r in &records {
+                match r {
+                    Gen::Entry(s, p) => encode_record(&mut buf, KIND_ENTRY, *s, p),
+                    Gen::Done(s, r) => encode_done_record(&mut buf, *s, r),
+                }
+                ends.push(buf.len());
+            }
+            let full = buf.len();
+            buf.truncate(cut % (full + 1));
+            let mut first_flip = buf.len();
+            for (at, bit) in &flips {
+                if !buf.is_empty() {
+                    let at = at % buf.len();
+                    buf[at] ^= 1 << bit;
+                    first_flip = first_flip.min(at);
+                }
+            }
+            fuzz_read_segment(&buf);
+            let parsed = parse_segment(&buf);
+            if parsed.header.is_ok() {
+                // Everything before the first damaged byte that forms whole
+                // records must be read back.
+                let intact = ends.iter().filter(|&&e| e <= first_flip.min(buf.len())).count().saturating_sub(1);
+                proptest::prop_assert!(parsed.records.len() >= intact);
+                proptest::prop_assert!(parsed.records.len() <= records.len());
+                for (got, want) in parsed.records.iter().zip(&records).take(intact) {
+                    match (got, want) {
+                        (Record::Entry { seq, payload }, Gen::Entry(s, p)) => {
+                            proptest::prop_assert_eq!((*seq, *payload), (*s, p.as_slice()));
+                        }
+                        (Record::Done { high_water, ranges }, Gen::Done(s, r)) => {
+                            proptest::prop_assert_eq!((*high_water, ranges), (*s, r));
+                        }
+                        _ => proptest::prop_assert!(false, "record kind changed"),
+                    }
+                }
+            }
+        }
+
         #[test]
         fn fuzz_entry_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             fuzz_read_segment(&bytes);

@@ -1,0 +1,1712 @@
+//! RFC 4703 conflict resolution for one `Change`, message for message as
+//! Kea 2.6's D2 does it for each `ddns-conflict-resolution-mode`, so zones
+//! shared with a stock D2 (or migrated from one) keep working.
+//!
+//! Synchronous: one `apply` runs the whole exchange sequence on the calling
+//! (sender) thread. Every sequence is safe to repeat: a change that failed
+//! half-way is retried whole.
+#![forbid(unsafe_code)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, UpdateMessage};
+use hickory_proto::rr::rdata::{A, NULL, PTR};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use tracing::{debug, warn};
+
+use crate::change::{Change, ChangeKind};
+use crate::config::{Config, ConflictMode, DdnsDomain};
+use crate::dns::{self, ExchangeError, Rcode, TsigSigner};
+
+/// RFC 4701 DHCID; hickory has no typed rdata for it.
+const DHCID: RecordType = RecordType::Unknown(49);
+
+/// D2 goes back from "replace" to "add" when the name vanished in between;
+/// a name that keeps appearing and vanishing is retried later instead.
+const MAX_ADD_ROUNDS: usize = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Reverse,
+}
+
+/// The messages of the D2 state machines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    /// Add A (+ DHCID) if the name is not in use.
+    AddForward,
+    /// The name is in use: replace the A RRset if the name is ours.
+    ReplaceForward,
+    /// Unconditional forward replace (no-check modes).
+    SetForward,
+    /// Replace PTR (+ DHCID) at the reverse name.
+    ReplaceReverse,
+    /// Delete our A RR if the name is ours.
+    RemoveForwardAddress,
+    /// Delete what is left of the name once no address remains.
+    RemoveForwardRest,
+    /// Unconditional forward removal (no-check modes).
+    ClearForward,
+    RemoveReverse,
+}
+
+/// The result of one message sent to one server.
+#[derive(Debug)]
+pub enum StepResult {
+    Answer(Rcode),
+    Failed(ExchangeError),
+}
+
+impl StepResult {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Answer(rcode) => rcode.is_retryable(),
+            Self::Failed(err) => err.is_retryable(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct StepRecord {
+    pub direction: Direction,
+    pub kind: StepKind,
+    pub server: SocketAddr,
+    pub result: StepResult,
+}
+
+/// Counters for the statistics of one `apply`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpdateStats {
+    /// Messages sent (one per exchange attempt).
+    pub sent: u32,
+    /// NOERROR answers.
+    pub succeeded: u32,
+    /// YXDOMAIN / YXRRSET / NXDOMAIN / NXRRSET: the normal flow of RFC 4703.
+    pub prerequisite_failed: u32,
+    /// REFUSED and NOTAUTH.
+    pub refused: u32,
+    pub timeouts: u32,
+    /// Everything else: other rcodes, I/O errors, bad responses.
+    pub failed: u32,
+    /// Datagrams dropped as not answering our request (spoof resistance).
+    pub ignored_replies: u32,
+}
+
+/// Why a change must be tried again later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryCause {
+    ServFail,
+    Timeout,
+    ConnectionRefused,
+    Unreachable,
+    Io,
+    BadResponse,
+    /// The name kept appearing and vanishing between our messages.
+    Unstable,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DoneKind {
+    /// All requested records are in place.
+    Published,
+    /// The removal ran to its end; records not proven ours were left alone
+    /// (the steps show NXRRSET then).
+    Removed,
+    /// The name belongs to another client or is a static record: nothing of
+    /// ours was written and the reverse zone was not touched.
+    Conflict { reason: String },
+    /// The server answered with a refusal or error that repeating will not
+    /// fix (REFUSED, NOTAUTH, NOTZONE, FORMERR, ...).
+    Rejected {
+        direction: Direction,
+        server: SocketAddr,
+        rcode: Rcode,
+    },
+    /// No configured zone contains `name` (D2 drops such a request whole).
+    NoZone { name: String },
+    /// The change or the zone's configuration cannot be turned into a message.
+    Invalid { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Done(DoneKind),
+    /// Every server of the zone failed in a way that may pass; `server` is
+    /// the last one tried.
+    Retry {
+        direction: Direction,
+        server: SocketAddr,
+        cause: RetryCause,
+        detail: String,
+    },
+}
+
+impl ApplyOutcome {
+    pub fn is_retry(&self) -> bool {
+        matches!(self, Self::Retry { .. })
+    }
+}
+
+/// What one `apply` did.
+#[derive(Debug)]
+pub struct Applied {
+    pub outcome: ApplyOutcome,
+    pub steps: Vec<StepRecord>,
+    pub stats: UpdateStats,
+}
+
+/// Runs changes against the zones of one configuration.
+pub struct UpdateExecutor<'a> {
+    cfg: &'a Config,
+    signers: Vec<TsigSigner>,
+}
+
+/// The outcome of one direction on one server.
+enum DirOutcome {
+    Ok,
+    Conflict(String),
+    Rejected {
+        server: SocketAddr,
+        rcode: Rcode,
+    },
+    Retry {
+        server: SocketAddr,
+        cause: RetryCause,
+        detail: String,
+    },
+    Invalid(String),
+}
+
+/// Everything the messages of one change need.
+struct Target<'c> {
+    change: &'c Change,
+    fqdn: Name,
+    reverse: Name,
+}
+
+impl<'a> UpdateExecutor<'a> {
+    pub fn new(cfg: &'a Config) -> Self {
+        let signers = cfg.tsig_keys.iter().map(TsigSigner::new).collect();
+        Self { cfg, signers }
+    }
+
+    pub fn apply(&self, change: &Change) -> Applied {
+        let mut run = Run::default();
+        let outcome = self.apply_inner(change, &mut run);
+        match &outcome {
+            ApplyOutcome::Done(DoneKind::Published | DoneKind::Removed) => {
+                debug!(fqdn = %change.fqdn, addr = %change.addr, ?outcome, "change applied");
+            }
+            _ => warn!(fqdn = %change.fqdn, addr = %change.addr, ?outcome, "change not applied"),
+        }
+        Applied {
+            outcome,
+            steps: run.steps,
+            stats: run.stats,
+        }
+    }
+
+    fn apply_inner(&self, change: &Change, run: &mut Run) -> ApplyOutcome {
+        let target = match Target::new(change) {
+            Ok(t) => t,
+            Err(reason) => return ApplyOutcome::Done(DoneKind::Invalid { reason }),
+        };
+        if self.cfg.conflict_mode != ConflictMode::NoCheckWithoutDhcid && change.dhcid.is_empty() {
+            return ApplyOutcome::Done(DoneKind::Invalid {
+                reason: "empty DHCID in a mode that publishes DHCID records".into(),
+            });
+        }
+        // Like D2: an empty zone list turns the direction off; a list that
+        // does not cover the name drops the whole change before any message.
+        let forward = match pick(change.forward, &self.cfg.forward, &target.fqdn) {
+            Ok(zone) => zone,
+            Err(name) => return ApplyOutcome::Done(DoneKind::NoZone { name }),
+        };
+        let reverse = match pick(change.reverse, &self.cfg.reverse, &target.reverse) {
+            Ok(zone) => zone,
+            Err(name) => return ApplyOutcome::Done(DoneKind::NoZone { name }),
+        };
+        if forward.is_none() && reverse.is_none() {
+            return ApplyOutcome::Done(DoneKind::NoZone {
+                name: change.fqdn.clone(),
+            });
+        }
+        for (direction, zone) in [(Direction::Forward, forward), (Direction::Reverse, reverse)] {
+            let Some(zone) = zone else { continue };
+            match self.run_direction(run, direction, zone, &target) {
+                DirOutcome::Ok => {}
+                DirOutcome::Conflict(reason) => {
+                    return ApplyOutcome::Done(DoneKind::Conflict { reason });
+                }
+                DirOutcome::Rejected { server, rcode } => {
+                    return ApplyOutcome::Done(DoneKind::Rejected {
+                        direction,
+                        server,
+                        rcode,
+                    });
+                }
+                DirOutcome::Invalid(reason) => {
+                    return ApplyOutcome::Done(DoneKind::Invalid { reason });
+                }
+                DirOutcome::Retry {
+                    server,
+                    cause,
+                    detail,
+                } => {
+                    return ApplyOutcome::Retry {
+                        direction,
+                        server,
+                        cause,
+                        detail,
+                    };
+                }
+            }
+        }
+        ApplyOutcome::Done(match change.kind {
+            ChangeKind::Add => DoneKind::Published,
+            ChangeKind::Remove => DoneKind::Removed,
+        })
+    }
+
+    /// One pass over the zone's servers; the whole sequence of the direction
+    /// restarts on the next server after a retryable failure, which is safe
+    /// because every sequence is idempotent.
+    fn run_direction(
+        &self,
+        run: &mut Run,
+        direction: Direction,
+        zone: &DdnsDomain,
+        target: &Target<'_>,
+    ) -> DirOutcome {
+        let signer = match zone.key {
+            None => None,
+            Some(index) => match self.signers.get(index) {
+                Some(s) => Some(s),
+                None => {
+                    return DirOutcome::Invalid(format!("zone {} names no TSIG key", zone.name));
+                }
+            },
+        };
+        let mut last = DirOutcome::Invalid(format!("zone {} has no servers", zone.name));
+        for &server in &zone.servers {
+            let mut link = Link {
+                run: &mut *run,
+                direction,
+                server,
+                signer,
+                cfg: self.cfg,
+            };
+            let outcome = match (direction, target.change.kind) {
+                (Direction::Forward, ChangeKind::Add) => {
+                    forward_add(&mut link, self.cfg.conflict_mode, &zone.name, target)
+                }
+                (Direction::Forward, ChangeKind::Remove) => {
+                    forward_remove(&mut link, self.cfg.conflict_mode, &zone.name, target)
+                }
+                (Direction::Reverse, ChangeKind::Add) => {
+                    let msg = reverse_add_message(self.cfg.conflict_mode, &zone.name, target);
+                    let result = link.send(StepKind::ReplaceReverse, &msg);
+                    settle(server, result, &[])
+                }
+                (Direction::Reverse, ChangeKind::Remove) => {
+                    let msg = reverse_remove_message(self.cfg.conflict_mode, &zone.name, target);
+                    let result = link.send(StepKind::RemoveReverse, &msg);
+                    settle(server, result, &[Rcode::Nxrrset])
+                }
+            };
+            match outcome {
+                DirOutcome::Retry { .. } => last = outcome,
+                done => return done,
+            }
+        }
+        last
+    }
+}
+
+/// Longest-suffix match; `Ok(None)` when the direction is not wanted or has
+/// no zones at all, `Err(name)` when zones exist but none contains `name`.
+fn pick<'z>(
+    wanted: bool,
+    zones: &'z [DdnsDomain],
+    name: &Name,
+) -> Result<Option<&'z DdnsDomain>, String> {
+    if !wanted || zones.is_empty() {
+        return Ok(None);
+    }
+    zones
+        .iter()
+        .filter(|z| z.name.zone_of(name))
+        .max_by_key(|z| z.name.num_labels())
+        .map(Some)
+        .ok_or_else(|| name.to_string())
+}
+
+impl<'c> Target<'c> {
+    fn new(change: &'c Change) -> Result<Self, String> {
+        let mut fqdn = Name::from_ascii(&change.fqdn)
+            .map_err(|e| format!("bad FQDN {:?}: {e}", change.fqdn))?;
+        fqdn.set_fqdn(true);
+        let reverse = reverse_name(change.addr)?;
+        Ok(Self {
+            change,
+            fqdn,
+            reverse,
+        })
+    }
+
+    fn dhcid(&self) -> RData {
+        RData::Unknown {
+            code: DHCID,
+            rdata: NULL::with(self.change.dhcid.clone()),
+        }
+    }
+
+    fn a(&self) -> RData {
+        RData::A(A(self.change.addr))
+    }
+
+    fn ptr(&self) -> RData {
+        RData::PTR(PTR(self.fqdn.clone()))
+    }
+}
+
+pub fn reverse_name(addr: Ipv4Addr) -> Result<Name, String> {
+    let [a, b, c, d] = addr.octets();
+    Name::from_ascii(format!("{d}.{c}.{b}.{a}.in-addr.arpa."))
+        .map_err(|e| format!("reverse name of {addr}: {e}"))
+}
+
+/// One server of one direction, with the bookkeeping of the run.
+struct Link<'r, 's> {
+    run: &'r mut Run,
+    direction: Direction,
+    server: SocketAddr,
+    signer: Option<&'s TsigSigner>,
+    cfg: &'s Config,
+}
+
+impl Link<'_, '_> {
+    fn send(&mut self, kind: StepKind, msg: &Message) -> StepAnswer {
+        let result = dns::exchange(
+            msg,
+            self.signer,
+            self.server,
+            self.cfg.transport,
+            self.cfg.dns_server_timeout,
+        );
+        let stats = &mut self.run.stats;
+        stats.sent += 1;
+        let step = match result {
+            Ok(response) => {
+                stats.ignored_replies += response.ignored;
+                let rcode = response.rcode;
+                if rcode == Rcode::Success {
+                    stats.succeeded += 1;
+                } else if rcode.is_prerequisite_failure() {
+                    stats.prerequisite_failed += 1;
+                } else if rcode.is_refusal() {
+                    stats.refused += 1;
+                } else {
+                    stats.failed += 1;
+                }
+                StepResult::Answer(rcode)
+            }
+            Err(err) => {
+                if let ExchangeError::Timeout { ignored } = err {
+                    stats.timeouts += 1;
+                    stats.ignored_replies += ignored;
+                } else {
+                    stats.failed += 1;
+                }
+                StepResult::Failed(err)
+            }
+        };
+        debug!(direction = ?self.direction, ?kind, server = %self.server, result = ?step, "DNS update step");
+        let summary = match &step {
+            StepResult::Answer(rcode) => Ok(*rcode),
+            StepResult::Failed(err) => Err(Failure::of(err, step.is_retryable())),
+        };
+        self.run.steps.push(StepRecord {
+            direction: self.direction,
+            kind,
+            server: self.server,
+            result: step,
+        });
+        summary
+    }
+}
+
+/// A step's result as the state machines consume it.
+type StepAnswer = Result<Rcode, Failure>;
+
+struct Failure {
+    cause: Option<RetryCause>,
+    detail: String,
+}
+
+impl Failure {
+    fn of(err: &ExchangeError, retryable: bool) -> Self {
+        let cause = match err {
+            ExchangeError::Timeout { .. } => Some(RetryCause::Timeout),
+            ExchangeError::ConnectionRefused => Some(RetryCause::ConnectionRefused),
+            ExchangeError::Unreachable(_) => Some(RetryCause::Unreachable),
+            ExchangeError::Io(_) => Some(RetryCause::Io),
+            ExchangeError::BadResponse(_) => Some(RetryCause::BadResponse),
+            ExchangeError::Request(_) => None,
+        };
+        Self {
+            cause: cause.filter(|_| retryable),
+            detail: err.to_string(),
+        }
+    }
+}
+
+/// Maps a final step: NOERROR and the `also_ok` rcodes finish the direction.
+fn settle(server: SocketAddr, result: StepAnswer, also_ok: &[Rcode]) -> DirOutcome {
+    match result {
+        Ok(Rcode::Success) => DirOutcome::Ok,
+        Ok(rcode) if also_ok.contains(&rcode) => DirOutcome::Ok,
+        other => fail(server, other),
+    }
+}
+
+/// Any answer the state machine has no transition for.
+fn fail(server: SocketAddr, result: StepAnswer) -> DirOutcome {
+    match result {
+        Ok(Rcode::ServFail) => DirOutcome::Retry {
+            server,
+            cause: RetryCause::ServFail,
+            detail: "SERVFAIL".into(),
+        },
+        Ok(rcode) => DirOutcome::Rejected { server, rcode },
+        Err(Failure {
+            cause: Some(cause),
+            detail,
+        }) => DirOutcome::Retry {
+            server,
+            cause,
+            detail,
+        },
+        Err(Failure {
+            cause: None,
+            detail,
+        }) => DirOutcome::Invalid(detail),
+    }
+}
+
+fn forward_add(
+    link: &mut Link<'_, '_>,
+    mode: ConflictMode,
+    zone: &Name,
+    t: &Target<'_>,
+) -> DirOutcome {
+    let server = link.server;
+    if matches!(
+        mode,
+        ConflictMode::NoCheckWithDhcid | ConflictMode::NoCheckWithoutDhcid
+    ) {
+        let msg = forward_set_message(mode, zone, t);
+        return settle(server, link.send(StepKind::SetForward, &msg), &[]);
+    }
+    for _ in 0..MAX_ADD_ROUNDS {
+        match link.send(StepKind::AddForward, &forward_add_message(zone, t)) {
+            Ok(Rcode::Success) => return DirOutcome::Ok,
+            Ok(Rcode::Yxdomain) => {}
+            other => return fail(server, other),
+        }
+        match link.send(
+            StepKind::ReplaceForward,
+            &forward_replace_message(mode, zone, t),
+        ) {
+            Ok(Rcode::Success) => return DirOutcome::Ok,
+            // The name vanished since the add: add again (RFC 4703 / D2).
+            Ok(Rcode::Nxdomain) => continue,
+            Ok(Rcode::Nxrrset) => {
+                return DirOutcome::Conflict(format!(
+                    "{} is in use and its DHCID is {} (another client or a static record)",
+                    t.fqdn,
+                    if mode == ConflictMode::CheckExistsWithDhcid {
+                        "missing"
+                    } else {
+                        "missing or not ours"
+                    }
+                ));
+            }
+            other => return fail(server, other),
+        }
+    }
+    DirOutcome::Retry {
+        server,
+        cause: RetryCause::Unstable,
+        detail: format!("{} kept appearing and vanishing", t.fqdn),
+    }
+}
+
+fn forward_remove(
+    link: &mut Link<'_, '_>,
+    mode: ConflictMode,
+    zone: &Name,
+    t: &Target<'_>,
+) -> DirOutcome {
+    let server = link.server;
+    if matches!(
+        mode,
+        ConflictMode::NoCheckWithDhcid | ConflictMode::NoCheckWithoutDhcid
+    ) {
+        let msg = forward_clear_message(mode, zone, t);
+        return settle(
+            server,
+            link.send(StepKind::ClearForward, &msg),
+            &[Rcode::Nxrrset],
+        );
+    }
+    // NXRRSET: not ours, or already gone. D2 goes on either way; the second
+    // message carries the same ownership prerequisite.
+    match link.send(
+        StepKind::RemoveForwardAddress,
+        &forward_remove_address_message(mode, zone, t),
+    ) {
+        Ok(Rcode::Success | Rcode::Nxrrset) => {}
+        other => return fail(server, other),
+    }
+    // YXRRSET: an address RR is still there (another address of the name,
+    // or the name is not ours), so the name stays (RFC 4703 section 5.5).
+    // D2 fails the transaction here and skips the reverse removal; the PTR
+    // of our address is stale either way, so we go on to remove it.
+    let msg = forward_remove_rest_message(mode, zone, t);
+    settle(
+        server,
+        link.send(StepKind::RemoveForwardRest, &msg),
+        &[Rcode::Nxrrset, Rcode::Yxrrset],
+    )
+}
+
+#[derive(Default)]
+struct Run {
+    steps: Vec<StepRecord>,
+    stats: UpdateStats,
+}
+
+// ---- Message construction (RFC 2136 section 2.4/2.5 encodings) ----
+
+fn new_update(zone: &Name) -> Message {
+    let mut msg = Message::new(0, MessageType::Query, OpCode::Update);
+    let mut query = Query::query(zone.clone(), RecordType::SOA);
+    query.set_query_class(DNSClass::IN);
+    msg.add_zone(query);
+    msg
+}
+
+fn with_class(mut record: Record, class: DNSClass) -> Record {
+    record.dns_class = class;
+    record
+}
+
+/// Prerequisite "name is not in use" (2.4.5).
+fn name_not_in_use(name: &Name) -> Record {
+    with_class(
+        Record::update0(name.clone(), 0, RecordType::ANY),
+        DNSClass::NONE,
+    )
+}
+
+/// Prerequisite "name is in use" (2.4.4).
+fn name_in_use(name: &Name) -> Record {
+    with_class(
+        Record::update0(name.clone(), 0, RecordType::ANY),
+        DNSClass::ANY,
+    )
+}
+
+/// Prerequisite "RRset exists, value independent" (2.4.1).
+fn rrset_exists(name: &Name, rtype: RecordType) -> Record {
+    with_class(Record::update0(name.clone(), 0, rtype), DNSClass::ANY)
+}
+
+/// Prerequisite "RRset does not exist" (2.4.3).
+fn rrset_absent(name: &Name, rtype: RecordType) -> Record {
+    with_class(Record::update0(name.clone(), 0, rtype), DNSClass::NONE)
+}
+
+/// Prerequisite "RRset exists, value dependent" (2.4.2).
+fn rr_present(name: &Name, rdata: RData) -> Record {
+    Record::from_rdata(name.clone(), 0, rdata)
+}
+
+/// Update "add to an RRset" (2.5.1).
+fn add(name: &Name, ttl: u32, rdata: RData) -> Record {
+    Record::from_rdata(name.clone(), ttl, rdata)
+}
+
+/// Update "delete an RRset" (2.5.2).
+fn delete_rrset(name: &Name, rtype: RecordType) -> Record {
+    with_class(Record::update0(name.clone(), 0, rtype), DNSClass::ANY)
+}
+
+/// Update "delete all RRsets from a name" (2.5.3).
+fn delete_name(name: &Name) -> Record {
+    with_class(
+        Record::update0(name.clone(), 0, RecordType::ANY),
+        DNSClass::ANY,
+    )
+}
+
+/// Update "delete an RR from an RRset" (2.5.4).
+fn delete_rr(name: &Name, rdata: RData) -> Record {
+    with_class(Record::from_rdata(name.clone(), 0, rdata), DNSClass::NONE)
+}
+
+/// RFC 4703 5.3.1 (all checking modes): add A + DHCID if the name is free.
+fn forward_add_message(zone: &Name, t: &Target<'_>) -> Message {
+    let mut msg = new_update(zone);
+    msg.add_pre_requisite(name_not_in_use(&t.fqdn));
+    msg.add_update(add(&t.fqdn, t.change.ttl, t.a()));
+    msg.add_update(add(&t.fqdn, t.change.ttl, t.dhcid()));
+    msg
+}
+
+/// RFC 4703 5.3.2: the name is in use; take it over only if it is ours
+/// (check-with-dhcid: our DHCID value; check-exists: any DHCID).
+fn forward_replace_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
+    let mut msg = new_update(zone);
+    if mode == ConflictMode::CheckExistsWithDhcid {
+        msg.add_pre_requisite(rrset_exists(&t.fqdn, DHCID));
+        msg.add_update(delete_rrset(&t.fqdn, RecordType::A));
+        msg.add_update(delete_rrset(&t.fqdn, DHCID));
+        msg.add_update(add(&t.fqdn, t.change.ttl, t.a()));
+        msg.add_update(add(&t.fqdn, t.change.ttl, t.dhcid()));
+    } else {
+        msg.add_pre_requisite(name_in_use(&t.fqdn));
+        msg.add_pre_requisite(rr_present(&t.fqdn, t.dhcid()));
+        msg.add_update(delete_rrset(&t.fqdn, RecordType::A));
+        msg.add_update(add(&t.fqdn, t.change.ttl, t.a()));
+    }
+    msg
+}
+
+/// No-check modes: overwrite whatever is there.
+fn forward_set_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
+    let with_dhcid = mode != ConflictMode::NoCheckWithoutDhcid;
+    let mut msg = new_update(zone);
+    msg.add_update(delete_rrset(&t.fqdn, RecordType::A));
+    if with_dhcid {
+        msg.add_update(delete_rrset(&t.fqdn, DHCID));
+    }
+    msg.add_update(add(&t.fqdn, t.change.ttl, t.a()));
+    if with_dhcid {
+        msg.add_update(add(&t.fqdn, t.change.ttl, t.dhcid()));
+    }
+    msg
+}
+
+/// RFC 4703 5.4: the reverse name is replaced without prerequisites in
+/// every mode (the forward step already established ownership).
+fn reverse_add_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
+    let with_dhcid = mode != ConflictMode::NoCheckWithoutDhcid;
+    let mut msg = new_update(zone);
+    msg.add_update(delete_rrset(&t.reverse, RecordType::PTR));
+    if with_dhcid {
+        msg.add_update(delete_rrset(&t.reverse, DHCID));
+    }
+    msg.add_update(add(&t.reverse, t.change.ttl, t.ptr()));
+    if with_dhcid {
+        msg.add_update(add(&t.reverse, t.change.ttl, t.dhcid()));
+    }
+    msg
+}
+
+/// RFC 4703 5.5 paragraph 4: delete our address if the name is ours.
+fn forward_remove_address_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
+    let mut msg = new_update(zone);
+    if mode == ConflictMode::CheckExistsWithDhcid {
+        msg.add_pre_requisite(rrset_exists(&t.fqdn, DHCID));
+    } else {
+        msg.add_pre_requisite(rr_present(&t.fqdn, t.dhcid()));
+    }
+    msg.add_update(delete_rr(&t.fqdn, t.a()));
+    msg
+}
+
+/// RFC 4703 5.5 paragraph 5: once no address is left, remove the rest
+/// (check-with-dhcid: the whole name, if ours; check-exists: the DHCID).
+fn forward_remove_rest_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
+    let mut msg = new_update(zone);
+    if mode == ConflictMode::CheckExistsWithDhcid {
+        msg.add_pre_requisite(rrset_absent(&t.fqdn, RecordType::A));
+        msg.add_pre_requisite(rrset_absent(&t.fqdn, RecordType::AAAA));
+        msg.add_update(delete_rrset(&t.fqdn, DHCID));
+    } else {
+        msg.add_pre_requisite(rr_present(&t.fqdn, t.dhcid()));
+        msg.add_pre_requisite(rrset_absent(&t.fqdn, RecordType::A));
+        msg.add_pre_requisite(rrset_absent(&t.fqdn, RecordType::AAAA));
+        msg.add_update(delete_name(&t.fqdn));
+    }
+    msg
+}
+
+/// No-check modes: delete the A (and DHCID) RRsets outright.
+fn forward_clear_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
+    let mut msg = new_update(zone);
+    msg.add_update(delete_rrset(&t.fqdn, RecordType::A));
+    if mode != ConflictMode::NoCheckWithoutDhcid {
+        msg.add_update(delete_rrset(&t.fqdn, DHCID));
+    }
+    msg
+}
+
+/// Checking modes: delete everything at the reverse name if its PTR points
+/// to our FQDN (RFC 4703 5.5 paragraph 2; no DHCID check for PTRs, 5.4).
+/// No-check modes: delete the PTR (and DHCID) RRsets outright.
+fn reverse_remove_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
+    let mut msg = new_update(zone);
+    match mode {
+        ConflictMode::CheckWithDhcid | ConflictMode::CheckExistsWithDhcid => {
+            msg.add_pre_requisite(rr_present(&t.reverse, t.ptr()));
+            msg.add_update(delete_name(&t.reverse));
+        }
+        ConflictMode::NoCheckWithDhcid => {
+            msg.add_update(delete_rrset(&t.reverse, RecordType::PTR));
+            msg.add_update(delete_rrset(&t.reverse, DHCID));
+        }
+        ConflictMode::NoCheckWithoutDhcid => {
+            msg.add_update(delete_rrset(&t.reverse, RecordType::PTR));
+        }
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        NamingPolicy, ReplaceClientName, Transport, TsigAlgorithm, TsigKey, TtlPolicy,
+    };
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::str::FromStr;
+    use std::time::{Duration, Instant};
+
+    const DHCID_A: &[u8] = &[0, 1, 1, 0xaa, 0xbb, 0xcc, 0xdd];
+    const DHCID_B: &[u8] = &[0, 1, 1, 0x11, 0x22, 0x33, 0x44];
+
+    fn name(s: &str) -> Name {
+        Name::from_str(s).unwrap()
+    }
+
+    fn change(kind: ChangeKind, fqdn: &str, addr: [u8; 4], dhcid: &[u8]) -> Change {
+        Change {
+            kind,
+            fqdn: fqdn.into(),
+            addr: Ipv4Addr::from(addr),
+            dhcid: dhcid.to_vec(),
+            ttl: 1200,
+            forward: true,
+            reverse: true,
+        }
+    }
+
+    fn domain(zone: &str, key: Option<usize>, servers: Vec<SocketAddr>) -> DdnsDomain {
+        DdnsDomain {
+            name: name(zone),
+            key,
+            servers,
+        }
+    }
+
+    const ALGORITHMS: [(TsigAlgorithm, &str); 6] = [
+        (TsigAlgorithm::HmacMd5, "hmac-md5"),
+        (TsigAlgorithm::HmacSha1, "hmac-sha1"),
+        (TsigAlgorithm::HmacSha224, "hmac-sha224"),
+        (TsigAlgorithm::HmacSha256, "hmac-sha256"),
+        (TsigAlgorithm::HmacSha384, "hmac-sha384"),
+        (TsigAlgorithm::HmacSha512, "hmac-sha512"),
+    ];
+
+    fn secret(alg: &str) -> Vec<u8> {
+        format!("leasedns-test-secret-{alg}").into_bytes()
+    }
+
+    /// Keys 0..6 are the six algorithms (index 3 is hmac-sha256).
+    fn keys() -> Vec<TsigKey> {
+        ALGORITHMS
+            .iter()
+            .map(|(algorithm, label)| TsigKey {
+                name: name(&format!("k-{label}.")),
+                algorithm: *algorithm,
+                secret: secret(label),
+            })
+            .collect()
+    }
+
+    fn config(mode: ConflictMode, forward: Vec<DdnsDomain>, reverse: Vec<DdnsDomain>) -> Config {
+        Config {
+            journal_dir: PathBuf::from("/nonexistent"),
+            tsig_keys: keys(),
+            forward,
+            reverse,
+            naming: NamingPolicy {
+                qualifying_suffix: None,
+                replace_client_name: ReplaceClientName::Never,
+                generated_prefix: "host".into(),
+                hostname_char_set: None,
+                hostname_char_replacement: String::new(),
+                override_client_update: false,
+                override_no_update: false,
+            },
+            conflict_mode: mode,
+            ttl: TtlPolicy::default(),
+            dns_server_timeout: Duration::from_secs(2),
+            transport: Transport::Udp,
+            sender_threads: 1,
+            queue_capacity: 16,
+        }
+    }
+
+    fn target(c: &Change) -> Target<'_> {
+        Target::new(c).unwrap()
+    }
+
+    fn shape(records: &[Record]) -> Vec<(String, DNSClass, RecordType, u32)> {
+        records
+            .iter()
+            .map(|r| (r.name.to_string(), r.dns_class, r.record_type(), r.ttl))
+            .collect()
+    }
+
+    const FQDN: &str = "laptop.lan.example.";
+    const REV: &str = "5.0.77.10.in-addr.arpa.";
+
+    #[test]
+    fn forward_add_has_name_not_in_use_and_adds_a_and_dhcid() {
+        let c = change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A);
+        let msg = forward_add_message(&name("lan.example."), &target(&c));
+        assert_eq!(msg.metadata.op_code, OpCode::Update);
+        let zone = &msg.zones()[0];
+        assert_eq!(zone.name(), &name("lan.example."));
+        assert_eq!(zone.query_type(), RecordType::SOA);
+        assert_eq!(zone.query_class(), DNSClass::IN);
+        assert_eq!(
+            shape(msg.prerequisites()),
+            vec![(FQDN.into(), DNSClass::NONE, RecordType::ANY, 0)]
+        );
+        assert_eq!(
+            shape(msg.updates()),
+            vec![
+                (FQDN.into(), DNSClass::IN, RecordType::A, 1200),
+                (FQDN.into(), DNSClass::IN, DHCID, 1200),
+            ]
+        );
+        assert_eq!(
+            msg.updates()[0].data,
+            RData::A(A(Ipv4Addr::new(10, 77, 0, 5)))
+        );
+        match &msg.updates()[1].data {
+            RData::Unknown { rdata, .. } => assert_eq!(rdata, &NULL::with(DHCID_A.to_vec())),
+            other => panic!("{other:?}"),
+        }
+        // The encodings survive the wire (class NONE/ANY, empty rdata).
+        let back = Message::from_vec(&msg.to_vec().unwrap()).unwrap();
+        assert_eq!(shape(back.prerequisites()), shape(msg.prerequisites()));
+        assert_eq!(shape(back.updates()), shape(msg.updates()));
+    }
+
+    #[test]
+    fn forward_replace_depends_on_mode() {
+        let c = change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A);
+        let t = target(&c);
+        let zone = name("lan.example.");
+        let msg = forward_replace_message(ConflictMode::CheckWithDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.prerequisites()),
+            vec![
+                (FQDN.into(), DNSClass::ANY, RecordType::ANY, 0),
+                (FQDN.into(), DNSClass::IN, DHCID, 0),
+            ]
+        );
+        assert_eq!(msg.prerequisites()[1].data, t.dhcid());
+        assert_eq!(
+            shape(msg.updates()),
+            vec![
+                (FQDN.into(), DNSClass::ANY, RecordType::A, 0),
+                (FQDN.into(), DNSClass::IN, RecordType::A, 1200),
+            ]
+        );
+
+        let msg = forward_replace_message(ConflictMode::CheckExistsWithDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.prerequisites()),
+            vec![(FQDN.into(), DNSClass::ANY, DHCID, 0)]
+        );
+        assert_eq!(msg.prerequisites()[0].data, RData::Update0(DHCID));
+        assert_eq!(
+            shape(msg.updates()),
+            vec![
+                (FQDN.into(), DNSClass::ANY, RecordType::A, 0),
+                (FQDN.into(), DNSClass::ANY, DHCID, 0),
+                (FQDN.into(), DNSClass::IN, RecordType::A, 1200),
+                (FQDN.into(), DNSClass::IN, DHCID, 1200),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_check_modes_have_no_prerequisites() {
+        let c = change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A);
+        let t = target(&c);
+        let zone = name("lan.example.");
+        let rzone = name("77.10.in-addr.arpa.");
+        let msg = forward_set_message(ConflictMode::NoCheckWithDhcid, &zone, &t);
+        assert!(msg.prerequisites().is_empty());
+        assert_eq!(
+            shape(msg.updates()),
+            vec![
+                (FQDN.into(), DNSClass::ANY, RecordType::A, 0),
+                (FQDN.into(), DNSClass::ANY, DHCID, 0),
+                (FQDN.into(), DNSClass::IN, RecordType::A, 1200),
+                (FQDN.into(), DNSClass::IN, DHCID, 1200),
+            ]
+        );
+        let msg = forward_set_message(ConflictMode::NoCheckWithoutDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.updates()),
+            vec![
+                (FQDN.into(), DNSClass::ANY, RecordType::A, 0),
+                (FQDN.into(), DNSClass::IN, RecordType::A, 1200),
+            ]
+        );
+        let msg = forward_clear_message(ConflictMode::NoCheckWithDhcid, &zone, &t);
+        assert!(msg.prerequisites().is_empty());
+        assert_eq!(
+            shape(msg.updates()),
+            vec![
+                (FQDN.into(), DNSClass::ANY, RecordType::A, 0),
+                (FQDN.into(), DNSClass::ANY, DHCID, 0),
+            ]
+        );
+        let msg = reverse_remove_message(ConflictMode::NoCheckWithoutDhcid, &rzone, &t);
+        assert!(msg.prerequisites().is_empty());
+        assert_eq!(
+            shape(msg.updates()),
+            vec![(REV.into(), DNSClass::ANY, RecordType::PTR, 0)]
+        );
+    }
+
+    #[test]
+    fn reverse_add_replaces_without_prerequisites() {
+        let c = change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A);
+        let t = target(&c);
+        let msg = reverse_add_message(
+            ConflictMode::CheckWithDhcid,
+            &name("77.10.in-addr.arpa."),
+            &t,
+        );
+        assert_eq!(msg.zones()[0].name(), &name("77.10.in-addr.arpa."));
+        assert!(msg.prerequisites().is_empty());
+        assert_eq!(
+            shape(msg.updates()),
+            vec![
+                (REV.into(), DNSClass::ANY, RecordType::PTR, 0),
+                (REV.into(), DNSClass::ANY, DHCID, 0),
+                (REV.into(), DNSClass::IN, RecordType::PTR, 1200),
+                (REV.into(), DNSClass::IN, DHCID, 1200),
+            ]
+        );
+        assert_eq!(msg.updates()[2].data, RData::PTR(PTR(name(FQDN))));
+        let msg = reverse_add_message(
+            ConflictMode::NoCheckWithoutDhcid,
+            &name("77.10.in-addr.arpa."),
+            &t,
+        );
+        assert_eq!(msg.updates().len(), 2);
+    }
+
+    #[test]
+    fn removal_messages_follow_d2() {
+        let c = change(ChangeKind::Remove, FQDN, [10, 77, 0, 5], DHCID_A);
+        let t = target(&c);
+        let zone = name("lan.example.");
+        let msg = forward_remove_address_message(ConflictMode::CheckWithDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.prerequisites()),
+            vec![(FQDN.into(), DNSClass::IN, DHCID, 0)]
+        );
+        assert_eq!(
+            shape(msg.updates()),
+            vec![(FQDN.into(), DNSClass::NONE, RecordType::A, 0)]
+        );
+        assert_eq!(msg.updates()[0].data, t.a());
+
+        let msg = forward_remove_rest_message(ConflictMode::CheckWithDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.prerequisites()),
+            vec![
+                (FQDN.into(), DNSClass::IN, DHCID, 0),
+                (FQDN.into(), DNSClass::NONE, RecordType::A, 0),
+                (FQDN.into(), DNSClass::NONE, RecordType::AAAA, 0),
+            ]
+        );
+        assert_eq!(
+            shape(msg.updates()),
+            vec![(FQDN.into(), DNSClass::ANY, RecordType::ANY, 0)]
+        );
+
+        let msg = forward_remove_address_message(ConflictMode::CheckExistsWithDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.prerequisites()),
+            vec![(FQDN.into(), DNSClass::ANY, DHCID, 0)]
+        );
+        let msg = forward_remove_rest_message(ConflictMode::CheckExistsWithDhcid, &zone, &t);
+        assert_eq!(msg.prerequisites().len(), 2);
+        assert_eq!(
+            shape(msg.updates()),
+            vec![(FQDN.into(), DNSClass::ANY, DHCID, 0)]
+        );
+
+        let msg = reverse_remove_message(
+            ConflictMode::CheckWithDhcid,
+            &name("77.10.in-addr.arpa."),
+            &t,
+        );
+        assert_eq!(
+            shape(msg.prerequisites()),
+            vec![(REV.into(), DNSClass::IN, RecordType::PTR, 0)]
+        );
+        assert_eq!(msg.prerequisites()[0].data, t.ptr());
+        assert_eq!(
+            shape(msg.updates()),
+            vec![(REV.into(), DNSClass::ANY, RecordType::ANY, 0)]
+        );
+    }
+
+    #[test]
+    fn zone_pick_is_longest_suffix() {
+        let s: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let zones = vec![
+            domain("example.", None, vec![s]),
+            domain("lan.example.", None, vec![s]),
+            domain("other.", None, vec![s]),
+        ];
+        let picked = pick(true, &zones, &name("a.lan.example."))
+            .unwrap()
+            .unwrap();
+        assert_eq!(picked.name, name("lan.example."));
+        let picked = pick(true, &zones, &name("a.wan.example."))
+            .unwrap()
+            .unwrap();
+        assert_eq!(picked.name, name("example."));
+        assert_eq!(
+            pick(true, &zones, &name("a.nowhere.")).unwrap_err(),
+            "a.nowhere."
+        );
+        assert!(
+            pick(false, &zones, &name("a.lan.example."))
+                .unwrap()
+                .is_none()
+        );
+        assert!(pick(true, &[], &name("a.lan.example.")).unwrap().is_none());
+        assert_eq!(
+            reverse_name(Ipv4Addr::new(10, 77, 0, 5)).unwrap(),
+            name(REV)
+        );
+    }
+
+    #[test]
+    fn no_zone_and_invalid_changes_send_nothing() {
+        let s: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let cfg = config(
+            ConflictMode::CheckWithDhcid,
+            vec![domain("lan.example.", None, vec![s])],
+            vec![domain("77.10.in-addr.arpa.", None, vec![s])],
+        );
+        let exec = UpdateExecutor::new(&cfg);
+        let applied = exec.apply(&change(
+            ChangeKind::Add,
+            "x.other.",
+            [10, 77, 0, 5],
+            DHCID_A,
+        ));
+        assert_eq!(
+            applied.outcome,
+            ApplyOutcome::Done(DoneKind::NoZone {
+                name: "x.other.".into()
+            })
+        );
+        // The forward zone matches but the reverse one does not: D2 drops it whole.
+        let applied = exec.apply(&change(ChangeKind::Add, FQDN, [192, 0, 2, 1], DHCID_A));
+        assert!(matches!(
+            applied.outcome,
+            ApplyOutcome::Done(DoneKind::NoZone { .. })
+        ));
+        assert_eq!(applied.stats.sent, 0);
+        let applied = exec.apply(&change(ChangeKind::Add, FQDN, [10, 77, 0, 5], &[]));
+        assert!(matches!(
+            applied.outcome,
+            ApplyOutcome::Done(DoneKind::Invalid { .. })
+        ));
+        assert_eq!(applied.stats.sent, 0);
+    }
+
+    // ---- Against a real knotd (LEASEDNS_TEST_KNOTD=1) ----
+
+    struct Knot {
+        child: Child,
+        port: u16,
+        dir: PathBuf,
+    }
+
+    impl Drop for Knot {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    impl Knot {
+        fn addr(&self) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], self.port))
+        }
+
+        /// `kdig +short` answers, sorted.
+        fn dig(&self, qname: &str, qtype: &str) -> Vec<String> {
+            let out = Command::new("kdig")
+                .args([
+                    "@127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "+short",
+                    "+timeout=2",
+                    qname,
+                    qtype,
+                ])
+                .output()
+                .unwrap();
+            let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .filter(|l| !l.is_empty())
+                .collect();
+            lines.sort();
+            lines
+        }
+    }
+
+    fn knot_enabled(test: &str) -> bool {
+        if std::env::var("LEASEDNS_TEST_KNOTD").as_deref() == Ok("1") {
+            return true;
+        }
+        println!("{test}: skipped (set LEASEDNS_TEST_KNOTD=1 to run against knotd)");
+        false
+    }
+
+    fn start_knot(port: u16) -> Knot {
+        use base64::Engine as _;
+        let dir = PathBuf::from(format!("/tmp/h-dns-knot/{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("lan.example.zone"),
+            "$ORIGIN lan.example.\n$TTL 300\n\
+             @ SOA ns.lan.example. hostmaster.lan.example. 1 3600 600 86400 300\n\
+             @ NS ns\nns A 127.0.0.1\nprinter A 10.77.0.250\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("77.10.in-addr.arpa.zone"),
+            "$ORIGIN 77.10.in-addr.arpa.\n$TTL 300\n\
+             @ SOA ns.lan.example. hostmaster.lan.example. 1 3600 600 86400 300\n\
+             @ NS ns.lan.example.\n",
+        )
+        .unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut conf = format!(
+            "server:\n  rundir: \"{d}\"\n  listen: 127.0.0.1@{port}\n  udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n\
+             log:\n  - target: stderr\n    any: info\n\
+             database:\n  storage: \"{d}/db\"\nkey:\n",
+            d = dir.display()
+        );
+        let mut ids = Vec::new();
+        for (_, label) in ALGORITHMS {
+            conf += &format!(
+                "  - id: k-{label}.\n    algorithm: {label}\n    secret: {}\n",
+                b64.encode(secret(label))
+            );
+            ids.push(format!("k-{label}."));
+        }
+        conf += &format!(
+            "acl:\n  - id: upd\n    key: [{}]\n    action: update\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n    file: \"%s.zone\"\n    zonefile-sync: -1\n    journal-content: none\n    acl: upd\n\
+             zone:\n  - domain: lan.example.\n  - domain: 77.10.in-addr.arpa.\n",
+            ids.join(", "),
+            d = dir.display()
+        );
+        std::fs::write(dir.join("knot.conf"), conf).unwrap();
+        let log = std::fs::File::create(dir.join("knotd.log")).unwrap();
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(dir.join("knot.conf"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let knot = Knot { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while knot.dig("lan.example.", "SOA").is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "knotd on port {port} did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        knot
+    }
+
+    /// Forward and reverse zones on `servers`, signed with key `key`.
+    fn knot_config(mode: ConflictMode, key: usize, servers: Vec<SocketAddr>) -> Config {
+        config(
+            mode,
+            vec![domain("lan.example.", Some(key), servers.clone())],
+            vec![domain("77.10.in-addr.arpa.", Some(key), servers)],
+        )
+    }
+
+    const SHA256: usize = 3;
+
+    fn done(applied: &Applied) -> &DoneKind {
+        match &applied.outcome {
+            ApplyOutcome::Done(kind) => kind,
+            other => panic!("expected Done, got {other:?}; steps {:?}", applied.steps),
+        }
+    }
+
+    fn kinds(applied: &Applied) -> Vec<(StepKind, String)> {
+        applied
+            .steps
+            .iter()
+            .map(|s| {
+                (
+                    s.kind,
+                    match &s.result {
+                        StepResult::Answer(r) => r.to_string(),
+                        StepResult::Failed(e) => format!("{e}"),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn knot_every_tsig_algorithm() {
+        if !knot_enabled("knot_every_tsig_algorithm") {
+            return;
+        }
+        let knot = start_knot(53531);
+        for (i, (alg, label)) in ALGORITHMS.iter().enumerate() {
+            let cfg = knot_config(ConflictMode::CheckWithDhcid, i, vec![knot.addr()]);
+            let host = format!("h-{label}.lan.example.");
+            let applied = UpdateExecutor::new(&cfg).apply(&change(
+                ChangeKind::Add,
+                &host,
+                [10, 77, 1, i as u8 + 1],
+                DHCID_A,
+            ));
+            assert_eq!(
+                done(&applied),
+                &DoneKind::Published,
+                "{alg:?}: {:?}",
+                kinds(&applied)
+            );
+            assert_eq!(
+                knot.dig(&host, "A"),
+                vec![format!("10.77.1.{}", i + 1)],
+                "{alg:?}"
+            );
+            assert_eq!(applied.stats.succeeded, 2);
+        }
+    }
+
+    #[test]
+    fn knot_check_with_dhcid_lifecycle() {
+        if !knot_enabled("knot_check_with_dhcid_lifecycle") {
+            return;
+        }
+        let knot = start_knot(53532);
+        let cfg = knot_config(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+        let exec = UpdateExecutor::new(&cfg);
+
+        // Add: A + DHCID forward, PTR + DHCID reverse.
+        let add_a = change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A);
+        let applied = exec.apply(&add_a);
+        assert_eq!(done(&applied), &DoneKind::Published);
+        assert_eq!(
+            kinds(&applied),
+            vec![
+                (StepKind::AddForward, "NOERROR".into()),
+                (StepKind::ReplaceReverse, "NOERROR".into())
+            ]
+        );
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.5"]);
+        assert_eq!(knot.dig(FQDN, "DHCID").len(), 1);
+        assert_eq!(knot.dig(REV, "PTR"), vec![FQDN]);
+        assert_eq!(knot.dig(REV, "DHCID").len(), 1);
+
+        // Same client again (renewal, or a retry): YXDOMAIN then replace.
+        let applied = exec.apply(&add_a);
+        assert_eq!(done(&applied), &DoneKind::Published);
+        assert_eq!(
+            kinds(&applied),
+            vec![
+                (StepKind::AddForward, "YXDOMAIN".into()),
+                (StepKind::ReplaceForward, "NOERROR".into()),
+                (StepKind::ReplaceReverse, "NOERROR".into())
+            ]
+        );
+        assert_eq!(applied.stats.prerequisite_failed, 1);
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.5"]);
+
+        // Same client, new address: the A RRset is replaced.
+        let moved = change(ChangeKind::Add, FQDN, [10, 77, 0, 6], DHCID_A);
+        assert_eq!(done(&exec.apply(&moved)), &DoneKind::Published);
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.6"]);
+        assert_eq!(done(&exec.apply(&add_a)), &DoneKind::Published);
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.5"]);
+
+        // Another client wants the name: conflict, reverse untouched.
+        let add_b = change(ChangeKind::Add, FQDN, [10, 77, 0, 9], DHCID_B);
+        let applied = exec.apply(&add_b);
+        assert!(
+            matches!(done(&applied), DoneKind::Conflict { .. }),
+            "{applied:?}"
+        );
+        assert_eq!(
+            kinds(&applied),
+            vec![
+                (StepKind::AddForward, "YXDOMAIN".into()),
+                (StepKind::ReplaceForward, "NXRRSET".into())
+            ]
+        );
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.5"]);
+        assert!(knot.dig("9.0.77.10.in-addr.arpa.", "PTR").is_empty());
+
+        // A client asking for the static printer's name: conflict, printer intact.
+        let printer = change(
+            ChangeKind::Add,
+            "printer.lan.example.",
+            [10, 77, 0, 7],
+            DHCID_B,
+        );
+        assert!(matches!(
+            done(&exec.apply(&printer)),
+            DoneKind::Conflict { .. }
+        ));
+        assert_eq!(knot.dig("printer.lan.example.", "A"), vec!["10.77.0.250"]);
+        assert!(knot.dig("printer.lan.example.", "DHCID").is_empty());
+        assert!(knot.dig("7.0.77.10.in-addr.arpa.", "PTR").is_empty());
+
+        // The other client's lease ends: nothing of ours is removed.
+        let remove_b = change(ChangeKind::Remove, FQDN, [10, 77, 0, 9], DHCID_B);
+        let applied = exec.apply(&remove_b);
+        assert_eq!(done(&applied), &DoneKind::Removed);
+        assert_eq!(
+            kinds(&applied),
+            vec![
+                (StepKind::RemoveForwardAddress, "NXRRSET".into()),
+                (StepKind::RemoveForwardRest, "YXRRSET".into()),
+                (StepKind::RemoveReverse, "NXRRSET".into())
+            ]
+        );
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.5"]);
+        assert_eq!(knot.dig(FQDN, "DHCID").len(), 1);
+        assert_eq!(knot.dig(REV, "PTR"), vec![FQDN]);
+
+        // A removal for the printer's name does not touch the static record.
+        let printer_gone = change(
+            ChangeKind::Remove,
+            "printer.lan.example.",
+            [10, 77, 0, 250],
+            DHCID_B,
+        );
+        assert_eq!(done(&exec.apply(&printer_gone)), &DoneKind::Removed);
+        assert_eq!(knot.dig("printer.lan.example.", "A"), vec!["10.77.0.250"]);
+
+        // Our lease ends: everything goes.
+        let remove_a = change(ChangeKind::Remove, FQDN, [10, 77, 0, 5], DHCID_A);
+        let applied = exec.apply(&remove_a);
+        assert_eq!(done(&applied), &DoneKind::Removed);
+        assert_eq!(
+            kinds(&applied),
+            vec![
+                (StepKind::RemoveForwardAddress, "NOERROR".into()),
+                (StepKind::RemoveForwardRest, "NOERROR".into()),
+                (StepKind::RemoveReverse, "NOERROR".into())
+            ]
+        );
+        assert!(knot.dig(FQDN, "A").is_empty());
+        assert!(knot.dig(FQDN, "DHCID").is_empty());
+        assert!(knot.dig(REV, "PTR").is_empty());
+        assert!(knot.dig(REV, "DHCID").is_empty());
+        assert_eq!(knot.dig("printer.lan.example.", "A"), vec!["10.77.0.250"]);
+
+        // Removing again is harmless (a retried removal).
+        assert_eq!(done(&exec.apply(&remove_a)), &DoneKind::Removed);
+
+        // Now the other client may take the name.
+        assert_eq!(done(&exec.apply(&add_b)), &DoneKind::Published);
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.9"]);
+    }
+
+    #[test]
+    fn knot_check_exists_with_dhcid() {
+        if !knot_enabled("knot_check_exists_with_dhcid") {
+            return;
+        }
+        let knot = start_knot(53533);
+        let cfg = knot_config(
+            ConflictMode::CheckExistsWithDhcid,
+            SHA256,
+            vec![knot.addr()],
+        );
+        let exec = UpdateExecutor::new(&cfg);
+        assert_eq!(
+            done(&exec.apply(&change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A))),
+            &DoneKind::Published
+        );
+        // Any DHCID counts as "dynamic": another client takes the name over.
+        let add_b = change(ChangeKind::Add, FQDN, [10, 77, 0, 9], DHCID_B);
+        let applied = exec.apply(&add_b);
+        assert_eq!(
+            done(&applied),
+            &DoneKind::Published,
+            "{:?}",
+            kinds(&applied)
+        );
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.9"]);
+        // A static name without DHCID is still protected.
+        let printer = change(
+            ChangeKind::Add,
+            "printer.lan.example.",
+            [10, 77, 0, 7],
+            DHCID_B,
+        );
+        assert!(matches!(
+            done(&exec.apply(&printer)),
+            DoneKind::Conflict { .. }
+        ));
+        assert_eq!(knot.dig("printer.lan.example.", "A"), vec!["10.77.0.250"]);
+        // Removal: address, then the DHCID once no address is left; PTR by name.
+        let applied = exec.apply(&change(ChangeKind::Remove, FQDN, [10, 77, 0, 9], DHCID_B));
+        assert_eq!(done(&applied), &DoneKind::Removed, "{:?}", kinds(&applied));
+        assert!(knot.dig(FQDN, "A").is_empty());
+        assert!(knot.dig(FQDN, "DHCID").is_empty());
+        assert!(knot.dig("9.0.77.10.in-addr.arpa.", "PTR").is_empty());
+        // The first client's PTR still points to the name (D2 leaves it too).
+        assert_eq!(knot.dig(REV, "PTR"), vec![FQDN]);
+    }
+
+    #[test]
+    fn knot_no_check_modes() {
+        if !knot_enabled("knot_no_check_modes") {
+            return;
+        }
+        let knot = start_knot(53534);
+        let cfg = knot_config(ConflictMode::NoCheckWithDhcid, SHA256, vec![knot.addr()]);
+        let exec = UpdateExecutor::new(&cfg);
+        assert_eq!(
+            done(&exec.apply(&change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A))),
+            &DoneKind::Published
+        );
+        let applied = exec.apply(&change(ChangeKind::Add, FQDN, [10, 77, 0, 9], DHCID_B));
+        assert_eq!(kinds(&applied)[0], (StepKind::SetForward, "NOERROR".into()));
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.9"]);
+        assert_eq!(knot.dig(FQDN, "DHCID").len(), 1);
+        let applied = exec.apply(&change(ChangeKind::Remove, FQDN, [10, 77, 0, 9], DHCID_B));
+        assert_eq!(done(&applied), &DoneKind::Removed);
+        assert!(knot.dig(FQDN, "A").is_empty());
+        assert!(knot.dig(FQDN, "DHCID").is_empty());
+        assert!(knot.dig("9.0.77.10.in-addr.arpa.", "PTR").is_empty());
+        assert!(knot.dig("9.0.77.10.in-addr.arpa.", "DHCID").is_empty());
+
+        let cfg = knot_config(ConflictMode::NoCheckWithoutDhcid, SHA256, vec![knot.addr()]);
+        let exec = UpdateExecutor::new(&cfg);
+        let host = "nodhcid.lan.example.";
+        let applied = exec.apply(&change(ChangeKind::Add, host, [10, 77, 0, 20], &[]));
+        assert_eq!(done(&applied), &DoneKind::Published);
+        assert_eq!(knot.dig(host, "A"), vec!["10.77.0.20"]);
+        assert!(knot.dig(host, "DHCID").is_empty());
+        assert_eq!(knot.dig("20.0.77.10.in-addr.arpa.", "PTR"), vec![host]);
+        assert!(knot.dig("20.0.77.10.in-addr.arpa.", "DHCID").is_empty());
+        let applied = exec.apply(&change(ChangeKind::Remove, host, [10, 77, 0, 20], &[]));
+        assert_eq!(done(&applied), &DoneKind::Removed);
+        assert!(knot.dig(host, "A").is_empty());
+        assert!(knot.dig("20.0.77.10.in-addr.arpa.", "PTR").is_empty());
+    }
+
+    #[test]
+    fn knot_failures_and_failover() {
+        if !knot_enabled("knot_failures_and_failover") {
+            return;
+        }
+        let knot = start_knot(53535);
+        let add_a = change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A);
+
+        // Wrong secret: NOTAUTH/BADSIG, final.
+        let mut cfg = knot_config(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+        cfg.tsig_keys[SHA256].secret = b"wrong".to_vec();
+        let applied = UpdateExecutor::new(&cfg).apply(&add_a);
+        match done(&applied) {
+            DoneKind::Rejected {
+                rcode, direction, ..
+            } => {
+                assert_eq!(
+                    *rcode,
+                    Rcode::NotAuth {
+                        tsig_error: Some(16)
+                    }
+                );
+                assert!(!rcode.is_retryable());
+                assert_eq!(*direction, Direction::Forward);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(applied.stats.refused, 1);
+        // Unknown key name: NOTAUTH/BADKEY.
+        let mut cfg = knot_config(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+        cfg.tsig_keys[SHA256].name = name("nobody.");
+        match done(&UpdateExecutor::new(&cfg).apply(&add_a)) {
+            DoneKind::Rejected { rcode, .. } => {
+                assert_eq!(
+                    *rcode,
+                    Rcode::NotAuth {
+                        tsig_error: Some(17)
+                    }
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // Unsigned: the ACL refuses.
+        let cfg = config(
+            ConflictMode::CheckWithDhcid,
+            vec![domain("lan.example.", None, vec![knot.addr()])],
+            vec![],
+        );
+        match done(&UpdateExecutor::new(&cfg).apply(&add_a)) {
+            DoneKind::Rejected { rcode, .. } => assert!(rcode.is_refusal(), "{rcode}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(knot.dig(FQDN, "A").is_empty());
+
+        // A server that never answers: Timeout, retryable.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let mut cfg = knot_config(ConflictMode::CheckWithDhcid, SHA256, vec![silent_addr]);
+        cfg.dns_server_timeout = Duration::from_millis(1000);
+        let applied = UpdateExecutor::new(&cfg).apply(&add_a);
+        match &applied.outcome {
+            ApplyOutcome::Retry {
+                cause,
+                server,
+                direction,
+                ..
+            } => {
+                assert_eq!(*cause, RetryCause::Timeout);
+                assert_eq!(*server, silent_addr);
+                assert_eq!(*direction, Direction::Forward);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(applied.stats.timeouts, 1);
+
+        // Failover: the silent server first, knotd second.
+        let cfg2 = {
+            let mut c = knot_config(
+                ConflictMode::CheckWithDhcid,
+                SHA256,
+                vec![silent_addr, knot.addr()],
+            );
+            c.dns_server_timeout = Duration::from_millis(1000);
+            c
+        };
+        let applied = UpdateExecutor::new(&cfg2).apply(&add_a);
+        assert_eq!(done(&applied), &DoneKind::Published);
+        let servers: Vec<SocketAddr> = applied.steps.iter().map(|s| s.server).collect();
+        assert_eq!(
+            servers,
+            vec![silent_addr, knot.addr(), silent_addr, knot.addr()]
+        );
+        assert_eq!(applied.stats.sent, 4);
+        assert_eq!(applied.stats.timeouts, 2);
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.5"]);
+        drop(silent);
+    }
+
+    #[test]
+    fn knot_retry_after_half_done_change_is_idempotent() {
+        if !knot_enabled("knot_retry_after_half_done_change_is_idempotent") {
+            return;
+        }
+        let knot = start_knot(53536);
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Forward zone reachable, reverse zone not.
+        let mut cfg = config(
+            ConflictMode::CheckWithDhcid,
+            vec![domain("lan.example.", Some(SHA256), vec![knot.addr()])],
+            vec![domain(
+                "77.10.in-addr.arpa.",
+                Some(SHA256),
+                vec![silent.local_addr().unwrap()],
+            )],
+        );
+        cfg.dns_server_timeout = Duration::from_millis(1000);
+        let add_a = change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A);
+        let applied = UpdateExecutor::new(&cfg).apply(&add_a);
+        assert!(
+            matches!(
+                applied.outcome,
+                ApplyOutcome::Retry {
+                    direction: Direction::Reverse,
+                    ..
+                }
+            ),
+            "{applied:?}"
+        );
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.5"]);
+        assert!(knot.dig(REV, "PTR").is_empty());
+
+        // The retry, now with the reverse server back, over TCP this time.
+        let mut cfg = knot_config(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+        cfg.transport = Transport::Tcp;
+        let applied = UpdateExecutor::new(&cfg).apply(&add_a);
+        assert_eq!(
+            done(&applied),
+            &DoneKind::Published,
+            "{:?}",
+            kinds(&applied)
+        );
+        assert_eq!(knot.dig(FQDN, "A"), vec!["10.77.0.5"]);
+        assert_eq!(knot.dig(FQDN, "DHCID").len(), 1);
+        assert_eq!(knot.dig(REV, "PTR"), vec![FQDN]);
+        assert_eq!(knot.dig(REV, "DHCID").len(), 1);
+
+        // Same for a removal interrupted after the forward part.
+        let remove_a = change(ChangeKind::Remove, FQDN, [10, 77, 0, 5], DHCID_A);
+        let mut half = config(
+            ConflictMode::CheckWithDhcid,
+            vec![domain("lan.example.", Some(SHA256), vec![knot.addr()])],
+            vec![domain(
+                "77.10.in-addr.arpa.",
+                Some(SHA256),
+                vec![silent.local_addr().unwrap()],
+            )],
+        );
+        half.dns_server_timeout = Duration::from_millis(1000);
+        let applied = UpdateExecutor::new(&half).apply(&remove_a);
+        assert!(applied.outcome.is_retry(), "{applied:?}");
+        assert!(knot.dig(FQDN, "A").is_empty(), "{:?}", kinds(&applied));
+        assert_eq!(knot.dig(REV, "PTR"), vec![FQDN]);
+        let applied = UpdateExecutor::new(&cfg).apply(&remove_a);
+        assert_eq!(done(&applied), &DoneKind::Removed);
+        assert!(knot.dig(REV, "PTR").is_empty());
+        drop(silent);
+    }
+}
