@@ -300,7 +300,12 @@ impl JournalThread {
     fn mark_done(&mut self, first: u64) {
         let mut seqs = vec![first];
         seqs.extend(self.done_rx.try_iter());
-        if let Err(err) = self.journal.mark_done(&seqs) {
+        // sync() also compacts segments whose entries are all done.
+        if let Err(err) = self
+            .journal
+            .mark_done(&seqs)
+            .and_then(|()| self.journal.sync())
+        {
             Stats::bump(&self.stats.journal_errors);
             tracing::error!(%err, "journal: cannot record {} changes as done", seqs.len());
         }

@@ -244,7 +244,7 @@ pub struct Journal {
     dirty_files: Vec<(PathBuf, File)>,
     active_dirty: bool,
     dir_dirty: bool,
-    faults: Faults,
+    files: FileOps,
 }
 
 impl Journal {
@@ -269,7 +269,7 @@ impl Journal {
             dirty_files: Vec::new(),
             active_dirty: false,
             dir_dirty: false,
-            faults: Faults::default(),
+            files: FileOps::default(),
         };
         let recovery = journal.recover()?;
         Ok((journal, recovery))
@@ -394,8 +394,9 @@ impl Journal {
                 return Ok(());
             }
         }
-        let id = match self.highest_name {
-            Some(h) => self.next_seq.max(h.saturating_add(1)),
+        let id = match self.highest_name.map(|h| h.checked_add(1)) {
+            Some(Some(above)) => self.next_seq.max(above),
+            Some(None) => return Err(JournalError::SequenceExhausted),
             None => self.next_seq,
         };
         let path = self.dir.join(segment_name(id));
@@ -410,10 +411,10 @@ impl Journal {
             }
         }
         let mut file = self
-            .faults
+            .files
             .create(&path)
             .map_err(io_err(&path, "create segment"))?;
-        if let Err(e) = self.faults.write_all(&mut file, &buf) {
+        if let Err(e) = self.files.write_all(&mut file, &buf) {
             drop(file);
             if let Err(re) = fs::remove_file(&path) {
                 tracing::warn!(path = %path.display(), error = %re, "cannot remove failed new journal segment");
@@ -481,7 +482,7 @@ impl Journal {
             return Ok(active.id);
         }
         let start = seg.len;
-        match self.faults.write_all(&mut active.file, &buf) {
+        match self.files.write_all(&mut active.file, &buf) {
             Ok(()) => {
                 seg.len += buf.len() as u64;
                 if !self.owed_done.is_empty() {
@@ -497,7 +498,7 @@ impl Journal {
                     op: "write",
                     source,
                 };
-                match self.faults.set_len(&active.file, start) {
+                match self.files.set_len(&active.file, start) {
                     Ok(()) => Err(WriteFailure {
                         error,
                         rolled_back: true,
@@ -531,7 +532,7 @@ impl Journal {
     fn sync_files(&mut self) -> Result<(), JournalError> {
         for i in 0..self.dirty_files.len() {
             let (path, file) = &self.dirty_files[i];
-            if let Err(e) = self.faults.sync_data(file) {
+            if let Err(e) = self.files.sync_data(file) {
                 let error = JournalError::Io {
                     path: path.clone(),
                     op: "fdatasync",
@@ -545,7 +546,7 @@ impl Journal {
         if self.active_dirty
             && let Some(active) = &self.active
         {
-            if let Err(e) = self.faults.sync_data(&active.file) {
+            if let Err(e) = self.files.sync_data(&active.file) {
                 let path = self
                     .segments
                     .get(&active.id)
@@ -567,7 +568,7 @@ impl Journal {
             return Ok(());
         }
         let dir = File::open(&self.dir).map_err(io_err(&self.dir, "open directory"))?;
-        self.faults
+        self.files
             .sync_dir(&dir)
             .map_err(io_err(&self.dir, "fsync directory"))?;
         self.dir_dirty = false;
@@ -765,7 +766,7 @@ impl Journal {
         if let Some(id) = reusable_last
             && let Some(seg) = self.segments.get(&id)
         {
-            match self.faults.open_append(&seg.path) {
+            match self.files.open_append(&seg.path) {
                 Ok(file) => {
                     self.active = Some(Active { id, file });
                     // Covers a tail truncation whose new size is not yet durable.
@@ -947,12 +948,12 @@ fn truncate_file(path: &Path, len: u64) -> io::Result<()> {
 
 /// The file operations whose failures matter, with failure injection in tests.
 #[derive(Default)]
-struct Faults {
+struct FileOps {
     #[cfg(test)]
     inject: tests::Inject,
 }
 
-impl Faults {
+impl FileOps {
     fn create(&mut self, path: &Path) -> io::Result<File> {
         #[cfg(test)]
         self.inject.check_create()?;

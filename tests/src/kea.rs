@@ -292,6 +292,11 @@ impl Kea {
         })
     }
 
+    /// kea-dhcp4's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.guard.as_ref().and_then(ChildGuard::pid)
+    }
+
     pub fn options(&self) -> &KeaOptions {
         &self.opts
     }

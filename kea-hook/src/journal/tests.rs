@@ -521,7 +521,7 @@ fn failed_append_is_rolled_back_and_journal_stays_usable() {
     let (mut j, _) = open(tmp.path(), JournalOptions::default());
     append_n(&mut j, 0, 2);
     let size = j.size_bytes();
-    j.faults.inject.write_prefix = Some(10);
+    j.files.inject.write_prefix = Some(10);
     let err = j.append(&[b"lost", b"lost too"]).err().unwrap();
     assert_eq!(err.io_kind(), Some(io::ErrorKind::StorageFull));
     assert_eq!(j.pending(), 2);
@@ -532,7 +532,7 @@ fn failed_append_is_rolled_back_and_journal_stays_usable() {
     assert!(j.mark_done(&[1]).is_err());
     assert_eq!(j.pending(), 1);
     assert!(j.sync().is_err());
-    j.faults.inject.write_prefix = None;
+    j.files.inject.write_prefix = None;
     assert_eq!(j.append(&[b"after"]).unwrap(), vec![3]);
     j.sync().unwrap();
     drop(j);
@@ -550,10 +550,10 @@ fn failed_append_with_failed_truncate_abandons_the_segment() {
     append_n(&mut j, 2, 1); // seq 3, not synced yet
     // Two whole records reach the file before the failure and cannot be removed.
     let whole = 2 * (RECORD_HEADER_LEN + 5);
-    j.faults.inject.write_prefix = Some(whole + 3);
-    j.faults.inject.fail_truncate = true;
+    j.files.inject.write_prefix = Some(whole + 3);
+    j.files.inject.fail_truncate = true;
     assert!(j.append(&[b"ghost", b"ghost", b"ghost"]).is_err());
-    j.faults.inject = Inject::default();
+    j.files.inject = Inject::default();
     let next = j.append(&[b"real"]).unwrap();
     assert_eq!(next, vec![7], "ghost numbers must not be reused");
     assert_eq!(j.segments(), 2);
@@ -574,10 +574,10 @@ fn failed_sync_rewrites_unsynced_entries_into_a_new_segment() {
     j.sync().unwrap();
     append_n(&mut j, 2, 3); // 3, 4, 5 unsynced
     j.mark_done(&[1, 4]).unwrap();
-    j.faults.inject.fail_sync = true;
+    j.files.inject.fail_sync = true;
     assert!(j.sync().is_err());
     assert_eq!(j.pending(), 3);
-    j.faults.inject.fail_sync = false;
+    j.files.inject.fail_sync = false;
     j.sync().unwrap();
     assert_eq!(j.segments(), 2);
     // Entries appended after the failure keep working.
@@ -598,14 +598,14 @@ fn failed_segment_creation_is_retried() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut j, _) = open(tmp.path(), small(50));
     append_n(&mut j, 0, 3);
-    j.faults.inject.fail_create = true;
+    j.files.inject.fail_create = true;
     assert!(j.append(&[b"x"]).is_err());
     assert_eq!(j.segments(), 1);
-    j.faults.inject.fail_create = false;
-    j.faults.inject.write_prefix = Some(5);
+    j.files.inject.fail_create = false;
+    j.files.inject.write_prefix = Some(5);
     assert!(j.append(&[b"x"]).is_err());
     assert_eq!(j.segments(), 1);
-    j.faults.inject.write_prefix = None;
+    j.files.inject.write_prefix = None;
     assert_eq!(j.append(&[b"x"]).unwrap(), vec![4]);
     j.sync().unwrap();
     drop(j);
@@ -729,7 +729,7 @@ proptest! {
         for op in ops {
             match op {
                 Op::Fault { write_prefix, fail_truncate, fail_sync, fail_create } => {
-                    j.faults.inject = Inject { write_prefix, fail_truncate, fail_sync, fail_create };
+                    j.files.inject = Inject { write_prefix, fail_truncate, fail_sync, fail_create };
                     continue;
                 }
                 Op::Append(payloads) => {
@@ -758,7 +758,7 @@ proptest! {
                     let _ = j.sync();
                 }
                 Op::Reopen => {
-                    j.faults.inject = Inject::default();
+                    j.files.inject = Inject::default();
                     j.sync().unwrap();
                     drop(j);
                     let (nj, rec) = open(tmp.path(), opts.clone());
@@ -779,13 +779,13 @@ proptest! {
                     j = nj;
                 }
             }
-            j.faults.inject = Inject::default();
+            j.files.inject = Inject::default();
             prop_assert_eq!(j.pending(), model.len());
             prop_assert_eq!(j.pending.keys().copied().collect::<Vec<_>>(), model.keys().copied().collect::<Vec<_>>());
             let on_disk: u64 = segment_files(tmp.path()).iter().map(|p| fs::metadata(p).unwrap().len()).sum();
             prop_assert!(j.size_bytes() <= on_disk, "size accounting");
         }
-        j.faults.inject = Inject::default();
+        j.files.inject = Inject::default();
         j.sync().unwrap();
         drop(j);
         let (_, rec) = open(tmp.path(), opts);
@@ -814,4 +814,58 @@ fn newest_segment_is_kept_when_no_segment_is_active() {
     drop(j);
     let (mut j, _) = open(tmp.path(), JournalOptions::default());
     assert_eq!(j.append(&[b"x"]).unwrap(), vec![4]);
+}
+
+/// Real ENOSPC: needs `LEASEDNS_SMALL_FS` naming a directory on a tiny
+/// filesystem, e.g. as root:
+/// `unshare -m sh -c 'mount -t tmpfs -o size=256k tmpfs /mnt/x &&
+///  LEASEDNS_SMALL_FS=/mnt/x cargo test -- --ignored real_enospc'`
+#[test]
+#[ignore = "needs a small filesystem in LEASEDNS_SMALL_FS"]
+fn real_enospc_leaves_the_journal_usable() {
+    let root =
+        PathBuf::from(std::env::var("LEASEDNS_SMALL_FS").expect("LEASEDNS_SMALL_FS not set"));
+    let dir = root.join("journal");
+    let filler = root.join("filler");
+    fs::write(&filler, vec![0u8; 64 * 1024]).unwrap();
+    let opts = small(16 * 1024);
+    let (mut j, _) = open(&dir, opts.clone());
+    let mut model: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let mut full = 0;
+    for i in 0u64..100_000 {
+        let p = format!("{i:0>1000}").into_bytes();
+        match j.append(&[&p]) {
+            Ok(s) => {
+                model.insert(s[0], p);
+            }
+            Err(e) => {
+                assert_eq!(e.io_kind(), Some(io::ErrorKind::StorageFull), "{e}");
+                full += 1;
+                if full == 5 {
+                    break;
+                }
+            }
+        }
+        if i % 7 == 0 {
+            let _ = j.sync();
+        }
+    }
+    assert_eq!(full, 5, "the filesystem never filled up");
+    assert_eq!(j.pending(), model.len());
+    // Done marks while the disk is full stay in memory and are retried.
+    let done: Vec<u64> = model.keys().copied().step_by(2).collect();
+    let _ = j.mark_done(&done);
+    for s in &done {
+        model.remove(s);
+    }
+    assert_eq!(j.pending(), model.len());
+    fs::remove_file(&filler).unwrap();
+    let more = j.append(&[b"after space returned"]).unwrap();
+    model.insert(more[0], b"after space returned".to_vec());
+    j.sync().unwrap();
+    drop(j);
+    let (_, rec) = open(&dir, opts);
+    let got: BTreeMap<u64, Vec<u8>> = rec.pending.into_iter().collect();
+    assert_eq!(got, model);
+    assert_eq!(rec.report.torn_tail, None);
 }

@@ -1,0 +1,835 @@
+//! The live demo behind `./build/demo`: knotd and kea-dhcp4 with the
+//! leasedns hook in a private server namespace, real DHCP clients in a
+//! client namespace, and the records they get, read back with real DNS
+//! queries while an operator watches.
+//!
+//! Each step of the story is one `section_*` function taking the running
+//! [`Demo`]; a new step (e.g. the Knot module's /metrics, once it exists)
+//! is one more function and one more call in [`run`]. Every daemon and
+//! client is a kill-on-drop guard, so any way out of [`run`] cleans up.
+
+use harness::{
+    Dhclient, DhclientOptions, Dns, HarnessError, Kea, KeaOptions, Knot, KnotOptions, Lease, Netns,
+    Perfdhcp, PerfdhcpReport, wait_for, wait_until,
+};
+use serde_json::{Value, json};
+use std::cell::Cell;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const FORWARD_ZONE: &str = "lan.example.";
+const KEY_NAME: &str = "leasedns-demo.";
+const GENERATED_PREFIX: &str = "host";
+/// How long any record may take to appear or vanish before the demo fails.
+const RECORDS_TIMEOUT: Duration = Duration::from_secs(30);
+const LEASE_TIMEOUT: Duration = Duration::from_secs(30);
+const BULK_CLIENTS: u32 = 500;
+/// Exchanges per second: fast enough to be a burst, slow enough that a
+/// 2-core machine answers every one.
+const BULK_RATE: u32 = 250;
+/// Client FQDN option (81) with flags S|E and an empty name: "please name
+/// me and update DNS for me" (RFC 4702); the hook gives each such client
+/// its own generated name. An option 12 would be the same name for all 500
+/// simulated clients.
+const BULK_FQDN_OPTION: [u8; 3] = [0x05, 0, 0];
+const LOG_LINES_SHOWN: usize = 8;
+const LOG_LINE_MAX: usize = 240;
+
+#[derive(Debug, thiserror::Error)]
+enum DemoError {
+    #[error(transparent)]
+    Harness(#[from] HarnessError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The system did something other than what the demo shows.
+    #[error("{0}")]
+    Unexpected(String),
+    #[error("{error}\n{logs}")]
+    WithLogs { error: Box<DemoError>, logs: String },
+}
+
+type Result<T> = std::result::Result<T, DemoError>;
+
+fn main() -> ExitCode {
+    let clock = Clock::start();
+    match run(&clock) {
+        Ok(()) => {
+            clock.say("demo finished; namespaces, daemons and files removed");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // Printed after run() returned, i.e. after every guard has
+            // dropped, so "FAILED" is the last line the operator sees.
+            eprintln!("demo: FAILED at {:.3} s: {e}", clock.elapsed());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(clock: &Clock) -> Result<()> {
+    let demo = section_start_servers(clock)?;
+    // The daemons' logs go with their guards: quote them while they exist.
+    story(&demo).map_err(|error| DemoError::WithLogs {
+        error: Box::new(error),
+        logs: failure_logs(&demo),
+    })
+}
+
+/// The demo's story, in order, once the servers run.
+fn story(demo: &Demo) -> Result<()> {
+    let mut laptop = section_named_client(demo)?;
+    let _unnamed = section_unnamed_client(demo)?;
+    let _printer = section_conflicting_client(demo)?;
+    section_many_clients(demo)?;
+    section_release(demo, &mut laptop)?;
+    section_hook_statistics(demo)?;
+    section_hook_log(demo)?;
+    // The Knot module (mod-querystats, its own issue) gets its section
+    // here, e.g. `section_knot_module_metrics(demo)`, with its configuration
+    // in `knot_options`.
+    Ok(())
+}
+
+const FAILURE_LOG_LINES: usize = 6;
+
+/// The last hook lines of Kea's log and the last lines of knotd's.
+fn failure_logs(demo: &Demo) -> String {
+    let last = |lines: Vec<String>| {
+        if lines.is_empty() {
+            return "(none)".to_owned();
+        }
+        lines[lines.len().saturating_sub(FAILURE_LOG_LINES)..].join("\n  ")
+    };
+    let hook = demo
+        .kea
+        .log()
+        .lines()
+        .filter(|l| l.contains("LEASEDNS"))
+        .map(shorten)
+        .collect();
+    let knot = demo
+        .knot
+        .log()
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .collect();
+    format!(
+        "last LEASEDNS lines of Kea's log:\n  {}\nlast lines of knotd's log:\n  {}",
+        last(hook),
+        last(knot)
+    )
+}
+
+/// Elapsed-time stamps for the narrative.
+struct Clock(Instant);
+
+impl Clock {
+    fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+
+    fn say(&self, text: &str) {
+        println!("[{:7.3}s] {text}", self.elapsed());
+    }
+
+    /// A continuation line under the last stamped one.
+    fn detail(&self, text: &str) {
+        println!("            {text}");
+    }
+
+    fn heading(&self, text: &str) {
+        println!();
+        self.say(&format!("== {text}"));
+    }
+}
+
+/// Everything running. Field order is drop order: Kea stops (and the hook
+/// unloads) while Knot and the namespaces still exist; the files go last.
+struct Demo<'c> {
+    kea: Kea,
+    knot: Knot,
+    net: Netns,
+    /// Holds the hook's journal; only dropped, after Kea.
+    _files: tempfile::TempDir,
+    clock: &'c Clock,
+    /// Lease changes the clients caused so far, one per add or removal the
+    /// hook should submit.
+    changes_caused: Cell<usize>,
+}
+
+impl Demo<'_> {
+    fn dns(&self) -> Dns {
+        self.knot.dns()
+    }
+
+    fn reverse_zone(&self) -> String {
+        self.net.reverse_zone()
+    }
+
+    /// The hook's `leasedns.*` statistics from Kea's control socket, sorted
+    /// by name.
+    fn hook_statistics(&self) -> Result<Vec<(String, i64)>> {
+        let all = self.kea.command_ok("statistic-get-all", None)?;
+        let Value::Object(map) = all else {
+            return Err(DemoError::Unexpected(format!(
+                "statistic-get-all returned no map: {all}"
+            )));
+        };
+        let mut stats: Vec<(String, i64)> = map
+            .iter()
+            .filter(|(name, _)| name.starts_with("leasedns."))
+            // Each statistic is a list of [value, timestamp] samples, newest first.
+            .filter_map(|(name, samples)| Some((name.clone(), samples[0][0].as_i64()?)))
+            .collect();
+        stats.sort();
+        Ok(stats)
+    }
+
+    fn hook_statistic(&self, name: &str) -> Result<i64> {
+        Ok(self
+            .hook_statistics()?
+            .into_iter()
+            .find_map(|(n, v)| (n == name).then_some(v))
+            .unwrap_or(0))
+    }
+
+    /// Starts dhclient in the client namespace and waits for its lease.
+    fn obtain_lease(&self, label: &str, opts: &DhclientOptions) -> Result<(Dhclient, Lease)> {
+        let mut client = Dhclient::new(self.net.client(), self.net.client_iface(), opts)?;
+        let lease = client.obtain(LEASE_TIMEOUT)?;
+        self.changes_caused.set(self.changes_caused.get() + 1);
+        self.clock.say(&format!(
+            "{label}: DHCPACK {} (lease {} s, from {})",
+            lease.address,
+            lease.lifetime.map_or("?".to_owned(), |l| l.to_string()),
+            lease
+                .server
+                .map_or("?".to_owned(), |s: Ipv4Addr| s.to_string()),
+        ));
+        Ok((client, lease))
+    }
+
+    /// Polls with real DNS queries until each expected record is there
+    /// (`Presence::Appears`) or gone (`Presence::Vanishes`), printing each as it
+    /// happens with the time since `since`.
+    fn watch_records(
+        &self,
+        since: Instant,
+        expected: &[Expected],
+        presence: Presence,
+    ) -> Result<()> {
+        let dns = self.dns();
+        let mut pending: Vec<(&Expected, Vec<String>)> =
+            expected.iter().map(|e| (e, Vec::new())).collect();
+        let outcome = wait_until(RECORDS_TIMEOUT, "DNS records", || {
+            pending.retain_mut(|(want, seen)| {
+                // A failed kdig is retried at the next poll; the timeout
+                // message shows the last answer.
+                let Ok(answer) = dns.query(&want.name, want.rtype) else {
+                    return true;
+                };
+                let done = match presence {
+                    Presence::Appears => answer.iter().any(|rdata| want.matches(rdata)),
+                    Presence::Vanishes => answer.is_empty(),
+                };
+                if done {
+                    let after = since.elapsed().as_secs_f64();
+                    match presence {
+                        Presence::Appears => self.clock.say(&format!(
+                            "  {} {} {}   (+{after:.3} s)",
+                            want.name,
+                            want.rtype,
+                            answer.join(" ")
+                        )),
+                        Presence::Vanishes => self.clock.say(&format!(
+                            "  {} {} gone   (+{after:.3} s)",
+                            want.name, want.rtype
+                        )),
+                    }
+                }
+                *seen = answer;
+                !done
+            });
+            pending.is_empty()
+        });
+        if outcome.is_ok() {
+            return Ok(());
+        }
+        let missing: Vec<String> = pending
+            .iter()
+            .map(|(want, seen)| {
+                format!(
+                    "{} {} {} (last answer: {seen:?})",
+                    want.name,
+                    want.rtype,
+                    want.rdata.as_deref().unwrap_or("<any>")
+                )
+            })
+            .collect();
+        let verb = match presence {
+            Presence::Appears => "did not appear",
+            Presence::Vanishes => "did not disappear",
+        };
+        Err(DemoError::Unexpected(format!(
+            "records {verb} within {} s: {}",
+            RECORDS_TIMEOUT.as_secs(),
+            missing.join("; ")
+        )))
+    }
+
+    /// (A, PTR, DHCID) counts of the forward and reverse zones by AXFR.
+    fn zone_counts(&self) -> Result<ZoneCounts> {
+        let dns = self.dns();
+        let forward = dns.axfr(FORWARD_ZONE)?;
+        let reverse = dns.axfr(&self.reverse_zone())?;
+        let count = |records: &[harness::ZoneRecord], rtype: &str| {
+            records.iter().filter(|r| r.rtype == rtype).count()
+        };
+        Ok(ZoneCounts {
+            a: count(&forward, "A"),
+            ptr: count(&reverse, "PTR"),
+            dhcid: count(&forward, "DHCID") + count(&reverse, "DHCID"),
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Presence {
+    Appears,
+    Vanishes,
+}
+
+/// One record the demo waits for; `rdata` None accepts any value.
+struct Expected {
+    name: String,
+    rtype: &'static str,
+    rdata: Option<String>,
+}
+
+impl Expected {
+    fn new(name: &str, rtype: &'static str, rdata: Option<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            rtype,
+            rdata,
+        }
+    }
+
+    fn matches(&self, rdata: &str) -> bool {
+        self.rdata
+            .as_deref()
+            .is_none_or(|want| want.eq_ignore_ascii_case(rdata))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ZoneCounts {
+    a: usize,
+    ptr: usize,
+    dhcid: usize,
+}
+
+/// The records a lease with `fqdn` should produce.
+fn lease_records(fqdn: &str, addr: Ipv4Addr) -> Vec<Expected> {
+    let ptr = reverse_name(addr);
+    vec![
+        Expected::new(fqdn, "A", Some(addr.to_string())),
+        Expected::new(fqdn, "DHCID", None),
+        Expected::new(&ptr, "PTR", Some(fqdn.to_owned())),
+        Expected::new(&ptr, "DHCID", None),
+    ]
+}
+
+fn reverse_name(addr: Ipv4Addr) -> String {
+    let [a, b, c, d] = addr.octets();
+    format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
+}
+
+/// The name the hook generates for a client that sent none.
+fn generated_name(addr: Ipv4Addr) -> String {
+    let [a, b, c, d] = addr.octets();
+    format!("{GENERATED_PREFIX}-{a}-{b}-{c}-{d}.{FORWARD_ZONE}")
+}
+
+fn journal_dir(files: &Path) -> PathBuf {
+    files.join("leasedns-journal")
+}
+
+fn printer_addr(net: &Netns) -> Ipv4Addr {
+    net.addr(0, 250)
+}
+
+/// Knot's zones: the forward zone with a static `printer`, the subnet's
+/// reverse zone with its PTR. The Knot module's configuration (its issue)
+/// goes into `conf_extra`/`template_extra` here.
+fn knot_options(net: &Netns) -> KnotOptions {
+    let mut opts = KnotOptions::new(FORWARD_ZONE);
+    opts.key_name = KEY_NAME.to_owned();
+    opts.reverse_zone = Some(net.reverse_zone());
+    let printer = printer_addr(net);
+    let [_, _, c, d] = printer.octets();
+    opts.forward_records = vec![format!("printer A {printer}")];
+    opts.reverse_records = vec![format!("{d}.{c} PTR printer.{FORWARD_ZONE}")];
+    opts
+}
+
+/// The hook's parameters, named as in a kea-dhcp-ddns configuration.
+fn hook_parameters(knot: &Knot, reverse_zone: &str, journal: &Path) -> Value {
+    let key = knot.key();
+    let servers = json!([{ "ip-address": knot.addr().to_string(), "port": 5353 }]);
+    json!({
+        "journal-dir": journal.to_string_lossy(),
+        "tsig-keys": [{ "name": key.name, "algorithm": key.algorithm, "secret": key.secret }],
+        "forward-ddns": { "ddns-domains": [
+            { "name": FORWARD_ZONE, "key-name": key.name, "dns-servers": servers }
+        ] },
+        "reverse-ddns": { "ddns-domains": [
+            { "name": reverse_zone, "key-name": key.name, "dns-servers": servers }
+        ] },
+        "ddns-qualifying-suffix": FORWARD_ZONE,
+        "ddns-replace-client-name": "when-not-present",
+        "ddns-generated-prefix": GENERATED_PREFIX,
+    })
+}
+
+/// kea-dhcp4 with the hook and Kea's own DDNS left off (its default,
+/// `dhcp-ddns.enable-updates` false). The harness's `kea-dhcp4` logger at
+/// INFO is the parent of the hook's `kea-dhcp4.leasedns`, so the hook's INFO
+/// lines land in Kea's log.
+fn kea_options(net: &Netns, hook: &Path, parameters: Value) -> KeaOptions {
+    let mut opts = KeaOptions::for_netns(net).with_hook(hook, parameters);
+    opts.severity = "INFO".to_owned();
+    opts
+}
+
+fn section_start_servers(clock: &Clock) -> Result<Demo<'_>> {
+    clock.heading("starting knotd and kea-dhcp4 (with libdhcp_leasedns.so) in a private namespace");
+    let hook = harness::hook_library()?;
+    let files = tempfile::Builder::new()
+        .prefix("leasedns-demo-")
+        .tempdir()
+        .map_err(|source| DemoError::Io {
+            what: "creating the demo directory".into(),
+            source,
+        })?;
+    let net = Netns::new().map_err(|e| {
+        DemoError::Unexpected(format!(
+            "cannot create network namespaces (the demo needs root): {e}"
+        ))
+    })?;
+    clock.say(&format!(
+        "namespaces {} (servers, {}) and {} (clients, {}), subnet {}",
+        net.server_ns(),
+        net.server_addr(),
+        net.client_ns(),
+        net.client_addr(),
+        net.subnet()
+    ));
+    let knot = Knot::start(net.server(), &knot_options(&net))?;
+    clock.say(&format!(
+        "knotd on {}:{} serving {FORWARD_ZONE} and {}, static printer.{FORWARD_ZONE} A {}",
+        knot.addr(),
+        knot.port(),
+        net.reverse_zone(),
+        printer_addr(&net)
+    ));
+    let parameters = hook_parameters(&knot, &net.reverse_zone(), &journal_dir(files.path()));
+    let kea = Kea::start(net.server(), kea_options(&net, &hook, parameters))?;
+    clock.say(&format!(
+        "kea-dhcp4 on {} serving pool {}, hook {}",
+        net.server_iface(),
+        kea.options().pool,
+        hook.display()
+    ));
+    clock.detail(&format!(
+        "updates signed with TSIG {} (hmac-sha256), journal {}",
+        knot.key().name,
+        journal_dir(files.path()).display()
+    ));
+    Ok(Demo {
+        kea,
+        knot,
+        net,
+        _files: files,
+        clock,
+        changes_caused: Cell::new(0),
+    })
+}
+
+/// A client that says who it is: its name is published as sent.
+fn section_named_client(demo: &Demo) -> Result<Dhclient> {
+    demo.clock.heading("dhclient sending host-name \"laptop\"");
+    let opts = DhclientOptions {
+        hostname: Some("laptop".into()),
+        client_id: Some(b"\0demo-laptop".to_vec()),
+        ..DhclientOptions::default()
+    };
+    let (client, lease) = demo.obtain_lease("laptop", &opts)?;
+    let bound = Instant::now();
+    let fqdn = format!("laptop.{FORWARD_ZONE}");
+    demo.watch_records(
+        bound,
+        &lease_records(&fqdn, lease.address),
+        Presence::Appears,
+    )?;
+    demo.clock.detail(&format!(
+        "all 4 records visible {:.3} s after the ACK",
+        bound.elapsed().as_secs_f64()
+    ));
+    Ok(client)
+}
+
+/// A client that sends no name gets one generated from its address.
+fn section_unnamed_client(demo: &Demo) -> Result<Dhclient> {
+    demo.clock.heading("dhclient sending no name");
+    let opts = DhclientOptions {
+        client_id: Some(b"\0demo-anonymous".to_vec()),
+        ..DhclientOptions::default()
+    };
+    let (client, lease) = demo.obtain_lease("anonymous", &opts)?;
+    let bound = Instant::now();
+    let fqdn = generated_name(lease.address);
+    demo.clock.detail(&format!(
+        "no name sent; ddns-replace-client-name when-not-present -> {fqdn}"
+    ));
+    demo.watch_records(
+        bound,
+        &lease_records(&fqdn, lease.address),
+        Presence::Appears,
+    )?;
+    Ok(client)
+}
+
+/// A client claiming a name a static record owns: RFC 4703 says no.
+fn section_conflicting_client(demo: &Demo) -> Result<Dhclient> {
+    demo.clock
+        .heading("dhclient sending host-name \"printer\" (a static record owns that name)");
+    let conflicts_before = demo.hook_statistic("leasedns.updates-conflict")?;
+    let opts = DhclientOptions {
+        hostname: Some("printer".into()),
+        client_id: Some(b"\0demo-impostor".to_vec()),
+        ..DhclientOptions::default()
+    };
+    let (client, lease) = demo.obtain_lease("impostor", &opts)?;
+    let bound = Instant::now();
+    // The hook publishes its counters once a second.
+    let conflicts = wait_for(
+        RECORDS_TIMEOUT,
+        "leasedns.updates-conflict to count the refused add",
+        || {
+            demo.hook_statistic("leasedns.updates-conflict")
+                .ok()
+                .filter(|n| *n > conflicts_before)
+        },
+    )?;
+    demo.clock.say(&format!(
+        "  hook refused the add (+{:.3} s): leasedns.updates-conflict {conflicts_before} -> {conflicts}",
+        bound.elapsed().as_secs_f64()
+    ));
+    let dns = demo.dns();
+    let printer = format!("printer.{FORWARD_ZONE}");
+    let a = dns.query(&printer, "A")?;
+    let dhcid = dns.query(&printer, "DHCID")?;
+    let ptr = dns.query(&reverse_name(lease.address), "PTR")?;
+    demo.clock.detail(&format!(
+        "{printer} A {} (static, untouched); DHCID: {}; PTR of {}: {}",
+        a.join(" "),
+        list_or_none(&dhcid),
+        lease.address,
+        list_or_none(&ptr)
+    ));
+    if a != [printer_addr(&demo.net).to_string()] || !dhcid.is_empty() {
+        return Err(DemoError::Unexpected(format!(
+            "the static record changed: {printer} A {a:?}, DHCID {dhcid:?}"
+        )));
+    }
+    Ok(client)
+}
+
+fn list_or_none(values: &[String]) -> String {
+    if values.is_empty() {
+        "none".to_owned()
+    } else {
+        values.join(" ")
+    }
+}
+
+/// A burst of clients; the zones must end up with a record pair for each.
+/// The zones are sampled while perfdhcp runs, so the time to "all records
+/// visible" is measured, not bounded by perfdhcp's own exit wait.
+fn section_many_clients(demo: &Demo) -> Result<()> {
+    demo.clock.heading(&format!(
+        "perfdhcp: {BULK_CLIENTS} clients at {BULK_RATE}/s, each asking to be named (option 81, empty name)"
+    ));
+    let before = demo.zone_counts()?;
+    let leases_before = demo.kea.leases()?.len();
+    let perfdhcp =
+        Perfdhcp::new(BULK_RATE, BULK_CLIENTS, BULK_CLIENTS).option(81, &BULK_FQDN_OPTION);
+    let (place, iface) = (demo.net.client(), demo.net.client_iface().to_owned());
+    let started = Instant::now();
+    let mut sampler = ZoneSampler::new(demo, before, started);
+    let report = std::thread::scope(|scope| {
+        let run = scope.spawn(|| perfdhcp.run(&place, &iface));
+        while !run.is_finished() {
+            sampler.sample();
+            std::thread::sleep(ZONE_SAMPLE_INTERVAL);
+        }
+        run.join()
+            .map_err(|_| DemoError::Unexpected("the perfdhcp thread panicked".into()))
+    })??;
+    let leases = demo.kea.leases()?;
+    let granted = leases.len().saturating_sub(leases_before);
+    print_perfdhcp(demo.clock, &report, granted, started);
+    if granted == 0 {
+        return Err(DemoError::Unexpected(format!(
+            "perfdhcp got no leases:\n{}",
+            report.output
+        )));
+    }
+    let complete = |added: ZoneCounts| added.a >= granted && added.ptr >= granted;
+    let deadline = Instant::now() + RECORDS_TIMEOUT;
+    let reached = loop {
+        if let Some(at) = sampler.first_reaching(complete) {
+            break at;
+        }
+        if Instant::now() >= deadline {
+            let last = sampler.last();
+            return Err(DemoError::Unexpected(format!(
+                "{} s after perfdhcp ended the zones hold {} of {granted} A and {} of {granted} PTR records of the burst",
+                RECORDS_TIMEOUT.as_secs(),
+                last.a,
+                last.ptr
+            )));
+        }
+        std::thread::sleep(ZONE_SAMPLE_INTERVAL);
+        sampler.sample();
+    };
+    let last = sampler.last();
+    demo.clock.say(&format!(
+        "  zones hold all {granted} A + {granted} PTR (+{} DHCID) of the burst: complete {reached:.2} s after perfdhcp started",
+        last.dhcid
+    ));
+    if let Some(example) = leases.iter().rev().find(|l| {
+        l.get("hostname")
+            .is_some_and(|h| h.starts_with(GENERATED_PREFIX))
+    }) {
+        let name = example.get("hostname").map_or("", String::as_str);
+        let answer = demo.dns().query(name, "A")?;
+        demo.clock
+            .detail(&format!("e.g. {name} A {}", list_or_none(&answer)));
+    }
+    demo.changes_caused.set(demo.changes_caused.get() + granted);
+    Ok(())
+}
+
+const ZONE_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Records added to the zones since a baseline, sampled by AXFR, with a
+/// progress line once a second.
+struct ZoneSampler<'d, 'c> {
+    demo: &'d Demo<'c>,
+    baseline: ZoneCounts,
+    started: Instant,
+    /// (seconds since `started`, records added by then).
+    samples: Vec<(f64, ZoneCounts)>,
+    last_progress: Instant,
+}
+
+impl<'d, 'c> ZoneSampler<'d, 'c> {
+    fn new(demo: &'d Demo<'c>, baseline: ZoneCounts, started: Instant) -> Self {
+        Self {
+            demo,
+            baseline,
+            started,
+            samples: Vec::new(),
+            last_progress: started,
+        }
+    }
+
+    fn sample(&mut self) {
+        // A failed transfer is just a missing sample.
+        let Ok(now) = self.demo.zone_counts() else {
+            return;
+        };
+        let added = ZoneCounts {
+            a: now.a.saturating_sub(self.baseline.a),
+            ptr: now.ptr.saturating_sub(self.baseline.ptr),
+            dhcid: now.dhcid.saturating_sub(self.baseline.dhcid),
+        };
+        let at = self.started.elapsed().as_secs_f64();
+        if self.last_progress.elapsed() >= PROGRESS_INTERVAL {
+            self.last_progress = Instant::now();
+            self.demo.clock.say(&format!(
+                "  +{at:.1} s: {} A, {} PTR, {} DHCID in the zones so far",
+                added.a, added.ptr, added.dhcid
+            ));
+        }
+        self.samples.push((at, added));
+    }
+
+    fn first_reaching(&self, complete: impl Fn(ZoneCounts) -> bool) -> Option<f64> {
+        self.samples
+            .iter()
+            .find_map(|(at, added)| complete(*added).then_some(*at))
+    }
+
+    fn last(&self) -> ZoneCounts {
+        self.samples.last().map_or(
+            ZoneCounts {
+                a: 0,
+                ptr: 0,
+                dhcid: 0,
+            },
+            |(_, added)| *added,
+        )
+    }
+}
+
+fn print_perfdhcp(clock: &Clock, report: &PerfdhcpReport, granted: usize, started: Instant) {
+    let count = |name: &str| {
+        report
+            .exchange(name)
+            .map_or((0, 0), |e| (e.sent, e.received))
+    };
+    let (discovers, offers) = count("DISCOVER-OFFER");
+    let (requests, acks) = count("REQUEST-ACK");
+    clock.say(&format!(
+        "  perfdhcp done in {:.3} s: {discovers} DISCOVER -> {offers} OFFER, {requests} REQUEST -> {acks} ACK; {granted} new leases in Kea",
+        started.elapsed().as_secs_f64()
+    ));
+    if report.exit_code != Some(0) {
+        clock.detail(&format!(
+            "(perfdhcp exit code {:?}: {} exchanges unanswered; the demo waits for the leases Kea did grant)",
+            report.exit_code,
+            report.total_drops()
+        ));
+    }
+}
+
+/// DHCPRELEASE: the client's records go away.
+fn section_release(demo: &Demo, laptop: &mut Dhclient) -> Result<()> {
+    demo.clock
+        .heading("dhclient -r (laptop releases its lease)");
+    let lease = laptop
+        .lease()
+        .ok_or_else(|| DemoError::Unexpected("laptop's dhclient has no lease on record".into()))?;
+    let started = Instant::now();
+    laptop.release()?;
+    let released = Instant::now();
+    demo.changes_caused.set(demo.changes_caused.get() + 1);
+    demo.clock.say(&format!(
+        "laptop: DHCPRELEASE {} (dhclient -r took {:.3} s; times below are from its exit)",
+        lease.address,
+        (released - started).as_secs_f64()
+    ));
+    let fqdn = format!("laptop.{FORWARD_ZONE}");
+    demo.watch_records(
+        released,
+        &lease_records(&fqdn, lease.address),
+        Presence::Vanishes,
+    )
+}
+
+fn section_hook_statistics(demo: &Demo) -> Result<()> {
+    demo.clock
+        .heading("hook statistics (statistic-get-all on Kea's control socket)");
+    let stats = settled_statistics(demo)?;
+    let width = stats.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    for pair in stats.chunks(2) {
+        let line: Vec<String> = pair
+            .iter()
+            .map(|(name, value)| format!("{name:<width$} {value:>6}"))
+            .collect();
+        demo.clock.detail(&line.join("    "));
+    }
+    Ok(())
+}
+
+/// The hook publishes its counters once a second, so the last changes may
+/// not show yet: waits for a snapshot that has every change the clients
+/// caused submitted and nothing left in flight.
+fn settled_statistics(demo: &Demo) -> Result<Vec<(String, i64)>> {
+    let caused = i64::try_from(demo.changes_caused.get()).unwrap_or(i64::MAX);
+    let mut last = Vec::new();
+    let settled = wait_until(RECORDS_TIMEOUT, "the hook's statistics to settle", || {
+        let Ok(stats) = demo.hook_statistics() else {
+            return false;
+        };
+        let get = |name: &str| stats.iter().find_map(|(n, v)| (n == name).then_some(*v));
+        let done = get("leasedns.changes-submitted").is_some_and(|n| n >= caused)
+            && get("leasedns.queue-depth") == Some(0)
+            && get("leasedns.journal-entries") == Some(0);
+        last = stats;
+        done
+    });
+    if settled.is_err() {
+        return Err(DemoError::Unexpected(format!(
+            "after {} s the hook's statistics do not account for the {caused} lease changes the demo caused, or still show work in flight: {last:?}",
+            RECORDS_TIMEOUT.as_secs()
+        )));
+    }
+    Ok(last)
+}
+
+fn section_hook_log(demo: &Demo) -> Result<()> {
+    demo.clock
+        .heading("Kea's log, lines from the hook (LEASEDNS_*)");
+    let log = demo.kea.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("LEASEDNS")).collect();
+    if lines.is_empty() {
+        return Err(DemoError::Unexpected(format!(
+            "the hook wrote no LEASEDNS line to {}",
+            demo.kea.log_path().display()
+        )));
+    }
+    let total = lines.len();
+    let head = LOG_LINES_SHOWN / 2;
+    for (i, line) in lines.iter().enumerate() {
+        if i == head && total > LOG_LINES_SHOWN {
+            demo.clock
+                .detail(&format!("... {} more ...", total - LOG_LINES_SHOWN));
+        }
+        if i < head || i >= total.saturating_sub(LOG_LINES_SHOWN - head) {
+            demo.clock.detail(&shorten(line));
+        }
+    }
+    demo.clock.detail(&format!(
+        "({total} LEASEDNS lines in {})",
+        demo.kea.log_path().display()
+    ));
+    Ok(())
+}
+
+/// One log line as `time severity message`: Kea's date, logger name, pid
+/// and thread id go, and the rest is cut to a readable width.
+fn shorten(line: &str) -> String {
+    let mut words = line.split_whitespace();
+    let (Some(_date), Some(time), Some(severity)) = (words.next(), words.next(), words.next())
+    else {
+        return line.trim().to_owned();
+    };
+    let mut message: Vec<&str> = words.collect();
+    if message
+        .first()
+        .is_some_and(|w| w.starts_with('[') && w.ends_with(']'))
+    {
+        message.remove(0);
+    }
+    let mut text = format!("{time} {severity:<5} {}", message.join(" "));
+    if text.chars().count() > LOG_LINE_MAX {
+        text = text.chars().take(LOG_LINE_MAX - 1).collect();
+        text.push('…');
+    }
+    text
+}

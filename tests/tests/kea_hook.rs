@@ -1,0 +1,725 @@
+//! The Kea hook end to end: stock kea-dhcp4 with libdhcp_leasedns.so in a
+//! server namespace, stock knotd beside it, real DHCP clients (dhclient,
+//! perfdhcp) in a client namespace, and every result checked with real DNS
+//! queries against Knot.
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::Duration;
+
+use harness::{
+    Dhclient, DhclientOptions, Dns, Kea, KeaOptions, Knot, KnotOptions, Netns, Perfdhcp,
+    hook_library, require_root, wait_until,
+};
+use serde_json::{Value, json};
+
+const ZONE: &str = "lan.example.";
+const DNS_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The hook's parameters for a Knot in the same namespace.
+fn hook_params(knot: &Knot, journal: &Path, secret: &str) -> Value {
+    let key = knot.key();
+    let server = json!([{"ip-address": knot.addr().to_string(), "port": knot.port()}]);
+    json!({
+        "journal-dir": journal.to_string_lossy(),
+        "tsig-keys": [{"name": key.name, "algorithm": key.algorithm, "secret": secret}],
+        "forward-ddns": {"ddns-domains": [{"name": ZONE, "key-name": key.name, "dns-servers": server}]},
+        "reverse-ddns": {"ddns-domains": [{"name": knot.reverse_zone().unwrap_or_default(), "key-name": key.name, "dns-servers": server}]},
+        "ddns-qualifying-suffix": ZONE,
+        "ddns-replace-client-name": "when-not-present",
+        "ddns-generated-prefix": "host",
+        "ddns-conflict-resolution-mode": "check-with-dhcid"
+    })
+}
+
+struct Lab {
+    net: Netns,
+    knot: Knot,
+    kea: Kea,
+    _journal: tempfile::TempDir,
+}
+
+impl Lab {
+    /// Knot with `lan.example.` (plus a static `printer`) and the reverse
+    /// zone; Kea with the hook. `tweak` edits Kea's options and the hook's
+    /// parameters before the start.
+    fn start(tweak: impl FnOnce(&mut KeaOptions, &mut Value)) -> Lab {
+        let net = Netns::new().expect("namespaces");
+        let mut kopts = KnotOptions::new(ZONE);
+        kopts.reverse_zone = Some(net.reverse_zone());
+        kopts.forward_records = vec![format!("printer A {}", net.addr(0, 250))];
+        let knot = Knot::start(net.server(), &kopts).expect("knotd starts");
+        let journal = tempfile::Builder::new()
+            .prefix("leasedns-journal-")
+            .tempdir()
+            .expect("temp dir");
+        let mut params = hook_params(&knot, journal.path(), &knot.key().secret);
+        let mut opts = KeaOptions::for_netns(&net);
+        opts.valid_lifetime = 600;
+        tweak(&mut opts, &mut params);
+        let library =
+            hook_library().expect("the hook library is built (cargo build --release -p kea-hook)");
+        let kea = Kea::start(net.server(), opts.with_hook(&library, params))
+            .expect("kea-dhcp4 starts with the hook");
+        Lab {
+            net,
+            knot,
+            kea,
+            _journal: journal,
+        }
+    }
+
+    fn dns(&self) -> Dns {
+        self.knot.dns()
+    }
+
+    fn ptr_name(&self, addr: Ipv4Addr) -> String {
+        let o = addr.octets();
+        format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0])
+    }
+
+    fn stat(&self, name: &str) -> i64 {
+        self.kea
+            .command_ok("statistic-get", Some(json!({"name": name})))
+            .ok()
+            .and_then(|v| v.get(name)?.get(0)?.get(0)?.as_i64())
+            .unwrap_or(0)
+    }
+
+    fn wait_stat(&self, name: &str, at_least: i64) {
+        wait_until(
+            DNS_DEADLINE,
+            &format!("statistic {name} >= {at_least}"),
+            || self.stat(name) >= at_least,
+        )
+        .unwrap_or_else(|e| panic!("{e}\nkea log:\n{}", self.kea.log()));
+    }
+
+    fn wait_records(&self, name: &str, rtype: &str, expected: &[String]) {
+        let dns = self.dns();
+        wait_until(
+            DNS_DEADLINE,
+            &format!("{name} {rtype} = {expected:?}"),
+            || {
+                dns.query(name, rtype).is_ok_and(|mut got| {
+                    got.sort();
+                    got == expected
+                })
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}\nkea log:\n{}", self.kea.log()));
+    }
+
+    fn wait_gone(&self, name: &str, rtype: &str) {
+        self.wait_records(name, rtype, &[]);
+    }
+
+    /// Waits until the zones hold exactly one A and one PTR per lease in
+    /// Kea's lease file, and nothing else of ours.
+    fn wait_zone_matches_leases(&self, expected: usize) {
+        let dns = self.dns();
+        let reverse = self.net.reverse_zone();
+        let result = wait_until(
+            Duration::from_secs(90),
+            &format!("{expected} A and PTR records"),
+            || {
+                let a = dns.axfr(ZONE).map(|z| {
+                    z.iter()
+                        .filter(|r| r.rtype == "A" && r.name.starts_with("host-"))
+                        .count()
+                });
+                let ptr = dns.count(&reverse, "PTR");
+                matches!((a, ptr), (Ok(a), Ok(p)) if a == expected && p == expected)
+            },
+        );
+        result.unwrap_or_else(|e| panic!("{e}\nkea log tail:\n{}", tail(&self.kea.log(), 40)));
+        let leases = self.kea.leases().expect("lease file");
+        assert_eq!(leases.len(), expected, "one lease per record pair");
+        for lease in &leases {
+            let addr: Ipv4Addr = lease["address"].parse().expect("address");
+            let name = &lease["hostname"];
+            assert_eq!(
+                dns.query(name, "A").unwrap(),
+                vec![addr.to_string()],
+                "{name}"
+            );
+            assert_eq!(
+                dns.query(&self.ptr_name(addr), "PTR").unwrap(),
+                vec![name.clone()]
+            );
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// One simulated client sending option `code`. perfdhcp stops as soon as
+/// its last exchange is initiated, so the client runs two exchanges: the
+/// first completes its DORA, the second is a renewal of the same lease.
+fn one_client(code: u8, value: &[u8], mac: Option<&str>) -> Perfdhcp {
+    let mut run = Perfdhcp::new(10, 1, 2).option(code, value);
+    if let Some(mac) = mac {
+        run.extra.extend(["-b".to_string(), format!("mac={mac}")]);
+    }
+    run
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn named_client_is_published_and_removed_on_release() {
+    if !require_root("named_client_is_published_and_removed_on_release") {
+        return;
+    }
+    let lab = Lab::start(|_, _| {});
+    let mut client = Dhclient::new(
+        lab.net.client(),
+        lab.net.client_iface(),
+        &DhclientOptions {
+            hostname: Some("laptop".into()),
+            ..DhclientOptions::default()
+        },
+    )
+    .unwrap();
+    let lease = client
+        .obtain(Duration::from_secs(30))
+        .expect("dhclient gets a lease");
+    let fqdn = format!("laptop.{ZONE}");
+    lab.wait_records(&fqdn, "A", &[lease.address.to_string()]);
+    lab.wait_records(&lab.ptr_name(lease.address), "PTR", &[fqdn.clone()]);
+    let dhcid = lab.dns().query(&fqdn, "DHCID").unwrap();
+    assert_eq!(dhcid.len(), 1, "one DHCID at {fqdn}: {dhcid:?}");
+    assert_eq!(
+        lab.dns()
+            .query(&lab.ptr_name(lease.address), "DHCID")
+            .unwrap(),
+        dhcid,
+        "same DHCID at the PTR"
+    );
+    // Kea's lease database records the name the hook decided.
+    let leases = lab.kea.leases().unwrap();
+    assert!(
+        leases
+            .iter()
+            .any(|l| l["address"] == lease.address.to_string() && l["hostname"] == fqdn),
+        "{leases:?}"
+    );
+
+    client.release().expect("dhclient -r");
+    lab.wait_gone(&fqdn, "A");
+    lab.wait_gone(&fqdn, "DHCID");
+    lab.wait_gone(&lab.ptr_name(lease.address), "PTR");
+    lab.wait_gone(&lab.ptr_name(lease.address), "DHCID");
+    lab.wait_stat("leasedns.updates-succeeded", 2);
+    assert_eq!(lab.stat("leasedns.updates-refused"), 0);
+}
+
+/// Sends a DHCPDECLINE for `addr` from the client namespace, as a client
+/// whose ARP probe found the address in use would.
+fn send_decline(net: &Netns, chaddr: [u8; 6], addr: Ipv4Addr, server: Ipv4Addr) {
+    let mut pkt = vec![0u8; 240];
+    pkt[0] = 1; // BOOTREQUEST
+    pkt[1] = 1; // Ethernet
+    pkt[2] = 6;
+    pkt[4..8].copy_from_slice(&rand::random::<u32>().to_be_bytes());
+    pkt[28..34].copy_from_slice(&chaddr);
+    pkt[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    pkt.extend_from_slice(&[53, 1, 4]);
+    pkt.extend_from_slice(&[50, 4]);
+    pkt.extend_from_slice(&addr.octets());
+    pkt.extend_from_slice(&[54, 4]);
+    pkt.extend_from_slice(&server.octets());
+    pkt.push(255);
+    let ns = format!("/run/netns/{}", net.client_ns());
+    let iface = net.client_iface().to_owned();
+    std::thread::spawn(move || {
+        let nsfile = std::fs::File::open(&ns).expect("client namespace");
+        // SAFETY: setns on this short-lived thread only; the fd is valid.
+        let rc = unsafe { libc::setns(nsfile.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let sock = UdpSocket::bind("0.0.0.0:68").expect("bind :68 in the client namespace");
+        sock.set_broadcast(true).unwrap();
+        let dev = iface.as_bytes();
+        // SAFETY: valid socket fd, a byte buffer and its length.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                dev.as_ptr().cast(),
+                dev.len() as u32,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "SO_BINDTODEVICE: {}",
+            std::io::Error::last_os_error()
+        );
+        sock.send_to(&pkt, "255.255.255.255:67")
+            .expect("send DHCPDECLINE");
+    })
+    .join()
+    .expect("decline thread");
+}
+
+fn parse_mac(text: &str) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    for (i, part) in text.split(':').take(6).enumerate() {
+        mac[i] = u8::from_str_radix(part, 16).expect("hex MAC");
+    }
+    mac
+}
+
+#[test]
+fn expired_and_declined_leases_lose_their_records() {
+    if !require_root("expired_and_declined_leases_lose_their_records") {
+        return;
+    }
+    let lab = Lab::start(|opts, _| {
+        opts.valid_lifetime = 8;
+        opts.expired_leases_processing = Some(json!({
+            "reclaim-timer-wait-time": 1, "flush-reclaimed-timer-wait-time": 1,
+            "hold-reclaimed-time": 1, "max-reclaim-leases": 0, "max-reclaim-time": 0
+        }));
+        opts.dhcp4_extra
+            .insert("decline-probation-period".into(), json!(3600));
+    });
+    // Expiry: the client vanishes without releasing.
+    let mut gone = Dhclient::new(
+        lab.net.client(),
+        lab.net.client_iface(),
+        &DhclientOptions {
+            hostname: Some("ephemeral".into()),
+            ..DhclientOptions::default()
+        },
+    )
+    .unwrap();
+    let lease = gone.obtain(Duration::from_secs(30)).expect("lease");
+    let fqdn = format!("ephemeral.{ZONE}");
+    lab.wait_records(&fqdn, "A", &[lease.address.to_string()]);
+    gone.stop().expect("dhclient stops without a release");
+    lab.wait_gone(&fqdn, "A");
+    lab.wait_gone(&lab.ptr_name(lease.address), "PTR");
+    lab.wait_gone(&fqdn, "DHCID");
+
+    // Decline: the client reports its address in use.
+    let mut client = Dhclient::new(
+        lab.net.client(),
+        lab.net.client_iface(),
+        &DhclientOptions {
+            hostname: Some("decliner".into()),
+            ..DhclientOptions::default()
+        },
+    )
+    .unwrap();
+    let lease = client.obtain(Duration::from_secs(30)).expect("lease");
+    let fqdn = format!("decliner.{ZONE}");
+    lab.wait_records(&fqdn, "A", &[lease.address.to_string()]);
+    let row = lab
+        .kea
+        .leases()
+        .unwrap()
+        .into_iter()
+        .find(|l| l["address"] == lease.address.to_string())
+        .expect("lease row");
+    client.stop().expect("dhclient stops");
+    send_decline(
+        &lab.net,
+        parse_mac(&row["hwaddr"]),
+        lease.address,
+        lab.net.server_addr(),
+    );
+    lab.kea
+        .wait_for_log("DHCP4_DECLINE_LEASE", Duration::from_secs(10))
+        .expect("Kea takes the decline");
+    lab.wait_gone(&fqdn, "A");
+    lab.wait_gone(&lab.ptr_name(lease.address), "PTR");
+}
+
+#[test]
+fn two_thousand_perfdhcp_clients_get_exactly_their_records() {
+    if !require_root("two_thousand_perfdhcp_clients_get_exactly_their_records") {
+        return;
+    }
+    let lab = Lab::start(|_, _| {});
+    let report = Perfdhcp::new(500, 2000, 2000)
+        .run(&lab.net.client(), lab.net.client_iface())
+        .expect("perfdhcp");
+    assert_eq!(report.acks(), 2000, "{}", report.output);
+    lab.wait_zone_matches_leases(2000);
+    assert_eq!(lab.dns().count(ZONE, "DHCID").unwrap(), 2000);
+    assert_eq!(lab.stat("leasedns.changes-dropped"), 0);
+}
+
+#[test]
+fn static_records_and_other_clients_names_are_not_taken() {
+    if !require_root("static_records_and_other_clients_names_are_not_taken") {
+        return;
+    }
+    let lab = Lab::start(|_, _| {});
+    let printer = lab.net.addr(0, 250).to_string();
+    // A client asking for the static printer's name.
+    let report = one_client(12, b"printer", None)
+        .run(&lab.net.client(), lab.net.client_iface())
+        .expect("perfdhcp");
+    assert!(report.acks() >= 1, "{}", report.output);
+    lab.wait_stat("leasedns.updates-conflict", 1);
+    assert_eq!(
+        lab.dns().query(&format!("printer.{ZONE}"), "A").unwrap(),
+        vec![printer]
+    );
+    assert!(
+        lab.dns()
+            .query(&format!("printer.{ZONE}"), "DHCID")
+            .unwrap()
+            .is_empty()
+    );
+
+    // Two clients asking for one name: the first keeps it.
+    let mut first = Dhclient::new(
+        lab.net.client(),
+        lab.net.client_iface(),
+        &DhclientOptions {
+            hostname: Some("shared".into()),
+            client_id: Some(b"\x01first-client".to_vec()),
+            ..DhclientOptions::default()
+        },
+    )
+    .unwrap();
+    let first_lease = first.obtain(Duration::from_secs(30)).expect("first lease");
+    let fqdn = format!("shared.{ZONE}");
+    lab.wait_records(&fqdn, "A", &[first_lease.address.to_string()]);
+    let owner = lab.dns().query(&fqdn, "DHCID").unwrap();
+    first.stop().unwrap();
+
+    let mut second = Dhclient::new(
+        lab.net.client(),
+        lab.net.client_iface(),
+        &DhclientOptions {
+            hostname: Some("shared".into()),
+            client_id: Some(b"\x01second-client".to_vec()),
+            ..DhclientOptions::default()
+        },
+    )
+    .unwrap();
+    let second_lease = second
+        .obtain(Duration::from_secs(30))
+        .expect("second lease");
+    assert_ne!(
+        first_lease.address, second_lease.address,
+        "two clients, two leases"
+    );
+    lab.wait_stat("leasedns.updates-conflict", 2);
+    assert_eq!(
+        lab.dns().query(&fqdn, "A").unwrap(),
+        vec![first_lease.address.to_string()]
+    );
+    assert_eq!(
+        lab.dns().query(&fqdn, "DHCID").unwrap(),
+        owner,
+        "the first client's DHCID stays"
+    );
+    assert!(
+        lab.dns()
+            .query(&lab.ptr_name(second_lease.address), "PTR")
+            .unwrap()
+            .is_empty(),
+        "no PTR for the loser"
+    );
+}
+
+#[test]
+fn wrong_tsig_secret_is_refused_counted_and_kea_keeps_serving() {
+    if !require_root("wrong_tsig_secret_is_refused_counted_and_kea_keeps_serving") {
+        return;
+    }
+    let lab = Lab::start(|_, params| {
+        params["tsig-keys"][0]["secret"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    });
+    let report = Perfdhcp::new(50, 20, 20)
+        .run(&lab.net.client(), lab.net.client_iface())
+        .expect("perfdhcp");
+    assert_eq!(
+        report.acks(),
+        20,
+        "Kea answers every client: {}",
+        report.output
+    );
+    lab.wait_stat("leasedns.updates-refused", 20);
+    lab.kea
+        .wait_for_log("NotAuth", Duration::from_secs(10))
+        .expect("the refusal is logged with its reason");
+    assert_eq!(
+        lab.dns()
+            .count(lab.net.reverse_zone().as_str(), "PTR")
+            .unwrap(),
+        0
+    );
+    assert!(
+        lab.dns()
+            .axfr(ZONE)
+            .unwrap()
+            .iter()
+            .all(|r| !r.name.starts_with("host-"))
+    );
+    lab.kea.check_running_ref();
+}
+
+trait RunningCheck {
+    fn check_running_ref(&self);
+}
+
+impl RunningCheck for Kea {
+    fn check_running_ref(&self) {
+        self.command_ok("list-commands", None)
+            .expect("Kea still answers its control socket");
+    }
+}
+
+#[test]
+fn hostile_client_names_are_refused_or_sanitised_without_harm() {
+    if !require_root("hostile_client_names_are_refused_or_sanitised_without_harm") {
+        return;
+    }
+    let lab = Lab::start(|_, _| {});
+    let long_label = "a".repeat(64);
+    let huge = vec![b'x'; 255];
+    // (option, value, whether Kea answers: a wire-format name that Kea's own
+    // option parser rejects makes Kea drop the packet before any hook runs).
+    let cases: Vec<(u8, Vec<u8>, bool)> = vec![
+        (12, huge, true),
+        (12, long_label.clone().into_bytes(), true),
+        (12, b"\x00\x01\xff\xfe binary".to_vec(), true),
+        (12, b"a..b".to_vec(), true),
+        (12, b"evil.other.zone.".to_vec(), true),
+        (12, b"Bad_Name!".to_vec(), true),
+        // Option 81, E flag, a label length running past the end.
+        (81, [&[0x05u8, 0, 0, 63][..], b"short"].concat(), false),
+        // Option 81, ASCII, 64-byte label (Kea's parser refuses it too).
+        (
+            81,
+            [&[0x01u8, 0, 0][..], long_label.as_bytes()].concat(),
+            false,
+        ),
+        // Option 81, ASCII, valid but outside every zone.
+        (
+            81,
+            [&[0x01u8, 0, 0][..], b"intruder.elsewhere.test."].concat(),
+            true,
+        ),
+    ];
+    for (i, (code, value, answered)) in cases.iter().enumerate() {
+        let mac = format!("00:0c:01:02:{:02x}:{:02x}", 0xa0, i);
+        let report = one_client(*code, value, Some(&mac))
+            .run(&lab.net.client(), lab.net.client_iface())
+            .expect("perfdhcp");
+        if *answered {
+            assert!(
+                report.acks() >= 1,
+                "Kea answers despite option {code},{}: {}",
+                hex(value),
+                report.output
+            );
+        }
+        lab.kea.check_running_ref();
+    }
+    // Sanitised: Bad_Name! -> badname (hostname-char-set drops _ and !).
+    let leases = lab.kea.leases().unwrap();
+    lab.wait_records(
+        &format!("badname.{ZONE}"),
+        "A",
+        &[leases
+            .iter()
+            .find(|l| l["hostname"] == format!("badname.{ZONE}"))
+            .map(|l| l["address"].clone())
+            .unwrap_or_else(|| panic!("no lease named badname: {leases:?}"))],
+    );
+    assert!(
+        lab.stat("leasedns.names-rejected") >= 1,
+        "refusals are counted"
+    );
+    // Whatever got published is a well-formed name inside the zone.
+    for record in lab.dns().axfr(ZONE).unwrap() {
+        assert!(record.name.ends_with(ZONE), "{record:?}");
+        assert!(record.name.len() <= 255, "{record:?}");
+        for label in record.name.trim_end_matches('.').split('.') {
+            assert!(!label.is_empty() && label.len() <= 63, "{record:?}");
+            assert!(
+                label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{record:?}"
+            );
+        }
+    }
+    lab.kea.check_running_ref();
+}
+
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn config_reload_keeps_the_hook_working_without_leaking_threads() {
+    if !require_root("config_reload_keeps_the_hook_working_without_leaking_threads") {
+        return;
+    }
+    let mut lab = Lab::start(|_, _| {});
+    let report = Perfdhcp::new(50, 10, 10)
+        .run(&lab.net.client(), lab.net.client_iface())
+        .expect("perfdhcp");
+    assert_eq!(report.acks(), 10);
+    lab.wait_zone_matches_leases(10);
+    let pid = lab.kea.pid().expect("kea pid");
+    let before = thread_count(pid);
+    for _ in 0..3 {
+        let opts = lab.kea.options().clone();
+        lab.kea.reconfigure(opts).expect("config-reload");
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "thread count back to its level",
+        || thread_count(pid) == before,
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} threads before, {} after",
+            before,
+            thread_count(pid)
+        )
+    });
+    let mut mac_offset = Perfdhcp::new(50, 10, 10);
+    mac_offset
+        .extra
+        .extend(["-b".into(), "mac=00:0c:02:00:00:00".into()]);
+    let report = mac_offset
+        .run(&lab.net.client(), lab.net.client_iface())
+        .expect("perfdhcp");
+    assert_eq!(report.acks(), 10);
+    lab.wait_zone_matches_leases(20);
+}
+
+#[test]
+fn multi_threaded_kea_publishes_every_lease() {
+    if !require_root("multi_threaded_kea_publishes_every_lease") {
+        return;
+    }
+    let lab = Lab::start(|opts, _| opts.multi_threading = Some(4));
+    assert!(
+        lab.kea.log().contains("DHCP4_MULTI_THREADING_INFO")
+            || lab.kea.log().contains("multi-threading"),
+        "MT on"
+    );
+    let report = Perfdhcp::new(500, 1000, 1000)
+        .run(&lab.net.client(), lab.net.client_iface())
+        .expect("perfdhcp");
+    assert_eq!(report.acks(), 1000, "{}", report.output);
+    lab.wait_zone_matches_leases(1000);
+}
+
+#[test]
+fn bad_configurations_refuse_the_load_with_a_clear_line() {
+    if !require_root("bad_configurations_refuse_the_load_with_a_clear_line") {
+        return;
+    }
+    let net = Netns::new().expect("namespaces");
+    let knot = Knot::start(net.server(), &{
+        let mut k = KnotOptions::new(ZONE);
+        k.reverse_zone = Some(net.reverse_zone());
+        k
+    })
+    .expect("knotd");
+    let journal = tempfile::tempdir().unwrap();
+    let good = hook_params(&knot, journal.path(), &knot.key().secret);
+    let a_file = journal.path().join("not-a-dir");
+    std::fs::write(&a_file, "x").unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        (
+            "parameter 'colour': unknown parameter",
+            Box::new(|p| p["colour"] = json!("blue")),
+        ),
+        (
+            "parameter 'journal-dir': required parameter is missing",
+            Box::new(|p| {
+                p.as_object_mut().unwrap().remove("journal-dir");
+            }),
+        ),
+        (
+            "parameter 'tsig-keys[0].secret'",
+            Box::new(|p| p["tsig-keys"][0]["secret"] = json!("not base64!")),
+        ),
+        (
+            "parameter 'forward-ddns.ddns-domains[0].dns-servers'",
+            Box::new(|p| p["forward-ddns"]["ddns-domains"][0]["dns-servers"] = json!([])),
+        ),
+        (
+            "parameter 'forward-ddns.ddns-domains[0].key-name'",
+            Box::new(|p| p["forward-ddns"]["ddns-domains"][0]["key-name"] = json!("no-such-key")),
+        ),
+        (
+            "parameter 'tsig-keys[0].algorithm'",
+            Box::new(|p| p["tsig-keys"][0]["algorithm"] = json!("hmac-rot13")),
+        ),
+        (
+            "parameter 'journal-dir'",
+            Box::new(move |p| p["journal-dir"] = json!(a_file.to_string_lossy())),
+        ),
+    ];
+    let library = hook_library().unwrap();
+    for (expected, edit) in cases {
+        let mut params = good.clone();
+        edit(&mut params);
+        let opts = KeaOptions::for_netns(&net).with_hook(&library, params);
+        match Kea::start(net.server(), opts) {
+            Ok(_) => panic!("Kea started with a bad hook configuration (expected {expected:?})"),
+            Err(err) => {
+                let text = err.to_string();
+                assert!(
+                    text.contains("LEASEDNS_ERROR") && text.contains(expected),
+                    "expected {expected:?} in:\n{text}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_library_exports_exactly_the_symbols_kea_looks_up() {
+    let library = hook_library().expect("hook library built");
+    let out = std::process::Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&library)
+        .output()
+        .expect("nm");
+    assert!(out.status.success());
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        .collect();
+    names.sort();
+    let mut expected = vec![
+        "dhcp4_srv_configured",
+        "lease4_decline",
+        "lease4_expire",
+        "lease4_recover",
+        "lease4_renew",
+        "lease4_select",
+        "leases4_committed",
+        "load",
+        "multi_threading_compatible",
+        "pkt4_send",
+        "unload",
+        "version",
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+}
