@@ -21,6 +21,8 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use crate::host;
 
 const QUEUE_CAPACITY: usize = 4096;
+/// `tracing` target prefix of this crate's events (the library's name).
+const OWN_TARGET: &str = "dhcp_leasedns";
 /// Kea debug levels for tracing's DEBUG and TRACE (Kea's scale is 0..99).
 const DEBUG_LEVEL_DEBUG: i32 = 40;
 const DEBUG_LEVEL_TRACE: i32 = 55;
@@ -118,7 +120,13 @@ struct KeaLayer;
 impl<S: Subscriber> Layer<S> for KeaLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let level = event.metadata().level();
-        if level_rank(level) > MAX_LEVEL.load(Ordering::Relaxed) {
+        let rank = level_rank(level);
+        if rank > MAX_LEVEL.load(Ordering::Relaxed) {
+            return;
+        }
+        // Libraries (hickory-proto) speak at debug level about every message
+        // they parse: only their warnings and errors are worth Kea's log.
+        if rank > 1 && !event.metadata().target().starts_with(OWN_TARGET) {
             return;
         }
         let mut visitor = MessageVisitor::default();

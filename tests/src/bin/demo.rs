@@ -5,7 +5,7 @@
 //!
 //! Each step of the story is one `section_*` function taking the running
 //! [`Demo`]; a new step (e.g. the Knot module's /metrics, once it exists)
-//! is one more function and one more call in [`run`]. Every daemon and
+//! is one more function and one more call in [`story`]. Every daemon and
 //! client is a kill-on-drop guard, so any way out of [`run`] cleans up.
 
 use harness::{
@@ -386,7 +386,7 @@ fn knot_options(net: &Netns) -> KnotOptions {
 /// The hook's parameters, named as in a kea-dhcp-ddns configuration.
 fn hook_parameters(knot: &Knot, reverse_zone: &str, journal: &Path) -> Value {
     let key = knot.key();
-    let servers = json!([{ "ip-address": knot.addr().to_string(), "port": 5353 }]);
+    let servers = json!([{ "ip-address": knot.addr().to_string(), "port": knot.port() }]);
     json!({
         "journal-dir": journal.to_string_lossy(),
         "tsig-keys": [{ "name": key.name, "algorithm": key.algorithm, "secret": key.secret }],
@@ -832,4 +832,36 @@ fn shorten(line: &str) -> String {
         text.push('…');
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kea_log_lines_lose_date_and_logger() {
+        let line = "2026-11-22 03:11:58.539 WARN  [kea-dhcp4.leasedns/20325.140417978573312] LEASEDNS_WARN name owned   fqdn=printer.lan.example.";
+        assert_eq!(
+            shorten(line),
+            "03:11:58.539 WARN  LEASEDNS_WARN name owned fqdn=printer.lan.example."
+        );
+        let long = format!("2026-11-22 03:11:58.539 INFO [x/1.2] {}", "y".repeat(500));
+        let cut = shorten(&long);
+        assert_eq!(cut.chars().count(), LOG_LINE_MAX);
+        assert!(cut.ends_with('…'));
+        assert_eq!(shorten("  odd line "), "odd line");
+    }
+
+    #[test]
+    fn names_follow_the_address() {
+        let addr = Ipv4Addr::new(10, 10, 2, 247);
+        assert_eq!(reverse_name(addr), "247.2.10.10.in-addr.arpa.");
+        assert_eq!(generated_name(addr), "host-10-10-2-247.lan.example.");
+        let records = lease_records("laptop.lan.example.", addr);
+        assert_eq!(records.len(), 4);
+        assert!(records[0].matches("10.10.2.247"));
+        assert!(!records[0].matches("10.10.2.248"));
+        assert!(records[2].matches("LAPTOP.lan.example."));
+        assert!(records[3].matches("anything"));
+    }
 }

@@ -1,0 +1,88 @@
+//! Generates the bindings of the Knot DNS query-module API from the
+//! installed header, and refuses to build against any ABI but the one this
+//! workspace targets: knotd loads a module only when its embedded version
+//! equals its own `KNOTD_MOD_ABI_VERSION` exactly.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::exit;
+
+/// Knot DNS 3.2. 3.3 is 500 and 3.4/3.5 are 600, with a different stage
+/// numbering and qdata layout.
+const EXPECTED_ABI: u32 = 400;
+const DEFAULT_HEADER: &str = "/usr/include/knot/module.h";
+
+fn fail(message: &str) -> ! {
+    // A panic would bury the message under a backtrace; cargo shows stderr.
+    eprintln!("\nerror: knot-sys: {message}\n");
+    exit(1);
+}
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=KNOT_MODULE_HEADER");
+    let header = env::var_os("KNOT_MODULE_HEADER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_HEADER));
+    println!("cargo:rerun-if-changed={}", header.display());
+
+    let text = match std::fs::read_to_string(&header) {
+        Ok(text) => text,
+        Err(e) => fail(&format!(
+            "cannot read {} ({e}). Install the Knot DNS 3.2 development headers \
+             (Debian: `apt-get install libknot-dev`) or set KNOT_MODULE_HEADER.",
+            header.display()
+        )),
+    };
+    let abi = text.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("#define")?.trim_start();
+        let value = rest.strip_prefix("KNOTD_MOD_ABI_VERSION")?;
+        value.split_whitespace().next()?.parse::<u32>().ok()
+    });
+    match abi {
+        Some(EXPECTED_ABI) => {}
+        Some(other) => fail(&format!(
+            "{} declares KNOTD_MOD_ABI_VERSION {other}, but mod-querystats is written for \
+             {EXPECTED_ABI} (Knot DNS 3.2.x); knotd would refuse the module. Install the \
+             libknot-dev that matches knotd 3.2.",
+            header.display()
+        )),
+        None => fail(&format!(
+            "{} has no KNOTD_MOD_ABI_VERSION: not a Knot DNS module header?",
+            header.display()
+        )),
+    }
+    let include_dir = header
+        .parent()
+        .and_then(|knot| knot.parent())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/include"));
+
+    let bindings = bindgen::Builder::default()
+        .header(header.display().to_string())
+        .clang_arg(format!("-I{}", include_dir.display()))
+        .allowlist_function("knotd_.*")
+        .allowlist_type("knotd_.*")
+        .allowlist_type("yp_.*")
+        .allowlist_type("knot_pkt_t")
+        .allowlist_var("KNOTD_.*")
+        .allowlist_var("YP_.*")
+        .allowlist_var("KNOT_EOK|KNOT_EINVAL|KNOT_ENOMEM|KNOT_ERROR")
+        // Integers, not Rust enums: knotd passes values outside these enums
+        // (state 2, "produce", reaches hooks), which would be UB as an enum.
+        .default_enum_style(bindgen::EnumVariation::Consts)
+        .derive_default(false)
+        .layout_tests(false)
+        .generate_comments(false)
+        .generate()
+        .unwrap_or_else(|e| {
+            fail(&format!(
+                "bindgen failed on {} ({e}); libclang-dev and the libknot-dev headers are needed",
+                header.display()
+            ))
+        });
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default()).join("bindings.rs");
+    if let Err(e) = bindings.write_to_file(&out) {
+        fail(&format!("writing {}: {e}", out.display()));
+    }
+    println!("cargo:abi={EXPECTED_ABI}");
+}

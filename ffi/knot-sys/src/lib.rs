@@ -1,0 +1,19 @@
+//! Raw bindings of the Knot DNS 3.2 query-module API (`knot/module.h`),
+//! generated at build time; the build fails unless the installed header has
+//! `KNOTD_MOD_ABI_VERSION` 400. Nothing here is safe to call: the module's
+//! adapter wraps what it uses.
+//!
+//! The symbols resolve from the knotd process that loads the module; this
+//! crate links no library.
+
+#![allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    unreachable_pub,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    unsafe_op_in_unsafe_fn
+)]
+
+include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
