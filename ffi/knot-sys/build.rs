@@ -66,7 +66,7 @@ fn main() {
         .allowlist_type("knot_pkt_t")
         .allowlist_var("KNOTD_.*")
         .allowlist_var("YP_.*")
-        .allowlist_var("KNOT_EOK|KNOT_EINVAL|KNOT_ENOMEM|KNOT_ERROR")
+        .allowlist_type("knot_error")
         // Integers, not Rust enums: knotd passes values outside these enums
         // (state 2, "produce", reaches hooks), which would be UB as an enum.
         .default_enum_style(bindgen::EnumVariation::Consts)

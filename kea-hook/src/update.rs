@@ -194,12 +194,9 @@ impl<'a> UpdateExecutor<'a> {
     pub fn apply(&self, change: &Change) -> Applied {
         let mut run = Run::default();
         let outcome = self.apply_inner(change, &mut run);
-        match &outcome {
-            ApplyOutcome::Done(DoneKind::Published | DoneKind::Removed) => {
-                debug!(fqdn = %change.fqdn, addr = %change.addr, ?outcome, "change applied");
-            }
-            _ => warn!(fqdn = %change.fqdn, addr = %change.addr, ?outcome, "change not applied"),
-        }
+        // The engine logs what it decides from the outcome (retry, conflict,
+        // refusal) at the right level; here only the trace for debugging.
+        debug!(fqdn = %change.fqdn, addr = %change.addr, ?outcome, "change applied");
         Applied {
             outcome,
             steps: run.steps,

@@ -1,0 +1,166 @@
+//! The small integer dimensions every counter is indexed by, and their
+//! names. Mapping a query to indexes is a couple of compares and a table
+//! load, so the query path never hashes or allocates for these.
+
+#![forbid(unsafe_code)]
+
+/// Query types with their own index; everything else is `OTHER`.
+const TYPES: [(u16, &str); 22] = [
+    (1, "A"),
+    (2, "NS"),
+    (5, "CNAME"),
+    (6, "SOA"),
+    (12, "PTR"),
+    (15, "MX"),
+    (16, "TXT"),
+    (28, "AAAA"),
+    (33, "SRV"),
+    (35, "NAPTR"),
+    (43, "DS"),
+    (46, "RRSIG"),
+    (47, "NSEC"),
+    (48, "DNSKEY"),
+    (50, "NSEC3"),
+    (52, "TLSA"),
+    (64, "SVCB"),
+    (65, "HTTPS"),
+    (255, "ANY"),
+    (251, "IXFR"),
+    (252, "AXFR"),
+    (257, "CAA"),
+];
+pub const TYPE_COUNT: usize = TYPES.len() + 1;
+const TYPE_OTHER: u8 = TYPES.len() as u8;
+
+/// qtype -> index for qtype < 256; built at compile time.
+const TYPE_TABLE: [u8; 256] = {
+    let mut table = [TYPE_OTHER; 256];
+    let mut i = 0;
+    while i < TYPES.len() {
+        if TYPES[i].0 < 256 {
+            table[TYPES[i].0 as usize] = i as u8;
+        }
+        i += 1;
+    }
+    table
+};
+
+pub fn type_index(qtype: u16) -> usize {
+    match qtype {
+        0..=255 => usize::from(TYPE_TABLE[usize::from(qtype)]),
+        257 => 21,
+        _ => usize::from(TYPE_OTHER),
+    }
+}
+
+pub fn type_name(index: usize) -> &'static str {
+    TYPES.get(index).map_or("OTHER", |(_, name)| name)
+}
+
+/// RCODEs 0..=10 by number, then BADVERS (16) and everything else. The
+/// names are the IANA mnemonics, as kdig and knotc print them.
+const RCODES: [&str; 12] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+    "NXRRSET", "NOTAUTH", "NOTZONE", "BADVERS",
+];
+pub const RCODE_COUNT: usize = RCODES.len() + 1;
+
+pub fn rcode_index(rcode: u16) -> usize {
+    match rcode {
+        0..=10 => usize::from(rcode),
+        16 => 11,
+        _ => 12,
+    }
+}
+
+pub fn rcode_name(index: usize) -> &'static str {
+    RCODES.get(index).copied().unwrap_or("OTHER")
+}
+
+/// Transport and address family. QUIC (not built into Debian's knotd 3.2)
+/// would count as UDP, the transport it runs on.
+pub const PROTOS: [&str; 4] = ["udp4", "udp6", "tcp4", "tcp6"];
+pub const PROTO_COUNT: usize = PROTOS.len();
+
+pub fn proto_index(tcp: bool, ipv6: bool) -> usize {
+    usize::from(tcp) * 2 + usize::from(ipv6)
+}
+
+/// knotd's `knotd_query_type_t`, by value, renamed the way mod-stats
+/// names its operations.
+pub const OPERATIONS: [&str; 6] = ["invalid", "query", "axfr", "ixfr", "notify", "update"];
+pub const OP_COUNT: usize = OPERATIONS.len();
+pub const OP_INVALID: usize = 0;
+pub const OP_AXFR: usize = 2;
+pub const OP_IXFR: usize = 3;
+pub const OP_UPDATE: usize = 5;
+
+/// Operation index of a `knotd_query_type_t` value; unknown values are
+/// counted as invalid rather than trusted.
+pub fn op_index(query_type: u32) -> usize {
+    usize::try_from(query_type)
+        .ok()
+        .filter(|&op| op < OP_COUNT)
+        .unwrap_or(OP_INVALID)
+}
+
+/// Header and EDNS flags counted per query.
+pub const FLAGS: [&str; 3] = ["edns", "do", "tc"];
+pub const FLAG_EDNS: usize = 0;
+pub const FLAG_DO: usize = 1;
+pub const FLAG_TC: usize = 2;
+
+/// Upper bounds (bytes) of the response-size histogram.
+pub const SIZE_BOUNDS: [u64; 9] = [64, 128, 256, 512, 1232, 1500, 4096, 16384, 65535];
+
+/// Index of the first bound >= `value`, or the +Inf bucket.
+pub fn bucket_index(bounds: &[u64], value: u64) -> usize {
+    bounds.partition_point(|&bound| bound < value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_type_maps_to_its_own_name() {
+        for (qtype, name) in TYPES {
+            assert_eq!(type_name(type_index(qtype)), name, "qtype {qtype}");
+        }
+        assert_eq!(type_name(type_index(99)), "OTHER");
+        assert_eq!(type_name(type_index(65280)), "OTHER");
+        assert!(type_index(u16::MAX) < TYPE_COUNT);
+    }
+
+    #[test]
+    fn rcodes_map_to_iana_names() {
+        assert_eq!(rcode_name(rcode_index(0)), "NOERROR");
+        assert_eq!(rcode_name(rcode_index(3)), "NXDOMAIN");
+        assert_eq!(rcode_name(rcode_index(5)), "REFUSED");
+        assert_eq!(rcode_name(rcode_index(9)), "NOTAUTH");
+        assert_eq!(rcode_name(rcode_index(16)), "BADVERS");
+        assert_eq!(rcode_name(rcode_index(23)), "OTHER");
+        assert!(rcode_index(u16::MAX) < RCODE_COUNT);
+    }
+
+    #[test]
+    fn protos_and_ops() {
+        assert_eq!(PROTOS[proto_index(false, false)], "udp4");
+        assert_eq!(PROTOS[proto_index(false, true)], "udp6");
+        assert_eq!(PROTOS[proto_index(true, false)], "tcp4");
+        assert_eq!(PROTOS[proto_index(true, true)], "tcp6");
+        assert_eq!(OPERATIONS[op_index(1)], "query");
+        assert_eq!(OPERATIONS[op_index(5)], "update");
+        assert_eq!(op_index(77), OP_INVALID);
+    }
+
+    #[test]
+    fn buckets_are_upper_inclusive() {
+        let bounds = [10, 20, 30];
+        assert_eq!(bucket_index(&bounds, 0), 0);
+        assert_eq!(bucket_index(&bounds, 10), 0);
+        assert_eq!(bucket_index(&bounds, 11), 1);
+        assert_eq!(bucket_index(&bounds, 30), 2);
+        assert_eq!(bucket_index(&bounds, 31), 3);
+    }
+}
