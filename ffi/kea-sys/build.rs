@@ -15,6 +15,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=KEA_INCLUDE_DIR");
     println!("cargo:rerun-if-changed=shim/shim.cc");
     println!("cargo:rerun-if-changed=shim/leasedns_shim.h");
+    println!("cargo:rerun-if-changed=shim/compat/dhcpsrv/cfg_globals.h");
 
     let hooks_h = include.join("hooks/hooks.h");
     println!("cargo:rerun-if-changed={}", hooks_h.display());
@@ -55,11 +56,16 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("shim/shim.cc")
+        // compat/ first: it supplies dhcpsrv/cfg_globals.h, missing from
+        // bookworm's kea-dev 2.2.0 (see the header's comment).
+        .include("shim/compat")
         .include(&include)
         .include("shim")
         .flag("-std=c++17")
         .flag_if_supported("-Wno-deprecated-declarations")
         .flag_if_supported("-Wno-unused-parameter")
+        // ldns_register_command casts int(*)(void*) to int(*)(CalloutHandle&): same ABI.
+        .flag_if_supported("-Wno-cast-function-type")
         .pic(true)
         .compile("leasedns_kea_shim");
 

@@ -100,8 +100,45 @@ pub enum Transport {
     Tcp,
 }
 
+/// When journal writes reach the disk (`journal-sync`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum JournalSync {
+    /// fdatasync once per batch of changes (group commit).
+    #[default]
+    Batch,
+    /// Leave it to the kernel: faster, but a power loss can drop the last
+    /// seconds of changes (reconciliation repairs them at the next start).
+    None,
+}
+
+pub const DEFAULT_RECONCILE_RATE: u32 = 200;
+
+/// `reconcile-*` parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReconcilePolicy {
+    /// Reconcile when the server is configured (start-up and reloads).
+    pub on_start: bool,
+    /// Changes queued per second at most, so the DNS server is never flooded.
+    pub rate: u32,
+    /// Remove DHCID-carrying names without a lease; false when other DHCP
+    /// servers update the same zones.
+    pub remove_stale: bool,
+}
+
+impl Default for ReconcilePolicy {
+    fn default() -> Self {
+        ReconcilePolicy {
+            on_start: true,
+            rate: DEFAULT_RECONCILE_RATE,
+            remove_stale: true,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
+    pub journal_sync: JournalSync,
+    pub reconcile: ReconcilePolicy,
     pub journal_dir: PathBuf,
     pub tsig_keys: Vec<TsigKey>,
     pub forward: Vec<DdnsDomain>,
@@ -246,9 +283,30 @@ impl Config {
             .map_or(Ok(DEFAULT_QUEUE_CAPACITY), usize::try_from)
             .map_err(|_| top.invalid("queue-capacity", "out of range"))?;
 
+        let journal_sync = match top.string("journal-sync")? {
+            None | Some("batch") => JournalSync::Batch,
+            Some("none") => JournalSync::None,
+            Some(other) => {
+                return Err(top.invalid(
+                    "journal-sync",
+                    format!("'{other}' is not one of 'batch', 'none'"),
+                ));
+            }
+        };
+        let reconcile = ReconcilePolicy {
+            on_start: top.boolean("reconcile-on-start")?.unwrap_or(true),
+            rate: top
+                .integer("reconcile-rate", 1, 100_000)?
+                .map_or(Ok(DEFAULT_RECONCILE_RATE), u32::try_from)
+                .map_err(|_| top.invalid("reconcile-rate", "out of range"))?,
+            remove_stale: top.boolean("reconcile-remove-stale")?.unwrap_or(true),
+        };
+
         top.finish()?;
 
         Ok(Config {
+            journal_sync,
+            reconcile,
             journal_dir,
             tsig_keys,
             forward,

@@ -1,31 +1,36 @@
 //! The pipeline behind the callouts: callouts hand changes to the journal
 //! thread through a bounded channel; the journal thread appends them to the
-//! on-disk journal (one fsync per batch: group commit) and dispatches them to
-//! sender threads, chosen by a hash of the FQDN so that changes of one name
+//! on-disk journal (one fdatasync per batch: group commit) and dispatches them
+//! to sender threads, chosen by a hash of the FQDN so that changes of one name
 //! stay in order; each sender applies its changes one by one, retrying
 //! retryable failures with backoff until they succeed or the engine stops,
-//! then reports them done to the journal thread.
+//! then reports them done to the journal thread. A change superseded by a
+//! later one for the same name and address while it waited is not sent.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{
     Receiver, RecvTimeoutError, Sender, TrySendError, bounded, select, unbounded,
 };
 use parking_lot::Mutex;
 use rand::Rng;
+use serde_json::{Value, json};
 
 use crate::change::{Change, ChangeKind};
-use crate::config::Config;
+use crate::config::{Config, JournalSync};
+use crate::dns::TsigSigner;
+use crate::host::LeaseInfo;
 use crate::journal::{Journal, JournalOptions};
+use crate::reconcile::{self, ReconcileReport, ZoneView};
 use crate::stats::Stats;
-use crate::update::{ApplyOutcome, UpdateExecutor};
+use crate::update::{ApplyOutcome, DoneKind, StepResult, UpdateExecutor};
 
 const PUBLISHED_SHARDS: usize = 64;
 /// Most changes written to the journal per group commit.
@@ -34,6 +39,9 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long `stop` waits for each thread before leaving it to finish alone.
 const JOIN_DEADLINE: Duration = Duration::from_secs(3);
+/// Done marks are synced at most this often: losing them in a crash only
+/// means resending changes that are idempotent.
+const DONE_SYNC_INTERVAL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -75,15 +83,61 @@ impl Published {
     }
 }
 
-type Work = (Option<u64>, Change);
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+struct Work {
+    seq: Option<u64>,
+    change: Change,
+    /// When the change entered the engine (Unix ms), for the oldest-pending age.
+    queued_ms: u64,
+}
+
+fn collapse_key(change: &Change) -> (String, Ipv4Addr) {
+    (change.fqdn.clone(), change.addr)
+}
+
+#[derive(Clone, Debug, Default)]
+struct ServerState {
+    succeeded: u64,
+    failed: u64,
+    consecutive_failures: u32,
+    last_success_ms: u64,
+    last_error: Option<String>,
+}
+
+/// What `leasedns-status` shows, written by the engine's threads.
+struct Shared {
+    servers: Mutex<HashMap<SocketAddr, ServerState>>,
+    last_error: Mutex<Option<(u64, String)>>,
+    /// Per sender: queue time of the change being worked on (0: idle).
+    heads: Vec<AtomicU64>,
+    journal_bytes: AtomicU64,
+    journal_degraded: AtomicBool,
+    reconcile_wanted: AtomicBool,
+    reconcile_running: AtomicBool,
+    last_reconcile: Mutex<Option<(u64, ReconcileReport)>>,
+}
+
+impl Shared {
+    fn error(&self, text: String) {
+        *self.last_error.lock() = Some((unix_ms(), text));
+    }
+}
 
 pub struct Engine {
     cfg: Arc<Config>,
     stats: Arc<Stats>,
-    published: Published,
-    submit_tx: Mutex<Option<Sender<Change>>>,
+    shared: Arc<Shared>,
+    published: Arc<Published>,
+    submit_tx: Sender<Work>,
     /// Dropped on stop: every thread selecting on its receiver wakes up.
     shutdown_tx: Mutex<Option<Sender<()>>>,
+    shutdown_rx: Receiver<()>,
+    stopped: AtomicBool,
     threads: Mutex<Vec<(String, JoinHandle<()>)>>,
 }
 
@@ -93,12 +147,18 @@ impl Engine {
     pub fn start(cfg: Config, stats: Arc<Stats>) -> Result<Engine, EngineError> {
         let cfg = Arc::new(cfg);
         let (journal, recovery) = Journal::open(&cfg.journal_dir, JournalOptions::default())?;
-        let replay: Vec<(u64, Change)> = recovery
+        let damaged = recovery.report.torn_tail.is_some() || !recovery.report.corrupt.is_empty();
+        let now = unix_ms();
+        let replay: Vec<Work> = recovery
             .pending
             .into_iter()
             .filter_map(
                 |(seq, payload)| match postcard::from_bytes::<Change>(&payload) {
-                    Ok(change) => Some((seq, change)),
+                    Ok(change) => Some(Work {
+                        seq: Some(seq),
+                        change,
+                        queued_ms: now,
+                    }),
                     Err(err) => {
                         tracing::error!(seq, %err, "journal entry does not decode; skipped");
                         None
@@ -113,38 +173,61 @@ impl Engine {
             );
         }
 
-        let (submit_tx, submit_rx) = bounded::<Change>(cfg.queue_capacity);
+        let workers = cfg.sender_threads.max(1);
+        let shared = Arc::new(Shared {
+            servers: Mutex::new(HashMap::new()),
+            last_error: Mutex::new(None),
+            heads: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            journal_bytes: AtomicU64::new(journal.size_bytes()),
+            journal_degraded: AtomicBool::new(false),
+            // A damaged journal may have lost changes: reconciliation finds them.
+            reconcile_wanted: AtomicBool::new(damaged),
+            reconcile_running: AtomicBool::new(false),
+            last_reconcile: Mutex::new(None),
+        });
+        let (submit_tx, submit_rx) = bounded::<Work>(cfg.queue_capacity);
         let (done_tx, done_rx) = unbounded::<u64>();
         let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
-        let workers = cfg.sender_threads.max(1);
-        let per_worker = (cfg.queue_capacity / workers).max(16);
 
         let mut threads = Vec::new();
         let mut worker_txs = Vec::with_capacity(workers);
-        for i in 0..workers {
-            let (tx, rx) = bounded::<Work>(per_worker);
+        for index in 0..workers {
+            // Unbounded: while DNS is down, changes wait here (and on disk);
+            // the callouts' queue in front stays bounded.
+            let (tx, rx) = unbounded::<Work>();
             worker_txs.push(tx);
-            let sender = Sender_ {
+            let sender = SenderThread {
+                index,
                 cfg: Arc::clone(&cfg),
                 stats: Arc::clone(&stats),
+                shared: Arc::clone(&shared),
                 rx,
                 done_tx: done_tx.clone(),
                 shutdown_rx: shutdown_rx.clone(),
             };
-            let name = format!("leasedns-send-{i}");
-            threads.push(spawn(&name, move || sender.run())?);
+            threads.push(spawn(&format!("leasedns-send-{index}"), move || {
+                sender.run()
+            })?);
         }
         drop(done_tx);
 
         stats
             .journal_entries
             .store(journal.pending() as i64, Ordering::Relaxed);
+        stats
+            .queue_depth
+            .fetch_add(replay.len() as i64, Ordering::Relaxed);
         let journal_thread = JournalThread {
             journal,
+            sync: cfg.journal_sync,
             stats: Arc::clone(&stats),
+            shared: Arc::clone(&shared),
             submit_rx,
             done_rx,
+            shutdown_rx: shutdown_rx.clone(),
             workers: worker_txs,
+            done_dirty: false,
+            last_done_sync: Instant::now(),
         };
         threads.push(spawn("leasedns-journal", move || {
             journal_thread.run(replay)
@@ -153,9 +236,12 @@ impl Engine {
         Ok(Engine {
             cfg,
             stats,
-            published: Published::new(),
-            submit_tx: Mutex::new(Some(submit_tx)),
+            shared,
+            published: Arc::new(Published::new()),
+            submit_tx,
             shutdown_tx: Mutex::new(Some(shutdown_tx)),
+            shutdown_rx,
+            stopped: AtomicBool::new(false),
             threads: Mutex::new(threads),
         })
     }
@@ -169,22 +255,10 @@ impl Engine {
     }
 
     /// Queues a change without blocking. A full queue drops it, logged and
-    /// counted: Kea must keep answering clients whatever DNS does.
+    /// counted: Kea must keep answering clients whatever DNS does (the next
+    /// reconciliation repairs it).
     pub fn submit(&self, change: Change) {
-        Stats::bump(&self.stats.changes_submitted);
-        let guard = self.submit_tx.lock();
-        let Some(tx) = guard.as_ref() else {
-            return;
-        };
-        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
-        match tx.try_send(change) {
-            Ok(()) => {}
-            Err(TrySendError::Full(change)) | Err(TrySendError::Disconnected(change)) => {
-                self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                Stats::bump(&self.stats.changes_dropped);
-                tracing::error!(fqdn = %change.fqdn, addr = %change.addr, "change queue full; DNS change dropped");
-            }
-        }
+        submit(&self.submit_tx, &self.stats, change);
     }
 
     /// Records what `addr` should publish now. Returns the previous entry and
@@ -202,11 +276,119 @@ impl Engine {
         self.published.shard(addr).lock().remove(&addr)
     }
 
+    /// True once, when something asked for a reconciliation that needs
+    /// Kea's leases (read on the main thread by the caller).
+    pub fn take_reconcile_request(&self) -> bool {
+        self.shared.reconcile_wanted.swap(false, Ordering::AcqRel)
+    }
+
+    /// Starts a reconciliation against `leases` on a background thread.
+    /// False when one is already running or the engine is stopping.
+    pub fn start_reconcile(&self, leases: Vec<LeaseInfo>) -> bool {
+        if self.stopped.load(Ordering::Acquire)
+            || self.shared.reconcile_running.swap(true, Ordering::AcqRel)
+        {
+            return false;
+        }
+        let run = ReconcileRun {
+            cfg: Arc::clone(&self.cfg),
+            stats: Arc::clone(&self.stats),
+            shared: Arc::clone(&self.shared),
+            published: Arc::clone(&self.published),
+            submit_tx: self.submit_tx.clone(),
+            shutdown_rx: self.shutdown_rx.clone(),
+        };
+        match spawn("leasedns-reconcile", move || run.run(leases)) {
+            Ok(handle) => {
+                let mut threads = self.threads.lock();
+                threads.retain(|(_, h)| !h.is_finished());
+                threads.push(handle);
+                true
+            }
+            Err(err) => {
+                self.shared
+                    .reconcile_running
+                    .store(false, Ordering::Release);
+                tracing::error!(%err, "cannot start reconciliation");
+                false
+            }
+        }
+    }
+
+    /// The `leasedns-status` answer.
+    pub fn status(&self) -> Value {
+        let now = unix_ms();
+        let oldest = self
+            .shared
+            .heads
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed))
+            .filter(|&t| t > 0)
+            .min();
+        let servers = self.shared.servers.lock().clone();
+        let zone_json = |zones: &[crate::config::DdnsDomain], direction: &str| -> Vec<Value> {
+            zones
+                .iter()
+                .map(|z| {
+                    let list: Vec<Value> = z
+                        .servers
+                        .iter()
+                        .map(|s| {
+                            let st = servers.get(s).cloned().unwrap_or_default();
+                            let state = match (st.succeeded + st.failed, st.consecutive_failures) {
+                                (0, _) => "unused",
+                                (_, 0) => "ok",
+                                _ => "failing",
+                            };
+                            json!({
+                                "address": s.to_string(),
+                                "state": state,
+                                "succeeded": st.succeeded,
+                                "failed": st.failed,
+                                "consecutive-failures": st.consecutive_failures,
+                                "last-success-age": (st.last_success_ms > 0).then(|| (now.saturating_sub(st.last_success_ms)) as f64 / 1000.0),
+                                "last-error": st.last_error,
+                            })
+                        })
+                        .collect();
+                    json!({"zone": z.name.to_ascii(), "direction": direction, "servers": list})
+                })
+                .collect()
+        };
+        let mut zones = zone_json(&self.cfg.forward, "forward");
+        zones.extend(zone_json(&self.cfg.reverse, "reverse"));
+        let last_error = self.shared.last_error.lock().clone();
+        let last_reconcile = self.shared.last_reconcile.lock().clone();
+        let stats: serde_json::Map<String, Value> = self
+            .stats
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        json!({
+            "pending-changes": self.stats.queue_depth.load(Ordering::Relaxed),
+            "oldest-pending-age": oldest.map(|t| now.saturating_sub(t) as f64 / 1000.0),
+            "journal": {
+                "dir": self.cfg.journal_dir.display().to_string(),
+                "entries": self.stats.journal_entries.load(Ordering::Relaxed),
+                "size-bytes": self.shared.journal_bytes.load(Ordering::Relaxed),
+                "degraded": self.shared.journal_degraded.load(Ordering::Relaxed),
+            },
+            "zones": zones,
+            "last-error": last_error.map(|(t, e)| json!({"age": now.saturating_sub(t) as f64 / 1000.0, "error": e})),
+            "reconcile": {
+                "running": self.shared.reconcile_running.load(Ordering::Relaxed),
+                "last": last_reconcile.map(|(t, r)| json!({"age": now.saturating_sub(t) as f64 / 1000.0, "report": r})),
+            },
+            "statistics": stats,
+        })
+    }
+
     /// Stops the threads: the journal thread writes what is queued and syncs;
     /// senders finish their current exchange. Unsent changes stay pending in
     /// the journal and are replayed by the next `start`.
     pub fn stop(&self) {
-        drop(self.submit_tx.lock().take());
+        self.stopped.store(true, Ordering::Release);
         drop(self.shutdown_tx.lock().take());
         let threads = std::mem::take(&mut *self.threads.lock());
         let deadline = Instant::now() + JOIN_DEADLINE;
@@ -226,6 +408,23 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+fn submit(tx: &Sender<Work>, stats: &Stats, change: Change) {
+    Stats::bump(&stats.changes_submitted);
+    stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+    match tx.try_send(Work {
+        seq: None,
+        change,
+        queued_ms: unix_ms(),
+    }) {
+        Ok(()) => {}
+        Err(TrySendError::Full(work)) | Err(TrySendError::Disconnected(work)) => {
+            stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            Stats::bump(&stats.changes_dropped);
+            tracing::error!(fqdn = %work.change.fqdn, addr = %work.change.addr, "change queue full; DNS change dropped (reconciliation repairs it)");
+        }
     }
 }
 
@@ -251,17 +450,21 @@ fn worker_for(fqdn: &str, workers: usize) -> usize {
 
 struct JournalThread {
     journal: Journal,
+    sync: JournalSync,
     stats: Arc<Stats>,
-    submit_rx: Receiver<Change>,
+    shared: Arc<Shared>,
+    submit_rx: Receiver<Work>,
     done_rx: Receiver<u64>,
+    shutdown_rx: Receiver<()>,
     workers: Vec<Sender<Work>>,
+    done_dirty: bool,
+    last_done_sync: Instant,
 }
 
 impl JournalThread {
-    fn run(mut self, replay: Vec<(u64, Change)>) {
-        for (seq, change) in replay {
-            self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
-            if !self.dispatch(Some(seq), change) {
+    fn run(mut self, replay: Vec<Work>) {
+        for work in replay {
+            if !self.dispatch(work) {
                 return;
             }
         }
@@ -282,12 +485,14 @@ impl JournalThread {
                         self.mark_done(seq);
                     }
                 }
+                recv(self.shutdown_rx) -> _ => break,
+                default(DONE_SYNC_INTERVAL) => self.sync_done_marks(),
             }
         }
         // Shutdown: keep what is still queued on disk, then sync.
-        let rest: Vec<Change> = self.submit_rx.try_iter().collect();
+        let mut rest: Vec<Work> = self.submit_rx.try_iter().collect();
         if !rest.is_empty() {
-            self.append(&rest);
+            self.append(&mut rest);
         }
         while let Ok(seq) = self.done_rx.try_recv() {
             self.mark_done(seq);
@@ -300,107 +505,222 @@ impl JournalThread {
     fn mark_done(&mut self, first: u64) {
         let mut seqs = vec![first];
         seqs.extend(self.done_rx.try_iter());
-        // sync() also compacts segments whose entries are all done.
-        if let Err(err) = self
-            .journal
-            .mark_done(&seqs)
-            .and_then(|()| self.journal.sync())
-        {
+        if let Err(err) = self.journal.mark_done(&seqs) {
             Stats::bump(&self.stats.journal_errors);
             tracing::error!(%err, "journal: cannot record {} changes as done", seqs.len());
         }
+        self.done_dirty = true;
         self.stats
             .journal_entries
             .store(self.journal.pending() as i64, Ordering::Relaxed);
+        if self.last_done_sync.elapsed() >= DONE_SYNC_INTERVAL {
+            self.sync_done_marks();
+        }
     }
 
-    /// Appends and syncs the batch; returns one sequence number per change,
-    /// or `None`s when the journal cannot take it (the change is still sent).
-    fn append(&mut self, batch: &[Change]) -> Vec<Option<u64>> {
-        let encoded: Vec<Vec<u8>> = batch
-            .iter()
-            .filter_map(|c| postcard::to_stdvec(c).ok())
-            .collect();
-        if encoded.len() != batch.len() {
-            tracing::error!("journal: a change failed to encode");
-            return vec![None; batch.len()];
+    /// sync() also compacts segments whose entries are all done.
+    fn sync_done_marks(&mut self) {
+        if !self.done_dirty {
+            return;
         }
-        let payloads: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        let result = self
-            .journal
-            .append(&payloads)
-            .and_then(|seqs| self.journal.sync().map(|()| seqs));
-        self.stats
-            .journal_entries
-            .store(self.journal.pending() as i64, Ordering::Relaxed);
-        match result {
-            Ok(seqs) => seqs.into_iter().map(Some).collect(),
+        self.last_done_sync = Instant::now();
+        match self.journal.sync() {
+            Ok(()) => self.done_dirty = false,
             Err(err) => {
                 Stats::bump(&self.stats.journal_errors);
-                tracing::error!(%err, changes = batch.len(), "journal write failed; changes are sent from memory only");
-                vec![None; batch.len()]
+                tracing::warn!(%err, "journal: sync of done marks failed; retried later");
+            }
+        }
+        self.shared
+            .journal_bytes
+            .store(self.journal.size_bytes(), Ordering::Relaxed);
+    }
+
+    /// Appends (and with `journal-sync: batch`, syncs) the batch, giving each
+    /// change its sequence number. When the journal cannot take it (disk
+    /// full, I/O error) the changes are still sent, from memory only; the
+    /// journal is flagged degraded until a write succeeds again, and then a
+    /// reconciliation repairs whatever a crash in between could have lost.
+    fn append(&mut self, batch: &mut [Work]) {
+        let encoded: Result<Vec<Vec<u8>>, _> = batch
+            .iter()
+            .map(|w| postcard::to_stdvec(&w.change))
+            .collect();
+        let result = match encoded {
+            Ok(encoded) => {
+                let payloads: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+                self.journal
+                    .append(&payloads)
+                    .and_then(|seqs| match self.sync {
+                        JournalSync::Batch => self.journal.sync().map(|()| seqs),
+                        JournalSync::None => Ok(seqs),
+                    })
+            }
+            Err(err) => {
+                tracing::error!(%err, "journal: a change failed to encode");
+                return;
+            }
+        };
+        self.stats
+            .journal_entries
+            .store(self.journal.pending() as i64, Ordering::Relaxed);
+        self.shared
+            .journal_bytes
+            .store(self.journal.size_bytes(), Ordering::Relaxed);
+        match result {
+            Ok(seqs) => {
+                for (work, seq) in batch.iter_mut().zip(seqs) {
+                    work.seq = Some(seq);
+                }
+                if self.shared.journal_degraded.swap(false, Ordering::AcqRel) {
+                    self.stats.journal_degraded.store(0, Ordering::Relaxed);
+                    self.shared.reconcile_wanted.store(true, Ordering::Release);
+                    tracing::warn!("journal writable again; reconciling to close any gap");
+                }
+            }
+            Err(err) => {
+                Stats::bump(&self.stats.journal_errors);
+                self.shared.error(format!("journal: {err}"));
+                if !self.shared.journal_degraded.swap(true, Ordering::AcqRel) {
+                    self.stats.journal_degraded.store(1, Ordering::Relaxed);
+                    tracing::error!(%err, dir = %self.journal.dir().display(), "JOURNAL DEGRADED: changes are kept in memory only until the journal can be written again; Kea keeps serving");
+                }
             }
         }
     }
 
-    fn commit(&mut self, batch: Vec<Change>) -> bool {
-        let seqs = self.append(&batch);
-        for (seq, change) in seqs.into_iter().zip(batch) {
-            if !self.dispatch(seq, change) {
-                return false;
-            }
-        }
-        true
+    fn commit(&mut self, mut batch: Vec<Work>) -> bool {
+        self.append(&mut batch);
+        batch.into_iter().all(|work| self.dispatch(work))
     }
 
-    /// Blocks while the sender's queue is full (back-pressure reaches the
-    /// callouts' queue, never Kea). False once the senders are gone.
-    fn dispatch(&mut self, seq: Option<u64>, change: Change) -> bool {
-        let idx = worker_for(&change.fqdn, self.workers.len());
-        self.workers[idx].send((seq, change)).is_ok()
+    /// False once the senders are gone.
+    fn dispatch(&mut self, work: Work) -> bool {
+        let idx = worker_for(&work.change.fqdn, self.workers.len());
+        self.workers[idx].send(work).is_ok()
     }
 }
 
-// Named with a trailing underscore to keep `Sender` free for crossbeam's type.
-struct Sender_ {
+struct SenderThread {
+    index: usize,
     cfg: Arc<Config>,
     stats: Arc<Stats>,
+    shared: Arc<Shared>,
     rx: Receiver<Work>,
     done_tx: Sender<u64>,
     shutdown_rx: Receiver<()>,
 }
 
-impl Sender_ {
+/// A sender's own queue: FIFO, plus how many queued changes share each
+/// (name, address), so a superseded change is recognised in O(1).
+#[derive(Default)]
+struct LocalQueue {
+    items: VecDeque<Work>,
+    keys: HashMap<(String, Ipv4Addr), u32>,
+}
+
+impl LocalQueue {
+    fn push(&mut self, work: Work) {
+        *self.keys.entry(collapse_key(&work.change)).or_default() += 1;
+        self.items.push_back(work);
+    }
+
+    fn pop(&mut self) -> Option<Work> {
+        let work = self.items.pop_front()?;
+        let key = collapse_key(&work.change);
+        if let Some(n) = self.keys.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.keys.remove(&key);
+            }
+        }
+        Some(work)
+    }
+
+    /// A later change for the same name and address is queued.
+    fn supersedes(&self, change: &Change) -> bool {
+        self.keys.contains_key(&collapse_key(change))
+    }
+}
+
+impl SenderThread {
     fn run(self) {
         let executor = UpdateExecutor::new(&self.cfg);
+        let mut local = LocalQueue::default();
         loop {
-            let work = select! {
-                recv(self.rx) -> msg => match msg { Ok(w) => w, Err(_) => return },
-                recv(self.shutdown_rx) -> _ => return,
-            };
-            if !self.apply(&executor, work) {
+            if local.items.is_empty() {
+                select! {
+                    recv(self.rx) -> msg => match msg { Ok(w) => local.push(w), Err(_) => return },
+                    recv(self.shutdown_rx) -> _ => return,
+                }
+            }
+            for w in self.rx.try_iter() {
+                local.push(w);
+            }
+            let Some(work) = local.pop() else { continue };
+            if local.supersedes(&work.change) {
+                self.finish(&work, None);
+                continue;
+            }
+            self.shared.heads[self.index].store(work.queued_ms, Ordering::Relaxed);
+            let keep_going = self.apply(&executor, &work, &mut local);
+            self.shared.heads[self.index].store(0, Ordering::Relaxed);
+            if !keep_going {
                 return;
             }
         }
     }
 
-    /// Applies one change until it is done; false when stopped meanwhile.
-    fn apply(&self, executor: &UpdateExecutor<'_>, (seq, change): Work) -> bool {
+    fn finish(&self, work: &Work, done: Option<&DoneKind>) {
+        match done {
+            Some(done) => self.record_done(&work.change, done),
+            None => {
+                Stats::bump(&self.stats.changes_superseded);
+                tracing::debug!(fqdn = %work.change.fqdn, addr = %work.change.addr, "change superseded by a later one; not sent");
+            }
+        }
+        self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        if let Some(seq) = work.seq {
+            let _ = self.done_tx.send(seq);
+        }
+    }
+
+    fn note_servers(&self, steps: &[crate::update::StepRecord]) {
+        let now = unix_ms();
+        let mut servers = self.shared.servers.lock();
+        for step in steps {
+            let st = servers.entry(step.server).or_default();
+            let ok = match &step.result {
+                StepResult::Answer(rcode) => !rcode.is_retryable(),
+                StepResult::Failed(err) => !err.is_retryable(),
+            };
+            if ok {
+                st.succeeded += 1;
+                st.consecutive_failures = 0;
+                st.last_success_ms = now;
+            } else {
+                st.failed += 1;
+                st.consecutive_failures += 1;
+                st.last_error = Some(format!("{:?}", step.result));
+            }
+        }
+    }
+
+    /// Applies one change until it is done or superseded; false when stopped
+    /// meanwhile (the change stays pending in the journal).
+    fn apply(&self, executor: &UpdateExecutor<'_>, work: &Work, local: &mut LocalQueue) -> bool {
         let mut backoff = BACKOFF_START;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let applied = executor.apply(&change);
+            let applied = executor.apply(&work.change);
             self.stats
                 .updates_sent
                 .fetch_add(u64::from(applied.stats.sent), Ordering::Relaxed);
+            self.note_servers(&applied.steps);
             match applied.outcome {
                 ApplyOutcome::Done(done) => {
-                    self.record_done(&change, &done);
-                    self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
-                    if let Some(seq) = seq {
-                        let _ = self.done_tx.send(seq);
-                    }
+                    self.finish(work, Some(&done));
                     return true;
                 }
                 ApplyOutcome::Retry {
@@ -410,14 +730,26 @@ impl Sender_ {
                     detail,
                 } => {
                     Stats::bump(&self.stats.updates_failed);
+                    let change = &work.change;
                     let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
                     let wait = backoff + Duration::from_millis(jitter);
                     if attempt == 1 || attempt.is_power_of_two() {
                         tracing::warn!(fqdn = %change.fqdn, addr = %change.addr, attempt, ?direction, %server, ?cause, %detail, retry_in_ms = wait.as_millis() as u64, "DNS update failed; will retry");
                     }
+                    self.shared.error(format!(
+                        "{} {}: {cause:?} from {server}: {detail}",
+                        change.fqdn, change.addr
+                    ));
                     match self.shutdown_rx.recv_timeout(wait) {
                         Err(RecvTimeoutError::Timeout) => {}
                         _ => return false,
+                    }
+                    for w in self.rx.try_iter() {
+                        local.push(w);
+                    }
+                    if local.supersedes(change) {
+                        self.finish(work, None);
+                        return true;
                     }
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
@@ -425,8 +757,7 @@ impl Sender_ {
         }
     }
 
-    fn record_done(&self, change: &Change, done: &crate::update::DoneKind) {
-        use crate::update::DoneKind;
+    fn record_done(&self, change: &Change, done: &DoneKind) {
         match done {
             DoneKind::Published | DoneKind::Removed => {
                 Stats::bump(&self.stats.updates_succeeded);
@@ -443,15 +774,123 @@ impl Sender_ {
             }
             other => {
                 Stats::bump(&self.stats.updates_refused);
+                self.shared
+                    .error(format!("{} {}: {other:?}", change.fqdn, change.addr));
                 tracing::error!(fqdn = %change.fqdn, addr = %change.addr, outcome = ?other, "DNS update refused; not retried");
             }
         }
     }
 }
 
+struct ReconcileRun {
+    cfg: Arc<Config>,
+    stats: Arc<Stats>,
+    shared: Arc<Shared>,
+    published: Arc<Published>,
+    submit_tx: Sender<Work>,
+    shutdown_rx: Receiver<()>,
+}
+
+impl ReconcileRun {
+    fn run(self, leases: Vec<LeaseInfo>) {
+        let report = self.reconcile(&leases);
+        tracing::info!(
+            leases = report.leases,
+            names = report.names_read,
+            missing = report.missing,
+            stale = report.stale,
+            queued = report.queued,
+            errors = report.errors.len(),
+            seconds = report.seconds,
+            "reconciliation finished"
+        );
+        *self.shared.last_reconcile.lock() = Some((unix_ms(), report));
+        self.shared
+            .reconcile_running
+            .store(false, Ordering::Release);
+    }
+
+    fn reconcile(&self, leases: &[LeaseInfo]) -> ReconcileReport {
+        let started = Instant::now();
+        let cfg = &self.cfg;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let desired = reconcile::desired_state(leases, cfg.conflict_mode, &cfg.ttl, now);
+        let mut report = ReconcileReport {
+            leases: desired.len(),
+            ..ReconcileReport::default()
+        };
+        let signers: Vec<TsigSigner> = cfg.tsig_keys.iter().map(TsigSigner::new).collect();
+        let mut view = ZoneView::new();
+        for zone in cfg.forward.iter().chain(&cfg.reverse) {
+            let signer = zone.key.and_then(|k| signers.get(k));
+            match reconcile::read_zone(zone, signer, cfg.dns_server_timeout, &mut view) {
+                Ok(n) => report.names_read += n,
+                Err(err) => report.errors.push(err.to_string()),
+            }
+        }
+        if !report.errors.is_empty() {
+            // A zone we could not read would look empty: adding everything is
+            // harmless, but removing "stale" names would be wrong.
+            tracing::warn!(errors = ?report.errors, "reconciliation could not read every zone; nothing is removed this time");
+        }
+        for d in &desired {
+            let name = PublishedName {
+                fqdn: d.fqdn.clone(),
+                dhcid: d.dhcid.clone(),
+                ttl: d.ttl,
+                forward: d.forward,
+                reverse: d.reverse,
+            };
+            self.published.shard(d.addr).lock().insert(d.addr, name);
+        }
+        let remove_stale = cfg.reconcile.remove_stale && report.errors.is_empty();
+        let (changes, missing, stale) =
+            reconcile::plan(&desired, &view, &cfg.forward, &cfg.reverse, remove_stale);
+        report.missing = missing;
+        report.stale = stale;
+        // Rate limit: at most `reconcile-rate` changes per second, in slices of 100 ms.
+        let per_slice = (cfg.reconcile.rate / 10).max(1) as usize;
+        for chunk in changes.chunks(per_slice) {
+            for change in chunk {
+                tracing::info!(fqdn = %change.fqdn, addr = %change.addr, kind = ?change.kind, forward = change.forward, reverse = change.reverse, "reconciliation repairs DNS");
+                submit(&self.submit_tx, &self.stats, change.clone());
+                report.queued += 1;
+            }
+            match self.shutdown_rx.recv_timeout(Duration::from_millis(100)) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => break,
+            }
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        report
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn change(fqdn: &str, last: u8, kind: ChangeKind) -> Change {
+        Change {
+            kind,
+            fqdn: fqdn.into(),
+            addr: Ipv4Addr::new(10, 0, 0, last),
+            dhcid: vec![1],
+            ttl: 600,
+            forward: true,
+            reverse: true,
+        }
+    }
+
+    fn work(change: Change) -> Work {
+        Work {
+            seq: None,
+            change,
+            queued_ms: 0,
+        }
+    }
 
     #[test]
     fn same_name_always_goes_to_the_same_sender() {
@@ -460,5 +899,28 @@ mod tests {
             assert!(a < workers);
             assert_eq!(a, worker_for("laptop.lan.example.", workers));
         }
+    }
+
+    #[test]
+    fn a_later_change_for_the_same_name_and_address_supersedes() {
+        let mut q = LocalQueue::default();
+        q.push(work(change("a.", 1, ChangeKind::Add)));
+        q.push(work(change("a.", 2, ChangeKind::Add)));
+        q.push(work(change("a.", 1, ChangeKind::Remove)));
+        let first = q.pop().unwrap();
+        assert!(
+            q.supersedes(&first.change),
+            "the removal of .1 supersedes its add"
+        );
+        let second = q.pop().unwrap();
+        assert!(
+            !q.supersedes(&second.change),
+            "another address is another record"
+        );
+        let third = q.pop().unwrap();
+        assert_eq!(third.change.kind, ChangeKind::Remove);
+        assert!(!q.supersedes(&third.change));
+        assert!(q.pop().is_none());
+        assert!(q.keys.is_empty());
     }
 }

@@ -69,7 +69,22 @@ pub unsafe extern "C" fn load(library: *mut c_void) -> c_int {
         // SAFETY: Kea passes its `LibraryHandle&`, live during load().
         let params = unsafe { host::library_params_json(library) };
         match lifecycle::load(params.as_deref()) {
-            Ok(()) => 0,
+            Ok(()) => {
+                // SAFETY: the same live `LibraryHandle&`; the handlers are
+                // functions of this library running under `guard!`.
+                let registered = unsafe {
+                    host::register_command(library, "leasedns-status", status_command)
+                        && host::register_command(library, "leasedns-reconcile", reconcile_command)
+                };
+                if !registered {
+                    host::log(
+                        2,
+                        0,
+                        "leasedns: cannot register the control commands leasedns-status and leasedns-reconcile",
+                    );
+                }
+                0
+            }
             Err(err) => {
                 host::log(3, 0, &format!("leasedns: configuration refused: {err}"));
                 FAILED
@@ -107,7 +122,42 @@ pub unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_int {
                 "leasedns: cannot start the statistics timer; statistics update on traffic only",
             );
         }
-        lifecycle::tick();
+        lifecycle::server_configured();
+        0
+    })
+}
+
+/// `leasedns-status`: pending changes, per-server state, journal, last error.
+unsafe extern "C" fn status_command(handle: *mut c_void) -> c_int {
+    guard!("leasedns-status", {
+        // SAFETY: Kea's live `CalloutHandle&` for this command.
+        let Some(co) = (unsafe { Callout::from_raw(handle) }) else {
+            return FAILED;
+        };
+        match lifecycle::engine() {
+            Some(engine) => co.respond(0, "leasedns status", Some(&engine.status().to_string())),
+            None => co.respond(1, "leasedns is not loaded", None),
+        };
+        0
+    })
+}
+
+/// `leasedns-reconcile`: compare the lease database with the zones and repair.
+unsafe extern "C" fn reconcile_command(handle: *mut c_void) -> c_int {
+    guard!("leasedns-reconcile", {
+        // SAFETY: Kea's live `CalloutHandle&` for this command.
+        let Some(co) = (unsafe { Callout::from_raw(handle) }) else {
+            return FAILED;
+        };
+        match lifecycle::engine().map(|e| lifecycle::reconcile(&e)) {
+            Some(Ok(n)) => co.respond(
+                0,
+                &format!("reconciliation started against {n} leases"),
+                Some(&format!("{{\"leases\": {n}}}")),
+            ),
+            Some(Err(why)) => co.respond(1, why, None),
+            None => co.respond(1, "leasedns is not loaded", None),
+        };
         0
     })
 }

@@ -260,3 +260,71 @@ pub fn log_enabled(severity: i32, debuglevel: i32) -> bool {
     // SAFETY: plain integers; reads the logger's configured level.
     unsafe { sys::ldns_log_enabled(severity, debuglevel) != 0 }
 }
+
+/// A control-socket command handler Kea calls with the command's `CalloutHandle&`.
+pub type CommandHandler = kea_sys::ldns_callout_fn;
+
+/// Registers `handler` for control-socket command `name`.
+///
+/// # Safety
+/// `library` must be the `LibraryHandle&` Kea passed to `load`; `handler`
+/// must be a function of this library that runs under the panic guard.
+pub unsafe fn register_command(library: *mut c_void, name: &str, handler: CommandHandler) -> bool {
+    if library.is_null() {
+        return false;
+    }
+    let name = cstr(name);
+    // SAFETY: live library handle during load(); the name is copied by Kea.
+    unsafe { sys::ldns_register_command(library, name.as_ptr(), handler) == sys::LDNS_OK }
+}
+
+impl Callout {
+    /// The command's `arguments` as JSON text, if any.
+    pub fn command_args_json(&self) -> Option<String> {
+        let mut buf: Vec<u8> = Vec::new();
+        // SAFETY: live handle; `collect_string` only appends to `buf`.
+        let rc = unsafe {
+            sys::ldns_command_args_json(
+                self.handle,
+                collect_string,
+                (&mut buf as *mut Vec<u8>).cast(),
+            )
+        };
+        (rc == sys::LDNS_OK)
+            .then(|| String::from_utf8(buf).ok())
+            .flatten()
+    }
+
+    /// Sets the command's answer: `result` 0 success, 1 error; `args` JSON text.
+    pub fn respond(&self, result: i32, text: &str, args: Option<&str>) -> bool {
+        let text = cstr(text);
+        let args = args.map(cstr);
+        let args_ptr = args.as_ref().map_or(std::ptr::null(), |a| a.as_ptr());
+        // SAFETY: live handle; NUL-terminated strings that outlive the call.
+        unsafe {
+            sys::ldns_command_respond(self.handle, result, text.as_ptr(), args_ptr) == sys::LDNS_OK
+        }
+    }
+}
+
+unsafe extern "C" fn collect_lease(ctx: *mut c_void, lease: *const sys::ldns_lease4_t) {
+    if ctx.is_null() || lease.is_null() {
+        return;
+    }
+    // SAFETY: `ctx` is the `&mut Vec<LeaseInfo>` of `all_leases`; `lease`
+    // points to a filled struct valid for this call.
+    unsafe {
+        let out = &mut *(ctx as *mut Vec<LeaseInfo>);
+        out.push(lease_from_raw(&*lease));
+    }
+}
+
+/// Every IPv4 lease in Kea's lease database. Main thread only (command
+/// handlers, dhcp4_srv_configured, the timer).
+pub fn all_leases() -> Option<Vec<LeaseInfo>> {
+    let mut out: Vec<LeaseInfo> = Vec::new();
+    // SAFETY: called on Kea's main thread; `collect_lease` only pushes to `out`.
+    let rc =
+        unsafe { sys::ldns_leases4_all(collect_lease, (&mut out as *mut Vec<LeaseInfo>).cast()) };
+    (rc == sys::LDNS_OK).then_some(out)
+}

@@ -17,5 +17,6 @@ pub mod journal;
 pub mod lifecycle;
 pub mod logging;
 pub mod naming;
+pub mod reconcile;
 pub mod stats;
 pub mod update;

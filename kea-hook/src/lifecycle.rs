@@ -71,7 +71,39 @@ pub fn unload() {
 pub fn tick() {
     logging::refresh_level();
     logging::drain(1024);
+    if let Some(engine) = engine() {
+        if engine.take_reconcile_request() {
+            let _ = reconcile(&engine);
+        }
+    }
     publish_stats();
+}
+
+/// Reads every lease from Kea's lease manager (main thread) and starts a
+/// reconciliation against it. Returns the number of leases, or why not.
+pub fn reconcile(engine: &Engine) -> Result<usize, &'static str> {
+    let Some(leases) = host::all_leases() else {
+        tracing::warn!("reconciliation skipped: Kea's lease database is not available");
+        return Err("Kea's lease database is not available");
+    };
+    let n = leases.len();
+    if engine.start_reconcile(leases) {
+        tracing::info!(leases = n, "reconciliation started");
+        Ok(n)
+    } else {
+        Err("a reconciliation is already running")
+    }
+}
+
+/// dhcp4_srv_configured: the lease database is open now (it is not yet
+/// during `load`), so the start-up reconciliation begins here.
+pub fn server_configured() {
+    if let Some(engine) = engine() {
+        if engine.config().reconcile.on_start {
+            let _ = reconcile(&engine);
+        }
+    }
+    tick();
 }
 
 fn publish_stats() {

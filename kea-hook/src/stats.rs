@@ -13,6 +13,8 @@ macro_rules! counters {
             pub queue_depth: AtomicI64,
             /// Pending entries in the on-disk journal, a gauge.
             pub journal_entries: AtomicI64,
+            /// 1 while the journal cannot be written (changes in memory only).
+            pub journal_degraded: AtomicI64,
         }
 
         impl Stats {
@@ -23,6 +25,7 @@ macro_rules! counters {
                 ];
                 out.push(("leasedns.queue-depth", self.queue_depth.load(Ordering::Relaxed)));
                 out.push(("leasedns.journal-entries", self.journal_entries.load(Ordering::Relaxed)));
+                out.push(("leasedns.journal-degraded", self.journal_degraded.load(Ordering::Relaxed)));
                 out
             }
         }
@@ -34,6 +37,9 @@ counters! {
     changes_submitted => "leasedns.changes-submitted",
     /// Renewals that needed no DNS traffic (same name, address and TTL).
     changes_unchanged => "leasedns.changes-unchanged",
+    /// Changes not sent because a later change for the same name and
+    /// address replaced them while they waited (e.g. during an outage).
+    changes_superseded => "leasedns.changes-superseded",
     /// Changes that could not be queued because the queue stayed full.
     changes_dropped => "leasedns.changes-dropped",
     /// DNS UPDATE messages sent (each attempt, each step).

@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, UpdateMessage};
 use hickory_proto::rr::rdata::{A, NULL, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::change::{Change, ChangeKind};
 use crate::config::{Config, ConflictMode, DdnsDomain};
@@ -323,7 +323,7 @@ impl<'a> UpdateExecutor<'a> {
 
 /// Longest-suffix match; `Ok(None)` when the direction is not wanted or has
 /// no zones at all, `Err(name)` when zones exist but none contains `name`.
-fn pick<'z>(
+pub(crate) fn pick<'z>(
     wanted: bool,
     zones: &'z [DdnsDomain],
     name: &Name,
@@ -857,6 +857,8 @@ mod tests {
             transport: Transport::Udp,
             sender_threads: 1,
             queue_capacity: 16,
+            journal_sync: crate::config::JournalSync::Batch,
+            reconcile: crate::config::ReconcilePolicy::default(),
         }
     }
 

@@ -1,1 +1,18 @@
-//! mod-querystats for Knot DNS 3.2 (built in its own issue).
+//! mod-querystats: a Knot DNS 3.2 query module that counts queries by zone,
+//! type, rcode and transport, times them, tracks heavy hitters and UPDATE
+//! arrivals, mirrors the main counters into `knotc stats`, and serves
+//! everything as Prometheus metrics on an optional HTTP endpoint.
+//!
+//! Layout: `exports` (the `knotd_mod_api` symbol and callbacks) and `host`
+//! (the adapter reading knotd's structures) are the only modules with
+//! `unsafe`; `config`, `dims`, `instance`, `heavy`, `metrics` and `endpoint`
+//! are safe Rust. See README.md and SAFETY.md.
+
+pub mod config;
+pub mod dims;
+pub mod endpoint;
+pub mod exports;
+pub mod heavy;
+mod host;
+pub mod instance;
+pub mod metrics;

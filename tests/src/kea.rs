@@ -237,6 +237,19 @@ impl Kea {
         }
     }
 
+    /// Kills kea-dhcp4 with SIGKILL (hooks get no `unload`: a crash) and
+    /// reaps it. The directory (lease file, config) stays for
+    /// [`start_again`](Self::start_again).
+    pub fn kill(&mut self) -> Result<Option<ExitStatus>> {
+        match self.guard.take() {
+            Some(mut guard) => {
+                guard.signal(libc::SIGKILL)?;
+                guard.stop()
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Ok while Kea runs, else its exit status and log tails.
     pub fn check_running(&mut self) -> Result<()> {
         match self.guard.as_mut() {

@@ -226,6 +226,31 @@ impl Knot {
         Ok(())
     }
 
+    /// Sends `signal` to knotd (e.g. `libc::SIGSTOP` to freeze it so that
+    /// updates time out instead of being refused).
+    pub fn signal(&self, signal: i32) -> Result<()> {
+        match self.guard.as_ref() {
+            Some(guard) => guard.signal(signal),
+            None => Err(HarnessError::Missing("knotd was stopped".into())),
+        }
+    }
+
+    /// knotd's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.guard.as_ref().and_then(ChildGuard::pid)
+    }
+
+    /// Kills knotd with SIGKILL (no shutdown, no journal flush: a crash) and
+    /// reaps it. Directory, journal and port stay for
+    /// [`start_again`](Self::start_again).
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut guard) = self.guard.take() {
+            guard.signal(libc::SIGKILL)?;
+            guard.stop()?;
+        }
+        Ok(())
+    }
+
     /// Ok while knotd runs, else its exit status and log tail.
     pub fn check_running(&mut self) -> Result<()> {
         match self.guard.as_mut() {

@@ -26,7 +26,7 @@ pub use dns::{Answer, Dns, ZoneRecord};
 pub use error::{HarnessError, Result};
 pub use kea::{Kea, KeaOptions};
 pub use knot::{Knot, KnotOptions, TsigKeyInfo};
-pub use netns::Netns;
+pub use netns::{Netns, SideNetns};
 pub use perfdhcp::{Exchange, Perfdhcp, PerfdhcpReport};
 pub use process::{Output, Place, program};
 

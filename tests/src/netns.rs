@@ -253,3 +253,121 @@ fn remove_stale() {
 fn pid_alive(pid: &str) -> bool {
     std::path::Path::new("/proc").join(pid).exists()
 }
+
+/// A third namespace hanging off the server namespace by its own veth, for a
+/// daemon (e.g. knotd) that Kea must reach across a link the test can cut
+/// without touching the DHCP veth. The server end has `192.168.K.1/24`, the
+/// side end `192.168.K.2/24`. Dropping it kills what runs inside and deletes
+/// the namespace (and with it the veth pair).
+#[derive(Debug)]
+pub struct SideNetns {
+    ns: String,
+    server_ns: String,
+    server_if: String,
+    side_if: String,
+    k: u8,
+}
+
+impl SideNetns {
+    /// Creates the namespace and its veth to `net`'s server namespace.
+    pub fn new(net: &Netns) -> Result<Self> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let tag = format!("{pid}x{}", n % 10_000);
+        let side = Self {
+            ns: format!("{NS_PREFIX}{pid}-{n}-side"),
+            server_ns: net.server_ns.clone(),
+            server_if: format!("ld{tag}s"),
+            side_if: format!("ld{tag}c"),
+            k: u8::try_from(1 + n % 250).unwrap_or(1),
+        };
+        side.create()?;
+        Ok(side)
+    }
+
+    fn create(&self) -> Result<()> {
+        let steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), self.ns.clone()],
+            format!(
+                "link add {} type veth peer name {}",
+                self.server_if, self.side_if
+            )
+            .split(' ')
+            .map(String::from)
+            .collect(),
+            format!("link set {} netns {}", self.server_if, self.server_ns)
+                .split(' ')
+                .map(String::from)
+                .collect(),
+            format!("link set {} netns {}", self.side_if, self.ns)
+                .split(' ')
+                .map(String::from)
+                .collect(),
+            ns_args(
+                &self.server_ns,
+                &format!("addr add {}/24 dev {}", self.server_addr(), self.server_if),
+            ),
+            ns_args(
+                &self.ns,
+                &format!("addr add {}/24 dev {}", self.addr(), self.side_if),
+            ),
+            ns_args(&self.server_ns, &format!("link set {} up", self.server_if)),
+            ns_args(&self.ns, &format!("link set {} up", self.side_if)),
+            ns_args(&self.ns, "link set lo up"),
+        ];
+        for args in steps {
+            ip(&args)?;
+        }
+        Ok(())
+    }
+
+    /// Where to run programs in the side namespace.
+    pub fn place(&self) -> Place {
+        Place::Netns(self.ns.clone())
+    }
+
+    pub fn ns(&self) -> &str {
+        &self.ns
+    }
+
+    /// `192.168.K.2`, the side end (where a daemon there listens).
+    pub fn addr(&self) -> Ipv4Addr {
+        Ipv4Addr::new(192, 168, self.k, 2)
+    }
+
+    /// `192.168.K.1`, the server namespace's end.
+    pub fn server_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::new(192, 168, self.k, 1)
+    }
+
+    /// The veth end inside the server namespace.
+    pub fn server_iface(&self) -> &str {
+        &self.server_if
+    }
+
+    /// Takes the server namespace's end of the link down (Kea's packets to
+    /// the side namespace then fail with "network unreachable").
+    pub fn cut(&self) -> Result<()> {
+        ip(&ns_args(
+            &self.server_ns,
+            &format!("link set {} down", self.server_if),
+        ))
+        .map(|_| ())
+    }
+
+    /// Brings the link back up; the kernel restores its connected route.
+    pub fn restore(&self) -> Result<()> {
+        ip(&ns_args(
+            &self.server_ns,
+            &format!("link set {} up", self.server_if),
+        ))
+        .map(|_| ())
+    }
+}
+
+impl Drop for SideNetns {
+    fn drop(&mut self) {
+        delete_namespace(&self.ns);
+        let _ = ip(&["link".into(), "del".into(), self.side_if.clone()]);
+    }
+}

@@ -70,7 +70,20 @@ int ldns_arg_pkt4_names(void *handle, const char *name, ldns_client_names_t *out
 /* Replaces option 81 in the packet argument `name` (normally response4). */
 int ldns_pkt4_set_fqdn(void *handle, const char *name, uint8_t flags, const char *fqdn) LDNS_NOEXCEPT;
 
+/* Called once per lease by ldns_leases4_all. */
+typedef void (*ldns_lease_fn)(void *ctx, const ldns_lease4_t *lease);
+/* A control-socket command handler: int handler(CalloutHandle&). */
+typedef int (*ldns_callout_fn)(void *handle);
+
+/* Control-socket commands. `handle` is the command's CalloutHandle*. */
+int ldns_command_args_json(void *handle, ldns_sink_fn sink, void *ctx) LDNS_NOEXCEPT;
+int ldns_command_respond(void *handle, int result, const char *text, const char *args_json) LDNS_NOEXCEPT;
+
+/* Every IPv4 lease of Kea's current lease manager (any backend). Main thread. */
+int ldns_leases4_all(ldns_lease_fn fn, void *ctx) LDNS_NOEXCEPT;
+
 /* Library handle (isc::hooks::LibraryHandle*). */
+int ldns_register_command(void *library, const char *name, ldns_callout_fn fn) LDNS_NOEXCEPT;
 int ldns_library_params_json(void *library, ldns_sink_fn sink, void *ctx) LDNS_NOEXCEPT;
 
 /* Statistics (isc::stats::StatsMgr, thread safe). */

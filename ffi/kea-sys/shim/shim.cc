@@ -9,7 +9,9 @@
 #include <dhcp/dhcp4.h>
 #include <dhcp/option4_client_fqdn.h>
 #include <dhcp/pkt4.h>
+#include <cc/command_interpreter.h>
 #include <dhcpsrv/lease.h>
+#include <dhcpsrv/lease_mgr_factory.h>
 #include <hooks/hooks.h>
 #include <log/logger.h>
 #include <log/macros.h>
@@ -223,6 +225,66 @@ int ldns_library_params_json(void* library, ldns_sink_fn sink, void* ctx) noexce
         if (!params) return LDNS_ABSENT;
         std::string text = params->str();
         sink(ctx, text.data(), text.size());
+        return LDNS_OK;
+    } catch (...) {
+        return LDNS_ERR;
+    }
+}
+
+int ldns_register_command(void* library, const char* name, ldns_callout_fn fn) noexcept {
+    if (!library || !name || !fn) return LDNS_ABSENT;
+    try {
+        // CalloutPtr is int (*)(CalloutHandle&); a reference is a pointer at the ABI level.
+        auto callout = reinterpret_cast<isc::hooks::CalloutPtr>(fn);
+        static_cast<LibraryHandle*>(library)->registerCommandCallout(std::string(name), callout);
+        return LDNS_OK;
+    } catch (...) {
+        return LDNS_ERR;
+    }
+}
+
+int ldns_command_args_json(void* handle, ldns_sink_fn sink, void* ctx) noexcept {
+    if (!handle || !sink) return LDNS_ABSENT;
+    try {
+        isc::data::ConstElementPtr command;
+        as_handle(handle)->getArgument("command", command);
+        if (!command) return LDNS_ABSENT;
+        isc::data::ConstElementPtr args = command->get("arguments");
+        if (!args) return LDNS_ABSENT;
+        std::string text = args->str();
+        sink(ctx, text.data(), text.size());
+        return LDNS_OK;
+    } catch (...) {
+        return LDNS_ERR;
+    }
+}
+
+int ldns_command_respond(void* handle, int result, const char* text, const char* args_json) noexcept {
+    if (!handle || !text) return LDNS_ABSENT;
+    try {
+        isc::data::ConstElementPtr args;
+        if (args_json) args = isc::data::Element::fromJSON(std::string(args_json));
+        isc::data::ConstElementPtr answer =
+            args ? isc::config::createAnswer(result, std::string(text), args)
+                 : isc::config::createAnswer(result, std::string(text));
+        as_handle(handle)->setArgument("response", answer);
+        return LDNS_OK;
+    } catch (...) {
+        return LDNS_ERR;
+    }
+}
+
+int ldns_leases4_all(ldns_lease_fn fn, void* ctx) noexcept {
+    if (!fn) return LDNS_ABSENT;
+    try {
+        if (!isc::dhcp::LeaseMgrFactory::haveInstance()) return LDNS_ABSENT;
+        isc::dhcp::Lease4Collection leases = isc::dhcp::LeaseMgrFactory::instance().getLeases4();
+        ldns_lease4_t out;
+        for (const Lease4Ptr& lease : leases) {
+            if (!lease) continue;
+            fill_lease(*lease, &out);
+            fn(ctx, &out);
+        }
         return LDNS_OK;
     } catch (...) {
         return LDNS_ERR;

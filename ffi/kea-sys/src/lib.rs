@@ -64,6 +64,8 @@ pub struct ldns_client_names_t {
 
 pub type ldns_sink_fn = unsafe extern "C" fn(ctx: *mut c_void, data: *const c_char, len: usize);
 pub type ldns_timer_fn = extern "C" fn();
+pub type ldns_lease_fn = unsafe extern "C" fn(ctx: *mut c_void, lease: *const ldns_lease4_t);
+pub type ldns_callout_fn = unsafe extern "C" fn(handle: *mut c_void) -> c_int;
 
 unsafe extern "C" {
     pub fn ldns_kea_hooks_version() -> c_int;
@@ -107,6 +109,23 @@ unsafe extern "C" {
         sink: ldns_sink_fn,
         ctx: *mut c_void,
     ) -> c_int;
+    pub fn ldns_register_command(
+        library: *mut c_void,
+        name: *const c_char,
+        f: ldns_callout_fn,
+    ) -> c_int;
+    pub fn ldns_command_args_json(
+        handle: *mut c_void,
+        sink: ldns_sink_fn,
+        ctx: *mut c_void,
+    ) -> c_int;
+    pub fn ldns_command_respond(
+        handle: *mut c_void,
+        result: c_int,
+        text: *const c_char,
+        args_json: *const c_char,
+    ) -> c_int;
+    pub fn ldns_leases4_all(f: ldns_lease_fn, ctx: *mut c_void) -> c_int;
     pub fn ldns_stat_set(name: *const c_char, value: i64) -> c_int;
     pub fn ldns_stat_remove(name: *const c_char) -> c_int;
     pub fn ldns_log(severity: c_int, debuglevel: c_int, text: *const c_char) -> c_int;

@@ -1,0 +1,546 @@
+//! Reconciliation: Kea's lease database is the truth. Reads each configured
+//! zone by a TSIG-signed AXFR, compares it with the active leases, and queues
+//! the changes that make DNS match: adds for leases whose A or PTR is missing
+//! or wrong, removals for DHCID-carrying names without a lease (stale).
+//!
+//! It repairs what no journal can hold (a change lost between Kea's commit
+//! and the journal write, a journal on a full disk, records deleted behind
+//! our back) and adopts zones after a migration from kea-dhcp-ddns.
+//!
+//! "Ours" means: inside a configured zone and carrying a DHCID. With several
+//! DHCP servers updating one zone, set `reconcile-remove-stale` to false.
+#![forbid(unsafe_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use serde::Serialize;
+
+use crate::change::{Change, ChangeKind};
+use crate::config::{ConflictMode, DdnsDomain};
+use crate::dns::{Judged, Pending, TsigSigner, unix_now};
+use crate::host::{LEASE_STATE_DEFAULT, LeaseInfo};
+use crate::{dhcid, update};
+
+const DHCID_TYPE: u16 = 49;
+/// Upper bound on one zone transfer's size: far beyond any DHCP zone.
+const MAX_AXFR_BYTES: usize = 512 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("zone {zone}: transfer from {server} failed: {reason}")]
+    Transfer {
+        zone: String,
+        server: SocketAddr,
+        reason: String,
+    },
+    #[error("zone {zone} has no servers")]
+    NoServers { zone: String },
+}
+
+/// What one name holds, as far as reconciliation cares.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NameRecords {
+    pub a: Vec<Ipv4Addr>,
+    pub ptr: Vec<String>,
+    pub dhcid: Vec<Vec<u8>>,
+}
+
+/// Name (absolute, lower case) -> records, over every zone read.
+pub type ZoneView = HashMap<String, NameRecords>;
+
+/// The outcome of a run, for `leasedns-status`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReconcileReport {
+    pub leases: usize,
+    pub names_read: usize,
+    pub missing: usize,
+    pub stale: usize,
+    pub queued: usize,
+    pub errors: Vec<String>,
+    pub seconds: f64,
+}
+
+/// One lease as DNS should show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    pub fqdn: String,
+    pub addr: Ipv4Addr,
+    pub dhcid: Vec<u8>,
+    pub ttl: u32,
+    pub forward: bool,
+    pub reverse: bool,
+}
+
+fn absolute_lower(name: &str) -> String {
+    let mut n = name.to_ascii_lowercase();
+    if !n.ends_with('.') {
+        n.push('.');
+    }
+    n
+}
+
+pub fn reverse_name(addr: Ipv4Addr) -> String {
+    let [a, b, c, d] = addr.octets();
+    format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
+}
+
+fn addr_of_reverse(name: &str) -> Option<Ipv4Addr> {
+    let rest = name.strip_suffix(".in-addr.arpa.")?;
+    let parts: Vec<u8> = rest
+        .split('.')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    match parts.as_slice() {
+        [d, c, b, a] => Some(Ipv4Addr::new(*a, *b, *c, *d)),
+        _ => None,
+    }
+}
+
+/// Active, named leases as DNS should show them; `now` in Unix seconds.
+pub fn desired_state(
+    leases: &[LeaseInfo],
+    mode: ConflictMode,
+    ttl: &crate::config::TtlPolicy,
+    now: i64,
+) -> Vec<Desired> {
+    leases
+        .iter()
+        .filter(|l| l.state == LEASE_STATE_DEFAULT)
+        .filter(|l| l.valid_lft == u32::MAX || l.cltt + i64::from(l.valid_lft) > now)
+        .filter(|l| l.fqdn_fwd || l.fqdn_rev)
+        .filter_map(|l| {
+            let fqdn = absolute_lower(l.hostname.as_deref()?);
+            let dhcid = if mode == ConflictMode::NoCheckWithoutDhcid {
+                Vec::new()
+            } else {
+                dhcid::dhcid_rdata(l.client_id.as_deref(), l.htype, &l.hwaddr, &fqdn).ok()?
+            };
+            Some(Desired {
+                fqdn,
+                addr: l.addr,
+                dhcid,
+                ttl: dhcid::ttl(ttl, l.valid_lft),
+                forward: l.fqdn_fwd,
+                reverse: l.fqdn_rev,
+            })
+        })
+        .collect()
+}
+
+fn covered(zones: &[DdnsDomain], name: &str) -> bool {
+    Name::from_ascii(name).is_ok_and(|n| matches!(update::pick(true, zones, &n), Ok(Some(_))))
+}
+
+/// The changes that make `view` match `desired`.
+pub fn plan(
+    desired: &[Desired],
+    view: &ZoneView,
+    forward_zones: &[DdnsDomain],
+    reverse_zones: &[DdnsDomain],
+    remove_stale: bool,
+) -> (Vec<Change>, usize, usize) {
+    let empty = NameRecords::default();
+    let mut changes = Vec::new();
+    let mut missing = 0;
+    let mut names_with_lease: HashSet<&str> = HashSet::new();
+    let mut addrs_with_lease: HashMap<Ipv4Addr, &str> = HashMap::new();
+    for d in desired {
+        names_with_lease.insert(&d.fqdn);
+        addrs_with_lease.insert(d.addr, &d.fqdn);
+        let fwd = view.get(&d.fqdn).unwrap_or(&empty);
+        let need_fwd = d.forward
+            && covered(forward_zones, &d.fqdn)
+            && (fwd.a != [d.addr] || (!d.dhcid.is_empty() && !fwd.dhcid.contains(&d.dhcid)));
+        let rev_name = reverse_name(d.addr);
+        let rev = view.get(&rev_name).unwrap_or(&empty);
+        let need_rev =
+            d.reverse && covered(reverse_zones, &rev_name) && rev.ptr != [d.fqdn.clone()];
+        if need_fwd || need_rev {
+            missing += 1;
+            changes.push(Change {
+                kind: ChangeKind::Add,
+                fqdn: d.fqdn.clone(),
+                addr: d.addr,
+                dhcid: d.dhcid.clone(),
+                ttl: d.ttl,
+                forward: need_fwd,
+                reverse: need_rev,
+            });
+        }
+    }
+    let mut stale = 0;
+    if remove_stale {
+        let mut names: Vec<(&String, &NameRecords)> = view.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, records) in names {
+            let Some(dhcid) = records.dhcid.first() else {
+                continue;
+            };
+            if let Some(addr) = addr_of_reverse(name) {
+                if addrs_with_lease.contains_key(&addr) {
+                    continue;
+                }
+                for target in &records.ptr {
+                    stale += 1;
+                    changes.push(removal(target, addr, dhcid, false, true));
+                }
+            } else if !names_with_lease.contains(name.as_str()) {
+                stale += 1;
+                if records.a.is_empty() {
+                    changes.push(removal(name, Ipv4Addr::UNSPECIFIED, dhcid, true, false));
+                }
+                for addr in &records.a {
+                    changes.push(removal(name, *addr, dhcid, true, false));
+                }
+            }
+        }
+    }
+    (changes, missing, stale)
+}
+
+fn removal(fqdn: &str, addr: Ipv4Addr, dhcid: &[u8], forward: bool, reverse: bool) -> Change {
+    Change {
+        kind: ChangeKind::Remove,
+        fqdn: fqdn.to_string(),
+        addr,
+        dhcid: dhcid.to_vec(),
+        ttl: 0,
+        forward,
+        reverse,
+    }
+}
+
+/// Adds one zone's records to `view`.
+pub fn read_zone(
+    zone: &DdnsDomain,
+    signer: Option<&TsigSigner>,
+    timeout: Duration,
+    view: &mut ZoneView,
+) -> Result<usize, ReconcileError> {
+    let zone_name = zone.name.to_ascii();
+    let mut last = ReconcileError::NoServers {
+        zone: zone_name.clone(),
+    };
+    for server in &zone.servers {
+        match axfr(&zone.name, *server, signer, timeout) {
+            Ok(records) => {
+                let n = records.len();
+                for (name, rdata) in records {
+                    let entry = view.entry(name).or_default();
+                    match rdata {
+                        RData::A(a) => entry.a.push(a.0),
+                        RData::PTR(p) => entry.ptr.push(absolute_lower(&p.0.to_ascii())),
+                        RData::Unknown { code, rdata } if u16::from(code) == DHCID_TYPE => {
+                            entry.dhcid.push(rdata.anything.clone())
+                        }
+                        _ => {}
+                    }
+                }
+                return Ok(n);
+            }
+            Err(reason) => {
+                tracing::warn!(zone = %zone_name, %server, %reason, "zone transfer for reconciliation failed");
+                last = ReconcileError::Transfer {
+                    zone: zone_name.clone(),
+                    server: *server,
+                    reason,
+                };
+            }
+        }
+    }
+    Err(last)
+}
+
+fn read_frame(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 2];
+    stream
+        .read_exact(&mut len)
+        .map_err(|e| format!("read: {e}"))?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream
+        .read_exact(&mut buf)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(buf)
+}
+
+/// A zone transfer over TCP. The request is TSIG-signed and the first
+/// message's TSIG verified; later messages are checked for id and parsed
+/// (their chained MACs are not verified: reconciliation only reads).
+fn axfr(
+    zone: &Name,
+    server: SocketAddr,
+    signer: Option<&TsigSigner>,
+    timeout: Duration,
+) -> Result<Vec<(String, RData)>, String> {
+    let mut msg = Message::new(0, MessageType::Query, OpCode::Query);
+    msg.add_query(
+        Query::query(zone.clone(), RecordType::AXFR)
+            .set_query_class(DNSClass::IN)
+            .clone(),
+    );
+    let pending = Pending::new(&msg, signer).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + timeout.max(Duration::from_secs(5)) * 4;
+    let mut stream =
+        TcpStream::connect_timeout(&server, timeout).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout.max(Duration::from_secs(5))))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(pending.bytes.len() + 2);
+    out.extend_from_slice(
+        &u16::try_from(pending.bytes.len())
+            .map_err(|_| "request too large")?
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(&pending.bytes);
+    stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
+
+    let mut records = Vec::new();
+    let mut soas = 0;
+    let mut total = 0usize;
+    let mut first = true;
+    while soas < 2 {
+        if Instant::now() > deadline {
+            return Err("transfer took too long".into());
+        }
+        let frame = read_frame(&mut stream)?;
+        total += frame.len();
+        if total > MAX_AXFR_BYTES {
+            return Err("transfer larger than the limit".into());
+        }
+        let message = if first {
+            first = false;
+            match crate::dns::judge(&frame, &pending, unix_now()) {
+                Judged::Answer { rcode, message } if rcode == crate::dns::Rcode::Success => {
+                    *message
+                }
+                Judged::Answer { rcode, .. } => {
+                    return Err(format!("refused: {rcode:?} (is AXFR allowed for the key?)"));
+                }
+                Judged::Foreign => return Err("reply with a foreign id".into()),
+                Judged::Truncated => return Err("truncated over TCP".into()),
+                Judged::Bad(reason) => return Err(reason),
+            }
+        } else {
+            let m = Message::from_vec(&frame).map_err(|e| format!("unparseable: {e}"))?;
+            if m.metadata.id != pending.id {
+                return Err("message with a foreign id".into());
+            }
+            m
+        };
+        for record in message.answers {
+            if record.record_type() == RecordType::SOA {
+                soas += 1;
+                continue;
+            }
+            records.push((absolute_lower(&record.name.to_ascii()), record.data));
+        }
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(name: &str) -> DdnsDomain {
+        DdnsDomain {
+            name: Name::from_ascii(name).unwrap(),
+            key: None,
+            servers: vec!["127.0.0.1:53".parse().unwrap()],
+        }
+    }
+
+    fn desired(fqdn: &str, addr: [u8; 4]) -> Desired {
+        Desired {
+            fqdn: fqdn.into(),
+            addr: Ipv4Addr::from(addr),
+            dhcid: vec![0, 1, 1, 9],
+            ttl: 600,
+            forward: true,
+            reverse: true,
+        }
+    }
+
+    fn zones() -> (Vec<DdnsDomain>, Vec<DdnsDomain>) {
+        (
+            vec![zone("lan.example.")],
+            vec![zone("77.10.in-addr.arpa.")],
+        )
+    }
+
+    #[test]
+    fn matching_zone_needs_nothing() {
+        let d = desired("a.lan.example.", [10, 77, 0, 5]);
+        let mut view = ZoneView::new();
+        view.insert(
+            d.fqdn.clone(),
+            NameRecords {
+                a: vec![d.addr],
+                ptr: vec![],
+                dhcid: vec![d.dhcid.clone()],
+            },
+        );
+        view.insert(
+            reverse_name(d.addr),
+            NameRecords {
+                a: vec![],
+                ptr: vec![d.fqdn.clone()],
+                dhcid: vec![d.dhcid.clone()],
+            },
+        );
+        let (f, r) = zones();
+        let (changes, missing, stale) = plan(&[d], &view, &f, &r, true);
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!((missing, stale), (0, 0));
+    }
+
+    #[test]
+    fn missing_directions_are_added_alone() {
+        let d = desired("a.lan.example.", [10, 77, 0, 5]);
+        let mut view = ZoneView::new();
+        view.insert(
+            d.fqdn.clone(),
+            NameRecords {
+                a: vec![d.addr],
+                ptr: vec![],
+                dhcid: vec![d.dhcid.clone()],
+            },
+        );
+        let (f, r) = zones();
+        let (changes, missing, _) = plan(std::slice::from_ref(&d), &view, &f, &r, true);
+        assert_eq!(missing, 1);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].kind, ChangeKind::Add);
+        assert!(!changes[0].forward && changes[0].reverse);
+        // A wrong address is as good as missing.
+        view.insert(
+            d.fqdn.clone(),
+            NameRecords {
+                a: vec![Ipv4Addr::new(10, 77, 0, 9)],
+                ptr: vec![],
+                dhcid: vec![d.dhcid.clone()],
+            },
+        );
+        let (changes, _, _) = plan(&[d], &view, &f, &r, true);
+        assert!(changes[0].forward && changes[0].reverse);
+    }
+
+    #[test]
+    fn stale_dhcid_names_are_removed_static_ones_kept() {
+        let mut view = ZoneView::new();
+        view.insert(
+            "old.lan.example.".into(),
+            NameRecords {
+                a: vec![Ipv4Addr::new(10, 77, 0, 7)],
+                ptr: vec![],
+                dhcid: vec![vec![7]],
+            },
+        );
+        view.insert(
+            "printer.lan.example.".into(),
+            NameRecords {
+                a: vec![Ipv4Addr::new(10, 77, 0, 250)],
+                ptr: vec![],
+                dhcid: vec![],
+            },
+        );
+        view.insert(
+            "7.0.77.10.in-addr.arpa.".into(),
+            NameRecords {
+                a: vec![],
+                ptr: vec!["old.lan.example.".into()],
+                dhcid: vec![vec![7]],
+            },
+        );
+        let (f, r) = zones();
+        let (changes, missing, stale) = plan(&[], &view, &f, &r, true);
+        assert_eq!((missing, stale), (0, 2));
+        assert_eq!(changes.len(), 2);
+        assert!(
+            changes
+                .iter()
+                .all(|c| c.kind == ChangeKind::Remove && c.dhcid == vec![7])
+        );
+        assert!(changes.iter().any(|c| c.forward
+            && c.fqdn == "old.lan.example."
+            && c.addr == Ipv4Addr::new(10, 77, 0, 7)));
+        assert!(changes.iter().any(|c| c.reverse
+            && c.fqdn == "old.lan.example."
+            && c.addr == Ipv4Addr::new(10, 77, 0, 7)));
+        let (changes, _, _) = plan(&[], &view, &f, &r, false);
+        assert!(changes.is_empty(), "remove-stale off keeps everything");
+    }
+
+    #[test]
+    fn expired_declined_and_unnamed_leases_are_not_desired() {
+        let base = LeaseInfo {
+            addr: Ipv4Addr::new(10, 77, 0, 5),
+            valid_lft: 600,
+            cltt: 1_000,
+            subnet_id: 1,
+            state: 0,
+            htype: 1,
+            hwaddr: vec![1, 2, 3, 4, 5, 6],
+            client_id: None,
+            hostname: Some("a.lan.example.".into()),
+            fqdn_fwd: true,
+            fqdn_rev: true,
+        };
+        let policy = crate::config::TtlPolicy::default();
+        assert_eq!(
+            desired_state(
+                std::slice::from_ref(&base),
+                ConflictMode::CheckWithDhcid,
+                &policy,
+                1_100
+            )
+            .len(),
+            1
+        );
+        assert!(
+            desired_state(
+                std::slice::from_ref(&base),
+                ConflictMode::CheckWithDhcid,
+                &policy,
+                2_000
+            )
+            .is_empty()
+        );
+        let declined = LeaseInfo {
+            state: 1,
+            ..base.clone()
+        };
+        let unnamed = LeaseInfo {
+            hostname: None,
+            ..base.clone()
+        };
+        let no_dns = LeaseInfo {
+            fqdn_fwd: false,
+            fqdn_rev: false,
+            ..base
+        };
+        assert!(
+            desired_state(
+                &[declined, unnamed, no_dns],
+                ConflictMode::CheckWithDhcid,
+                &policy,
+                1_100
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn reverse_names_round_trip() {
+        let addr = Ipv4Addr::new(10, 77, 3, 200);
+        assert_eq!(addr_of_reverse(&reverse_name(addr)), Some(addr));
+        assert_eq!(addr_of_reverse("77.10.in-addr.arpa."), None);
+        assert_eq!(addr_of_reverse("x.0.77.10.in-addr.arpa."), None);
+    }
+}

@@ -1,0 +1,895 @@
+//! One module instance: per-thread counter shards, the zone table, the
+//! heavy-hitter tables and the UPDATE statistics, plus the read side that
+//! sums them for `/metrics`.
+//!
+//! Query path: the worker with `thread_id` t touches only `shards[t]`.
+//! Counters are `AtomicU64` written with a relaxed load and store (one
+//! writer per shard, so no read-modify-write instruction is needed), each
+//! shard is cache-line aligned and its arrays are allocated separately, so
+//! two workers never write the same cache line. Readers sum the shards with
+//! relaxed loads; a scrape may see a query counted in one family and not
+//! yet in another, never a torn or lost count.
+
+#![forbid(unsafe_code)]
+
+use crate::config::Settings;
+use crate::dims::{self, FLAGS, OP_COUNT, PROTO_COUNT, RCODE_COUNT, SIZE_BOUNDS, TYPE_COUNT};
+use crate::heavy::{self, Hitter, SpaceSaving};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+/// Counters per zone row: type x rcode x proto.
+const ROW_LEN: usize = TYPE_COUNT * RCODE_COUNT * PROTO_COUNT;
+/// Zone-cache slots per worker (direct-mapped by zone pointer).
+const ZONE_CACHE_SLOTS: usize = 16;
+/// A wire-format name is at most 255 bytes: 32 words.
+const NAME_WORDS: usize = 32;
+/// UPDATE label sets kept before new ones are folded into "(other)".
+const MAX_UPDATE_SERIES: usize = 4096;
+/// Space-Saving slots per requested top-N entry: more slots, tighter
+/// error bounds.
+const SLOTS_PER_TOP_ENTRY: usize = 8;
+/// Zone label for queries outside every served zone (knotd answers REFUSED).
+pub const ZONE_NONE: &str = "(none)";
+/// Zone label once `max-zones` distinct zones have been seen.
+pub const ZONE_OTHER: &str = "(other)";
+/// TSIG key label for unsigned updates.
+pub const KEY_NONE: &str = "(none)";
+
+fn bump(counter: &AtomicU64, by: u64) {
+    // Single writer per shard: a plain load+store is exact and avoids a
+    // locked instruction on the query path.
+    counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+/// A counter array in its own allocation, padded on both sides so that
+/// neighbouring allocations of other workers never share its cache lines.
+#[derive(Debug)]
+struct Padded {
+    cells: Box<[AtomicU64]>,
+}
+
+const PAD: usize = 16;
+
+impl Padded {
+    fn new(len: usize) -> Self {
+        Self {
+            cells: (0..len + 2 * PAD).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn get(&self, index: usize) -> Option<&AtomicU64> {
+        self.cells.get(PAD + index)
+    }
+
+    fn bump(&self, index: usize, by: u64) {
+        if let Some(cell) = self.get(index) {
+            bump(cell, by);
+        }
+    }
+
+    fn load(&self, index: usize) -> u64 {
+        self.get(index).map_or(0, |c| c.load(Relaxed))
+    }
+}
+
+#[derive(Debug)]
+struct ZoneCacheSlot {
+    ptr: AtomicUsize,
+    row: AtomicUsize,
+    len: AtomicUsize,
+    words: [AtomicU64; NAME_WORDS],
+}
+
+impl ZoneCacheSlot {
+    fn new() -> Self {
+        Self {
+            ptr: AtomicUsize::new(0),
+            row: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            words: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    fn matches(&self, ptr: usize, name: &[u8]) -> bool {
+        if self.ptr.load(Relaxed) != ptr || self.len.load(Relaxed) != name.len() {
+            return false;
+        }
+        name.chunks(8)
+            .zip(&self.words)
+            .all(|(chunk, word)| word.load(Relaxed) == pack(chunk))
+    }
+
+    fn store(&self, ptr: usize, name: &[u8], row: usize) {
+        for (chunk, word) in name.chunks(8).zip(&self.words) {
+            word.store(pack(chunk), Relaxed);
+        }
+        self.len.store(name.len(), Relaxed);
+        self.row.store(row, Relaxed);
+        self.ptr.store(ptr, Relaxed);
+    }
+}
+
+fn pack(chunk: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..chunk.len()].copy_from_slice(chunk);
+    u64::from_le_bytes(word)
+}
+
+/// A query name as it arrived (wire format, lower case), kept inline so a
+/// heavy-hitter eviction never allocates.
+#[derive(Clone, Debug)]
+pub struct NameBuf {
+    len: u8,
+    bytes: [u8; 255],
+}
+
+impl NameBuf {
+    fn new(wire: &[u8]) -> Self {
+        let mut bytes = [0u8; 255];
+        let len = wire.len().min(255);
+        bytes[..len].copy_from_slice(&wire[..len]);
+        Self {
+            len: u8::try_from(len).unwrap_or(u8::MAX),
+            bytes,
+        }
+    }
+
+    pub fn wire(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+#[derive(Debug)]
+struct HeavyTables {
+    names: SpaceSaving<NameBuf>,
+    nets: SpaceSaving<u64>,
+}
+
+/// Everything one worker thread writes.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard {
+    queries: Padded,
+    ops: Padded,
+    flags: Padded,
+    sizes: Padded,
+    size_sum: Padded,
+    latency: Padded,
+    latency_sum_ns: AtomicU64,
+    /// Nanoseconds since the instance epoch at BEGIN, plus one; 0 = none.
+    begin_ns: AtomicU64,
+    /// Identity of the transfer whose first message was already counted.
+    last_xfr: AtomicU64,
+    rng: AtomicU64,
+    hh_skipped: AtomicU64,
+    zone_cache: [ZoneCacheSlot; ZONE_CACHE_SLOTS],
+    heavy: Mutex<HeavyTables>,
+}
+
+/// The client address of a query, as far as the statistics care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    V4([u8; 4]),
+    V6([u8; 16]),
+    Unknown,
+}
+
+/// What the adapter read from knotd at END, copied out of host memory.
+#[derive(Debug)]
+pub struct EndEvent<'a> {
+    pub thread: usize,
+    /// `knotd_query_type_t` value.
+    pub query_type: u32,
+    /// The zone's pointer (identity) and wire name; None outside zones.
+    pub zone: Option<(usize, &'a [u8])>,
+    pub qtype: u16,
+    /// Lower-cased wire-format query name; empty when unparsed.
+    pub qname: &'a [u8],
+    pub rcode: u16,
+    pub tcp: bool,
+    pub client: Client,
+    pub edns: bool,
+    pub dnssec_ok: bool,
+    /// False when knotd sends nothing (state NOOP).
+    pub responded: bool,
+    pub truncated: bool,
+    pub response_size: u64,
+    /// Distinguishes one transfer request from the next.
+    pub request_id: u64,
+}
+
+/// The indexes a counted query got, for mirroring into knotd's own
+/// statistics (`knotc stats`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counted {
+    pub op: usize,
+    pub type_index: usize,
+    pub rcode_index: usize,
+    pub proto: usize,
+    pub edns: bool,
+    pub dnssec_ok: bool,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Default)]
+struct UpdateStats {
+    /// (zone, key) -> arrivals.
+    arrivals: HashMap<(String, String), u64>,
+    /// (zone, rcode index) -> rejections.
+    rejections: HashMap<(String, usize), u64>,
+}
+
+#[derive(Debug)]
+struct ZoneTable {
+    max_zones: usize,
+    /// Wire name -> row.
+    rows: Mutex<HashMap<Box<[u8]>, usize>>,
+}
+
+pub struct Instance {
+    settings: Settings,
+    shards: Box<[Shard]>,
+    zones: ZoneTable,
+    /// Row used for every query of a zone-scoped instance.
+    fixed_row: Option<usize>,
+    updates: Mutex<UpdateStats>,
+    epoch: Instant,
+    last_decay: Mutex<Instant>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("threads", &self.shards.len())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Instance {
+    /// `threads` is knotd's worker count (thread ids are below it);
+    /// `zone` is the wire name for a zone-scoped instance.
+    pub fn new(settings: Settings, threads: usize, zone: Option<&[u8]>) -> Self {
+        let rows = settings.max_zones + 2;
+        let bounds = settings.latency_bounds_ns.len();
+        let hh_slots = (settings.top_n * SLOTS_PER_TOP_ENTRY).max(1);
+        let shards = (0..threads.max(1))
+            .map(|t| Shard {
+                queries: Padded::new(rows * ROW_LEN),
+                ops: Padded::new(OP_COUNT),
+                flags: Padded::new(FLAGS.len()),
+                sizes: Padded::new(PROTO_COUNT * (SIZE_BOUNDS.len() + 1)),
+                size_sum: Padded::new(PROTO_COUNT),
+                latency: Padded::new(bounds + 1),
+                latency_sum_ns: AtomicU64::new(0),
+                begin_ns: AtomicU64::new(0),
+                last_xfr: AtomicU64::new(0),
+                rng: AtomicU64::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1)),
+                hh_skipped: AtomicU64::new(0),
+                zone_cache: std::array::from_fn(|_| ZoneCacheSlot::new()),
+                heavy: Mutex::new(HeavyTables {
+                    names: SpaceSaving::new(hh_slots),
+                    nets: SpaceSaving::new(hh_slots),
+                }),
+            })
+            .collect();
+        let zones = ZoneTable {
+            max_zones: settings.max_zones,
+            rows: Mutex::new(HashMap::new()),
+        };
+        let fixed_row = zone.map(|name| zones.row_of(name));
+        Self {
+            settings,
+            shards,
+            zones,
+            fixed_row,
+            updates: Mutex::new(UpdateStats::default()),
+            epoch: Instant::now(),
+            last_decay: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn threads(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// BEGIN: remember when this worker started on the query.
+    pub fn on_begin(&self, thread: usize) {
+        if let Some(shard) = self.shards.get(thread) {
+            shard
+                .begin_ns
+                .store(self.now_ns().saturating_add(1), Relaxed);
+        }
+    }
+
+    /// END: counts the query once (continuation messages of a transfer are
+    /// skipped). Returns what was counted, None when nothing was.
+    pub fn on_end(&self, ev: &EndEvent<'_>) -> Option<Counted> {
+        let shard = self.shards.get(ev.thread)?;
+        let begin = shard.begin_ns.swap(0, Relaxed);
+        let op = dims::op_index(ev.query_type);
+        if op == dims::OP_AXFR || op == dims::OP_IXFR {
+            // END runs once per message of a transfer; count the request.
+            if shard.last_xfr.load(Relaxed) == ev.request_id {
+                return None;
+            }
+            shard.last_xfr.store(ev.request_id, Relaxed);
+        } else {
+            shard.last_xfr.store(0, Relaxed);
+        }
+        let ipv6 = matches!(ev.client, Client::V6(_));
+        let proto = dims::proto_index(ev.tcp, ipv6);
+        let type_index = dims::type_index(ev.qtype);
+        let rcode_index = dims::rcode_index(ev.rcode);
+        shard.ops.bump(op, 1);
+        if op == dims::OP_UPDATE {
+            // Updates are counted by zone and key (see on_update); an
+            // accepted one has no rcode yet at this point.
+        } else {
+            let row = self.zone_row(shard, ev.zone);
+            let cell =
+                ((row * TYPE_COUNT + type_index) * RCODE_COUNT + rcode_index) * PROTO_COUNT + proto;
+            shard.queries.bump(cell, 1);
+        }
+        if ev.edns {
+            shard.flags.bump(dims::FLAG_EDNS, 1);
+        }
+        if ev.dnssec_ok {
+            shard.flags.bump(dims::FLAG_DO, 1);
+        }
+        if ev.responded {
+            if ev.truncated {
+                shard.flags.bump(dims::FLAG_TC, 1);
+            }
+            let bucket = dims::bucket_index(&SIZE_BOUNDS, ev.response_size);
+            shard
+                .sizes
+                .bump(proto * (SIZE_BOUNDS.len() + 1) + bucket, 1);
+            shard.size_sum.bump(proto, ev.response_size);
+        }
+        if begin != 0 {
+            let elapsed = self.now_ns().saturating_sub(begin - 1);
+            let bucket = dims::bucket_index(&self.settings.latency_bounds_ns, elapsed);
+            shard.latency.bump(bucket, 1);
+            bump(&shard.latency_sum_ns, elapsed);
+        }
+        if self.settings.top_n > 0 && self.sampled(shard) {
+            self.observe_heavy(shard, ev);
+        }
+        Some(Counted {
+            op,
+            type_index,
+            rcode_index,
+            proto,
+            edns: ev.edns,
+            dnssec_ok: ev.dnssec_ok,
+            truncated: ev.responded && ev.truncated,
+        })
+    }
+
+    /// One query in `top-sample`, chosen by a per-thread xorshift so that
+    /// periodic query patterns cannot alias with the sampling.
+    fn sampled(&self, shard: &Shard) -> bool {
+        let rate = u64::from(self.settings.top_sample);
+        if rate <= 1 {
+            return true;
+        }
+        let mut x = shard.rng.load(Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        shard.rng.store(x, Relaxed);
+        x % rate == 0
+    }
+
+    fn observe_heavy(&self, shard: &Shard, ev: &EndEvent<'_>) {
+        // The scraper holds the lock for a copy or a decay; never wait
+        // for it on the query path.
+        let Some(mut tables) = shard.heavy.try_lock() else {
+            bump(&shard.hh_skipped, 1);
+            return;
+        };
+        let weight = u64::from(self.settings.top_sample);
+        if !ev.qname.is_empty() {
+            let key = heavy::hash_bytes(ev.qname);
+            tables.names.observe(key, weight, || NameBuf::new(ev.qname));
+        }
+        if let Some(net) = network_key(ev.client) {
+            tables.nets.observe(mix(net), weight, || net);
+        }
+    }
+
+    fn zone_row(&self, shard: &Shard, zone: Option<(usize, &[u8])>) -> usize {
+        if let Some(row) = self.fixed_row {
+            return row;
+        }
+        let Some((ptr, name)) = zone else {
+            return self.zones.max_zones;
+        };
+        let slot = &shard.zone_cache[(ptr >> 4).wrapping_mul(0x9e37_79b9) % ZONE_CACHE_SLOTS];
+        if slot.matches(ptr, name) {
+            return slot.row.load(Relaxed);
+        }
+        let row = self.zones.row_of(name);
+        slot.store(ptr, name, row);
+        row
+    }
+
+    /// UPDATE at END: one arrival per (zone, key); a non-zero rcode is a
+    /// rejection knotd decided before queueing the update. Accepted updates
+    /// are applied later, outside every module hook.
+    pub fn on_update(&self, zone: Option<&[u8]>, key: Option<&[u8]>, rcode: u16) {
+        let zone = zone.map_or_else(|| ZONE_NONE.to_owned(), dname_to_text);
+        let key = key.map_or_else(|| KEY_NONE.to_owned(), dname_to_text);
+        let mut updates = self.updates.lock();
+        let series = updates.arrivals.len() + updates.rejections.len();
+        let arrival = if series >= MAX_UPDATE_SERIES
+            && !updates.arrivals.contains_key(&(zone.clone(), key.clone()))
+        {
+            (ZONE_OTHER.to_owned(), ZONE_OTHER.to_owned())
+        } else {
+            (zone.clone(), key)
+        };
+        *updates.arrivals.entry(arrival).or_insert(0) += 1;
+        if rcode != 0 {
+            let rejection = (zone, dims::rcode_index(rcode));
+            let rejection =
+                if series >= MAX_UPDATE_SERIES && !updates.rejections.contains_key(&rejection) {
+                    (ZONE_OTHER.to_owned(), rejection.1)
+                } else {
+                    rejection
+                };
+            *updates.rejections.entry(rejection).or_insert(0) += 1;
+        }
+    }
+
+    /// Halves the heavy-hitter counts when a half-life has passed. Called
+    /// by the endpoint thread; a worker that finds a table locked skips one
+    /// sample instead of waiting.
+    pub fn decay_if_due(&self, now: Instant) {
+        let mut last = self.last_decay.lock();
+        let half_life = self.settings.top_half_life;
+        while now.duration_since(*last) >= half_life {
+            for shard in &self.shards {
+                shard.heavy.lock().names.decay();
+                shard.heavy.lock().nets.decay();
+            }
+            *last += half_life;
+        }
+    }
+
+    /// Sums every shard.
+    pub fn snapshot(&self) -> Snapshot {
+        let rows = self.zones.max_zones + 2;
+        let mut snap = Snapshot {
+            latency_bounds_ns: self.settings.latency_bounds_ns.clone(),
+            latency: vec![0; self.settings.latency_bounds_ns.len() + 1],
+            ..Snapshot::default()
+        };
+        let row_names = self.zones.row_names();
+        let mut queries = vec![0u64; rows * ROW_LEN];
+        for shard in &self.shards {
+            for (i, total) in queries.iter_mut().enumerate() {
+                *total += shard.queries.load(i);
+            }
+            for (i, total) in snap.ops.iter_mut().enumerate() {
+                *total += shard.ops.load(i);
+            }
+            for (i, total) in snap.flags.iter_mut().enumerate() {
+                *total += shard.flags.load(i);
+            }
+            for (p, buckets) in snap.sizes.iter_mut().enumerate() {
+                for (b, total) in buckets.iter_mut().enumerate() {
+                    *total += shard.sizes.load(p * (SIZE_BOUNDS.len() + 1) + b);
+                }
+                snap.size_sum[p] += shard.size_sum.load(p);
+            }
+            for (b, total) in snap.latency.iter_mut().enumerate() {
+                *total += shard.latency.load(b);
+            }
+            snap.latency_sum_ns += shard.latency_sum_ns.load(Relaxed);
+            snap.heavy_skipped += shard.hh_skipped.load(Relaxed);
+        }
+        for (cell, &count) in queries.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let proto = cell % PROTO_COUNT;
+            let rcode = (cell / PROTO_COUNT) % RCODE_COUNT;
+            let qtype = (cell / (PROTO_COUNT * RCODE_COUNT)) % TYPE_COUNT;
+            let row = cell / ROW_LEN;
+            let zone = row_names.get(&row).cloned().unwrap_or_else(|| {
+                if row == self.zones.max_zones {
+                    ZONE_NONE.to_owned()
+                } else {
+                    ZONE_OTHER.to_owned()
+                }
+            });
+            *snap
+                .queries
+                .entry(QueryKey {
+                    zone,
+                    qtype: dims::type_name(qtype),
+                    rcode: dims::rcode_name(rcode),
+                    proto: dims::PROTOS[proto],
+                })
+                .or_insert(0) += count;
+        }
+        let updates = self.updates.lock();
+        for ((zone, key), &count) in &updates.arrivals {
+            *snap.updates.entry((zone.clone(), key.clone())).or_insert(0) += count;
+        }
+        for ((zone, rcode), &count) in &updates.rejections {
+            *snap
+                .update_rejections
+                .entry((zone.clone(), dims::rcode_name(*rcode)))
+                .or_insert(0) += count;
+        }
+        drop(updates);
+        if self.settings.top_n > 0 {
+            let mut names = Vec::new();
+            let mut nets = Vec::new();
+            for shard in &self.shards {
+                let tables = shard.heavy.lock();
+                names.push(tables.names.entries().collect::<Vec<_>>());
+                nets.push(tables.nets.entries().collect::<Vec<_>>());
+            }
+            snap.top_names = heavy::merge_top(names, self.settings.top_n)
+                .into_iter()
+                .map(|h: Hitter<NameBuf>| (dname_to_text(h.payload.wire()), h.count))
+                .collect();
+            snap.top_networks = heavy::merge_top(nets, self.settings.top_n)
+                .into_iter()
+                .map(|h: Hitter<u64>| (network_text(h.payload), h.count))
+                .collect();
+        }
+        snap
+    }
+}
+
+impl ZoneTable {
+    fn row_of(&self, name: &[u8]) -> usize {
+        let mut rows = self.rows.lock();
+        if let Some(&row) = rows.get(name) {
+            return row;
+        }
+        if rows.len() >= self.max_zones {
+            return self.max_zones + 1;
+        }
+        let row = rows.len();
+        rows.insert(name.into(), row);
+        row
+    }
+
+    fn row_names(&self) -> HashMap<usize, String> {
+        self.rows
+            .lock()
+            .iter()
+            .map(|(name, &row)| (row, dname_to_text(name)))
+            .collect()
+    }
+}
+
+/// Labels of one `queries_total` series.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QueryKey {
+    pub zone: String,
+    pub qtype: &'static str,
+    pub rcode: &'static str,
+    pub proto: &'static str,
+}
+
+/// Summed counters of one instance; instances sharing an endpoint are
+/// added up with [`Snapshot::add`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub queries: HashMap<QueryKey, u64>,
+    pub ops: [u64; OP_COUNT],
+    pub flags: [u64; 3],
+    pub sizes: [[u64; SIZE_BOUNDS.len() + 1]; PROTO_COUNT],
+    pub size_sum: [u64; PROTO_COUNT],
+    pub latency_bounds_ns: Vec<u64>,
+    /// Per bucket, not cumulative; the last is +Inf.
+    pub latency: Vec<u64>,
+    pub latency_sum_ns: u64,
+    pub updates: HashMap<(String, String), u64>,
+    pub update_rejections: HashMap<(String, &'static str), u64>,
+    pub top_names: Vec<(String, u64)>,
+    pub top_networks: Vec<(String, u64)>,
+    pub heavy_skipped: u64,
+}
+
+impl Snapshot {
+    /// Adds `other` into `self`. Latency histograms are added only when
+    /// the bucket bounds agree (they may differ for a moment while a
+    /// reload replaces an instance with new `latency-buckets`).
+    pub fn add(&mut self, other: Snapshot) {
+        for (key, count) in other.queries {
+            *self.queries.entry(key).or_insert(0) += count;
+        }
+        for (a, b) in self.ops.iter_mut().zip(other.ops) {
+            *a += b;
+        }
+        for (a, b) in self.flags.iter_mut().zip(other.flags) {
+            *a += b;
+        }
+        for (a, b) in self.sizes.iter_mut().zip(other.sizes) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        for (a, b) in self.size_sum.iter_mut().zip(other.size_sum) {
+            *a += b;
+        }
+        if self.latency_bounds_ns.is_empty() && self.latency.is_empty() {
+            self.latency_bounds_ns = other.latency_bounds_ns;
+            self.latency = other.latency;
+            self.latency_sum_ns = other.latency_sum_ns;
+        } else if self.latency_bounds_ns == other.latency_bounds_ns {
+            for (a, b) in self.latency.iter_mut().zip(other.latency) {
+                *a += b;
+            }
+            self.latency_sum_ns += other.latency_sum_ns;
+        }
+        for (key, count) in other.updates {
+            *self.updates.entry(key).or_insert(0) += count;
+        }
+        for (key, count) in other.update_rejections {
+            *self.update_rejections.entry(key).or_insert(0) += count;
+        }
+        self.top_names = merge_ranked(std::mem::take(&mut self.top_names), other.top_names);
+        self.top_networks =
+            merge_ranked(std::mem::take(&mut self.top_networks), other.top_networks);
+        self.heavy_skipped += other.heavy_skipped;
+    }
+}
+
+fn merge_ranked(a: Vec<(String, u64)>, b: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    let keep = a.len().max(b.len());
+    let mut sums: HashMap<String, u64> = HashMap::new();
+    for (label, count) in a.into_iter().chain(b) {
+        *sums.entry(label).or_insert(0) += count;
+    }
+    let mut all: Vec<(String, u64)> = sums.into_iter().collect();
+    all.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    all.truncate(keep);
+    all
+}
+
+/// /24 for IPv4, /56 for IPv6, tagged so the two families never collide.
+pub fn network_key(client: Client) -> Option<u64> {
+    match client {
+        Client::V4(o) => Some((4 << 56) | u64::from(u32::from_be_bytes([o[0], o[1], o[2], 0]))),
+        Client::V6(o) => {
+            let mut prefix = [0u8; 8];
+            prefix[1..8].copy_from_slice(&o[..7]);
+            Some((6 << 56) | u64::from_be_bytes(prefix))
+        }
+        Client::Unknown => None,
+    }
+}
+
+pub fn network_text(key: u64) -> String {
+    let bytes = key.to_be_bytes();
+    if bytes[0] == 4 {
+        let addr = Ipv4Addr::new(bytes[4], bytes[5], bytes[6], 0);
+        return format!("{addr}/24");
+    }
+    let mut octets = [0u8; 16];
+    octets[..7].copy_from_slice(&bytes[1..8]);
+    format!("{}/56", IpAddr::V6(Ipv6Addr::from(octets)))
+}
+
+fn mix(key: u64) -> u64 {
+    let mut x = key ^ (key >> 33);
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^ (x >> 33)
+}
+
+/// Presentation form of a wire-format name: `www.example.com.`, with
+/// dots and unprintable bytes inside labels escaped as in zone files.
+pub fn dname_to_text(wire: &[u8]) -> String {
+    let mut text = String::new();
+    let mut rest = wire;
+    while let Some((&len, tail)) = rest.split_first() {
+        if len == 0 {
+            break;
+        }
+        let len = usize::from(len).min(tail.len());
+        for &b in &tail[..len] {
+            match b {
+                b'.' | b'\\' | b'"' => {
+                    text.push('\\');
+                    text.push(char::from(b));
+                }
+                0x21..=0x7e => text.push(char::from(b)),
+                _ => text.push_str(&format!("\\{b:03}")),
+            }
+        }
+        text.push('.');
+        rest = &tail[len..];
+    }
+    if text.is_empty() {
+        text.push('.');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawSettings;
+
+    fn settings(top_n: i64) -> Settings {
+        RawSettings {
+            top_n,
+            top_sample: 1,
+            max_zones: 2,
+            ..RawSettings::default()
+        }
+        .check()
+        .unwrap()
+    }
+
+    const ZONE_A: &[u8] = b"\x01a\x04test\x00";
+    const ZONE_B: &[u8] = b"\x01b\x04test\x00";
+    const ZONE_C: &[u8] = b"\x01c\x04test\x00";
+
+    fn event<'a>(thread: usize, zone: Option<(usize, &'a [u8])>, qname: &'a [u8]) -> EndEvent<'a> {
+        EndEvent {
+            thread,
+            query_type: 1,
+            zone,
+            qtype: 1,
+            qname,
+            rcode: 0,
+            tcp: false,
+            client: Client::V4([192, 0, 2, 7]),
+            edns: true,
+            dnssec_ok: false,
+            responded: true,
+            truncated: false,
+            response_size: 100,
+            request_id: 1,
+        }
+    }
+
+    #[test]
+    fn counts_are_summed_over_threads_and_zones() {
+        let inst = Instance::new(settings(3), 2, None);
+        for t in 0..2 {
+            inst.on_begin(t);
+            inst.on_end(&event(
+                t,
+                Some((0x1000, ZONE_A)),
+                b"\x03www\x01a\x04test\x00",
+            ));
+        }
+        inst.on_end(&event(1, Some((0x2000, ZONE_B)), b"\x01b\x04test\x00"));
+        // Pointer reused for another zone: the name check catches it.
+        inst.on_end(&event(1, Some((0x1000, ZONE_C)), b"\x01c\x04test\x00"));
+        inst.on_end(&event(0, None, b"\x01x\x00"));
+        let snap = inst.snapshot();
+        let get = |zone: &str| {
+            snap.queries
+                .get(&QueryKey {
+                    zone: zone.into(),
+                    qtype: "A",
+                    rcode: "NOERROR",
+                    proto: "udp4",
+                })
+                .copied()
+        };
+        assert_eq!(get("a.test."), Some(2));
+        assert_eq!(get("b.test."), Some(1));
+        assert_eq!(get(ZONE_OTHER), Some(1), "max-zones is 2");
+        assert_eq!(get(ZONE_NONE), Some(1));
+        assert_eq!(snap.ops[1], 5);
+        assert_eq!(snap.flags[dims::FLAG_EDNS], 5);
+        assert_eq!(
+            snap.latency.iter().sum::<u64>(),
+            2,
+            "only queries with BEGIN are timed"
+        );
+        assert_eq!(snap.sizes[0][1], 5, "100 bytes fall in the <=128 bucket");
+        assert_eq!(snap.top_names[0], ("www.a.test.".to_owned(), 2));
+        assert_eq!(snap.top_networks, vec![("192.0.2.0/24".to_owned(), 5)]);
+    }
+
+    #[test]
+    fn transfer_continuations_are_not_recounted() {
+        let inst = Instance::new(settings(0), 1, Some(ZONE_A));
+        let mut ev = event(0, None, b"");
+        ev.query_type = 2;
+        ev.qtype = 252;
+        inst.on_begin(0);
+        assert!(inst.on_end(&ev).is_some());
+        assert!(inst.on_end(&ev).is_none());
+        ev.request_id = 2;
+        assert!(inst.on_end(&ev).is_some());
+        let snap = inst.snapshot();
+        assert_eq!(snap.ops[dims::OP_AXFR], 2);
+        let key = QueryKey {
+            zone: "a.test.".into(),
+            qtype: "AXFR",
+            rcode: "NOERROR",
+            proto: "udp4",
+        };
+        assert_eq!(snap.queries.get(&key), Some(&2));
+    }
+
+    #[test]
+    fn out_of_range_thread_is_ignored() {
+        let inst = Instance::new(settings(0), 1, None);
+        assert!(inst.on_end(&event(5, None, b"")).is_none());
+    }
+
+    #[test]
+    fn updates_by_zone_key_and_rejection() {
+        let inst = Instance::new(settings(0), 1, None);
+        inst.on_update(Some(ZONE_A), Some(b"\x03key\x00"), 0);
+        inst.on_update(Some(ZONE_A), Some(b"\x03key\x00"), 9);
+        inst.on_update(Some(ZONE_A), None, 5);
+        let snap = inst.snapshot();
+        assert_eq!(
+            snap.updates.get(&("a.test.".into(), "key.".into())),
+            Some(&2)
+        );
+        assert_eq!(
+            snap.updates.get(&("a.test.".into(), KEY_NONE.into())),
+            Some(&1)
+        );
+        assert_eq!(
+            snap.update_rejections.get(&("a.test.".into(), "NOTAUTH")),
+            Some(&1)
+        );
+        assert_eq!(
+            snap.update_rejections.get(&("a.test.".into(), "REFUSED")),
+            Some(&1)
+        );
+    }
+
+    #[test]
+    fn networks_are_truncated() {
+        assert_eq!(
+            network_text(network_key(Client::V4([10, 1, 2, 3])).unwrap()),
+            "10.1.2.0/24"
+        );
+        let v6: Ipv6Addr = "2001:db8:aa:bbcc:1::1".parse().unwrap();
+        assert_eq!(
+            network_text(network_key(Client::V6(v6.octets())).unwrap()),
+            "2001:db8:aa:bb00::/56"
+        );
+        assert_eq!(network_key(Client::Unknown), None);
+    }
+
+    #[test]
+    fn names_print_escaped() {
+        assert_eq!(dname_to_text(b"\x00"), ".");
+        assert_eq!(dname_to_text(b"\x03a.b\x01\x07\x00"), "a\\.b.\\007.");
+    }
+
+    #[test]
+    fn decay_halves_heavy_hitters() {
+        let mut s = settings(2);
+        s.top_half_life = std::time::Duration::from_secs(1);
+        let inst = Instance::new(s, 1, None);
+        for _ in 0..8 {
+            inst.on_end(&event(0, None, b"\x01x\x00"));
+        }
+        inst.decay_if_due(Instant::now() + std::time::Duration::from_millis(2100));
+        assert_eq!(inst.snapshot().top_names[0].1, 2);
+    }
+}
