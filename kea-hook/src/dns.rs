@@ -403,6 +403,8 @@ pub fn unix_now() -> u64 {
 #[derive(Debug)]
 pub struct Pending {
     pub id: u16,
+    /// UPDATE for changes, QUERY for zone transfers: a reply must match.
+    pub op_code: OpCode,
     pub zone: Option<Query>,
     pub signed: Option<(TsigSigner, SignedRequest)>,
     pub bytes: Vec<u8>,
@@ -424,6 +426,7 @@ impl Pending {
             .map_err(|e| ExchangeError::Request(e.to_string()))?;
         Ok(Self {
             id: message.metadata.id,
+            op_code: message.metadata.op_code,
             zone: message.queries.first().cloned(),
             signed,
             bytes,
@@ -460,7 +463,7 @@ pub fn judge(reply: &[u8], pending: &Pending, now: u64) -> Judged {
         Err(e) => return Judged::Bad(format!("unparseable: {e}")),
     };
     if message.metadata.message_type != MessageType::Response
-        || message.metadata.op_code != OpCode::Update
+        || message.metadata.op_code != pending.op_code
     {
         return Judged::Foreign;
     }

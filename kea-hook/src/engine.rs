@@ -37,6 +37,14 @@ const PUBLISHED_SHARDS: usize = 64;
 const MAX_BATCH: usize = 1024;
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often a sender in backoff looks whether others got through.
+const BACKOFF_SLICE: Duration = Duration::from_millis(100);
+
+enum Backoff {
+    Elapsed,
+    OthersSucceed,
+    Stop,
+}
 /// How long `stop` waits for each thread before leaving it to finish alone.
 const JOIN_DEADLINE: Duration = Duration::from_secs(3);
 /// Done marks are synced at most this often: losing them in a crash only
@@ -96,8 +104,18 @@ struct Work {
     queued_ms: u64,
 }
 
-fn collapse_key(change: &Change) -> (String, Ipv4Addr) {
-    (change.fqdn.clone(), change.addr)
+/// Changes with the same key replace one another: same records (name,
+/// address) in the same directions. A forward-only and a reverse-only change
+/// of one name touch different records, so both must run.
+type CollapseKey = (String, Ipv4Addr, bool, bool);
+
+fn collapse_key(change: &Change) -> CollapseKey {
+    (
+        change.fqdn.clone(),
+        change.addr,
+        change.forward,
+        change.reverse,
+    )
 }
 
 #[derive(Clone, Debug, Default)]
@@ -111,6 +129,10 @@ struct ServerState {
 
 /// What `leasedns-status` shows, written by the engine's threads.
 struct Shared {
+    /// Bumped on every successfully applied change: a sender waiting out its
+    /// backoff retries at once when another one just got through, so the
+    /// zones converge as soon as the DNS server is back.
+    successes: AtomicU64,
     servers: Mutex<HashMap<SocketAddr, ServerState>>,
     last_error: Mutex<Option<(u64, String)>>,
     /// Per sender: queue time of the change being worked on (0: idle).
@@ -175,6 +197,7 @@ impl Engine {
 
         let workers = cfg.sender_threads.max(1);
         let shared = Arc::new(Shared {
+            successes: AtomicU64::new(0),
             servers: Mutex::new(HashMap::new()),
             last_error: Mutex::new(None),
             heads: (0..workers).map(|_| AtomicU64::new(0)).collect(),
@@ -616,7 +639,7 @@ struct SenderThread {
 #[derive(Default)]
 struct LocalQueue {
     items: VecDeque<Work>,
-    keys: HashMap<(String, Ipv4Addr), u32>,
+    keys: HashMap<CollapseKey, u32>,
 }
 
 impl LocalQueue {
@@ -720,6 +743,7 @@ impl SenderThread {
             self.note_servers(&applied.steps);
             match applied.outcome {
                 ApplyOutcome::Done(done) => {
+                    self.shared.successes.fetch_add(1, Ordering::Relaxed);
                     self.finish(work, Some(&done));
                     return true;
                 }
@@ -740,10 +764,11 @@ impl SenderThread {
                         "{} {}: {cause:?} from {server}: {detail}",
                         change.fqdn, change.addr
                     ));
-                    match self.shutdown_rx.recv_timeout(wait) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        _ => return false,
-                    }
+                    let server_back = match self.wait_backoff(wait) {
+                        Backoff::Stop => return false,
+                        Backoff::OthersSucceed => true,
+                        Backoff::Elapsed => false,
+                    };
                     for w in self.rx.try_iter() {
                         local.push(w);
                     }
@@ -751,8 +776,35 @@ impl SenderThread {
                         self.finish(work, None);
                         return true;
                     }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    backoff = if server_back {
+                        BACKOFF_START
+                    } else {
+                        (backoff * 2).min(BACKOFF_MAX)
+                    };
                 }
+            }
+        }
+    }
+
+    /// Sleeps `wait`, in slices, unless the engine stops or another sender
+    /// applies a change meanwhile (the server is back: retry now).
+    fn wait_backoff(&self, wait: Duration) -> Backoff {
+        let seen = self.shared.successes.load(Ordering::Relaxed);
+        let deadline = Instant::now() + wait;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Backoff::Elapsed;
+            }
+            match self
+                .shutdown_rx
+                .recv_timeout((deadline - now).min(BACKOFF_SLICE))
+            {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return Backoff::Stop,
+            }
+            if self.shared.successes.load(Ordering::Relaxed) != seen {
+                return Backoff::OthersSucceed;
             }
         }
     }
@@ -922,5 +974,25 @@ mod tests {
         assert!(!q.supersedes(&third.change));
         assert!(q.pop().is_none());
         assert!(q.keys.is_empty());
+    }
+
+    #[test]
+    fn changes_of_other_directions_do_not_supersede() {
+        let mut q = LocalQueue::default();
+        let reverse_only = Change {
+            forward: false,
+            ..change("a.", 1, ChangeKind::Remove)
+        };
+        let forward_only = Change {
+            reverse: false,
+            ..change("a.", 1, ChangeKind::Remove)
+        };
+        q.push(work(reverse_only));
+        q.push(work(forward_only));
+        let first = q.pop().unwrap();
+        assert!(
+            !q.supersedes(&first.change),
+            "the reverse removal must still run"
+        );
     }
 }

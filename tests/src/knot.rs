@@ -468,9 +468,11 @@ key:
     secret: {secret}
 
 acl:
+  # The hook's key may update and transfer: reconciliation reads the
+  # zones by a signed AXFR.
   - id: leasedns-update
     key: {key_name}
-    action: update
+    action: [update, transfer]
   - id: local-transfer
     address: [ {xfr} ]
     action: transfer
@@ -487,6 +489,10 @@ template:
     zonefile-sync: -1
     zonefile-load: whole
     journal-content: all
+    # Knot's default depth (20 changesets) merges older updates into a
+    # snapshot that `zonefile-load: whole` discards on restart: dynamic
+    # records would vanish after more than 20 updates.
+    journal-max-depth: 1000000
     semantic-checks: off
     acl: [ leasedns-update, local-transfer ]
 "#,
