@@ -51,7 +51,7 @@ impl ConfSource for CheckConf {
 
 fn read_settings(source: &mut impl ConfSource) -> RawSettings {
     let mut raw = RawSettings::default();
-    // SAFETY (all reads below): each name is one of the schema's items with
+    // SAFETY: for all reads below, each name is one of the schema's items with
     // the type the union member assumes: TSTR -> string, TINT -> integer,
     // TBOOL -> boolean; knotd fills defaults for unset single items.
     unsafe {

@@ -391,7 +391,7 @@ impl Instance {
         x ^= x >> 7;
         x ^= x << 17;
         shard.rng.store(x, Relaxed);
-        x % rate == 0
+        x.is_multiple_of(rate)
     }
 
     fn observe_heavy(&self, shard: &Shard, ev: &EndEvent<'_>) {
