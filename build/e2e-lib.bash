@@ -1,0 +1,128 @@
+# Shared by build/test-packages and build/test-images (sourced, not run):
+# a private server/client pair of network namespaces on 192.0.2.0/24 (the
+# subnet of the example configurations), perfdhcp as the DHCP clients, and
+# DNS checks with kdig. Traffic never leaves the namespaces.
+
+E2E_ZONE=lan.example.
+E2E_REVERSE=2.0.192.in-addr.arpa.
+E2E_KEY=leasedns-key.
+
+e2e_say() { printf '%s: %s\n' "${E2E_NAME:-e2e}" "$*"; }
+e2e_die() { printf '%s: FAILED: %s\n' "${E2E_NAME:-e2e}" "$*" >&2; exit 1; }
+
+# e2e_netns_up TAG: namespaces $TAG-srv and $TAG-cli joined by a veth,
+# 192.0.2.1/24 on the server end (Kea's interface: $E2E_SRV_IF), 192.0.2.2/24
+# on the client end (perfdhcp acts as a relay and needs an address).
+e2e_netns_up() {
+  local tag=$1
+  E2E_SRV_NS=$tag-srv
+  E2E_CLI_NS=$tag-cli
+  E2E_SRV_IF=${tag:0:10}s
+  E2E_CLI_IF=${tag:0:10}c
+  e2e_netns_down
+  ip netns add "$E2E_SRV_NS"
+  ip netns add "$E2E_CLI_NS"
+  ip link add "$E2E_SRV_IF" type veth peer name "$E2E_CLI_IF"
+  ip link set "$E2E_SRV_IF" netns "$E2E_SRV_NS"
+  ip link set "$E2E_CLI_IF" netns "$E2E_CLI_NS"
+  ip -n "$E2E_SRV_NS" addr add 192.0.2.1/24 dev "$E2E_SRV_IF"
+  ip -n "$E2E_CLI_NS" addr add 192.0.2.2/24 dev "$E2E_CLI_IF"
+  ip -n "$E2E_SRV_NS" link set "$E2E_SRV_IF" up
+  ip -n "$E2E_CLI_NS" link set "$E2E_CLI_IF" up
+  ip -n "$E2E_SRV_NS" link set lo up
+  ip -n "$E2E_CLI_NS" link set lo up
+}
+
+# Kills what still runs in the namespaces and deletes them.
+e2e_netns_down() {
+  local ns pid
+  for ns in "${E2E_CLI_NS:-}" "${E2E_SRV_NS:-}"; do
+    [[ -n "$ns" && -e "/run/netns/$ns" ]] || continue
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+
+# e2e_wait SECONDS WHAT COMMAND...: polls COMMAND every 0.2 s.
+e2e_wait() {
+  local seconds=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { e2e_say "timed out after ${seconds}s waiting for $what"; return 1; }
+    sleep 0.2
+  done
+}
+
+# e2e_perfdhcp CLIENTS [HOSTNAME [MAC]]: CLIENTS simulated clients each do a
+# full DORA from the client namespace; with HOSTNAME they send option 12.
+e2e_perfdhcp() {
+  local clients=$1 hostname=${2:-} mac=${3:-} args=()
+  if [[ -n "$hostname" ]]; then
+    args+=(-o "12,$(printf '%s' "$hostname" | od -An -tx1 | tr -d ' \n')")
+  fi
+  [[ -z "$mac" ]] || args+=(-b "mac=$mac")
+  # Two exchanges per client at most; -n counts initiated exchanges, so
+  # ask for one more than the clients to let the last DORA complete.
+  ip netns exec "$E2E_CLI_NS" perfdhcp -4 -l "$E2E_CLI_IF" -r 20 -R "$clients" \
+    -n "$((clients + 1))" -p 30 -W 2000000 "${args[@]}" >"$E2E_DIR/perfdhcp.out" 2>&1 || true
+  local acks
+  acks=$(awk '/Statistics for: REQUEST-ACK/ {f=1} f && /received packets:/ {print $3; exit}' "$E2E_DIR/perfdhcp.out")
+  e2e_say "perfdhcp: $clients client(s)${hostname:+ named $hostname}, ${acks:-0} ACK(s)"
+  ((${acks:-0} >= 1)) || { cat "$E2E_DIR/perfdhcp.out" >&2; e2e_die "perfdhcp got no lease"; }
+}
+
+# e2e_kdig ARGS...: kdig from the server namespace to Knot on 127.0.0.1:53,
+# signed with the test's key ($E2E_SECRET).
+e2e_kdig() {
+  ip netns exec "$E2E_SRV_NS" kdig @127.0.0.1 -p 53 +retry=0 +timeout=2 \
+    -y "hmac-sha256:$E2E_KEY:$E2E_SECRET" "$@"
+}
+
+# Number of records of TYPE in ZONE (by AXFR) whose owner starts with PREFIX.
+e2e_count() {
+  local zone=$1 type=$2 prefix=${3:-}
+  e2e_kdig AXFR "$zone" +noall +answer 2>/dev/null |
+    awk -v t="$type" -v p="$prefix" '$4 == t && index($1, p) == 1 {n++} END {print n + 0}'
+}
+
+e2e_count_is() { [[ "$(e2e_count "$1" "$2" "${3:-}")" == "$4" ]]; }
+
+# The answer of NAME TYPE, one rdata per line (unsigned: with a key kdig
+# prints the TSIG record even with +short).
+e2e_query() {
+  ip netns exec "$E2E_SRV_NS" kdig @127.0.0.1 -p 53 +retry=0 +timeout=2 "$1" "$2" +short 2>/dev/null
+}
+
+e2e_answer_is() { [[ "$(e2e_query "$1" "$2")" == "$3" ]]; }
+
+# Reads Kea's memfile lease CSV on stdin and prints the number of active
+# leases (last row per address, valid lifetime not 0) with a generated name.
+e2e_generated_leases() {
+  awk -F, 'NR > 1 && $1 != "" {row[$1] = $0} END {
+      for (a in row) { split(row[a], f, ","); if (f[4] != "0" && index(f[9], "host-") == 1) n++ }
+      print n + 0 }'
+}
+
+# e2e_check_published CLIENTS: the named client "laptop" and CLIENTS
+# generated names (host-192-0-2-N, one per lease in Kea's lease file) each
+# have A, PTR and DHCID records, and nothing more.
+e2e_check_published() {
+  local clients=$1 addr
+  e2e_wait 30 "laptop.$E2E_ZONE A" e2e_answer_nonempty "laptop.$E2E_ZONE" A ||
+    e2e_die "laptop.$E2E_ZONE has no A record"
+  addr=$(e2e_query "laptop.$E2E_ZONE" A)
+  e2e_say "laptop.$E2E_ZONE A $addr"
+  local ptr_name
+  ptr_name=$(awk -F. '{print $4"."$3"."$2"."$1".in-addr.arpa."}' <<<"$addr")
+  e2e_wait 30 "$ptr_name PTR" e2e_answer_is "$ptr_name" PTR "laptop.$E2E_ZONE" ||
+    e2e_die "$ptr_name PTR is '$(e2e_query "$ptr_name" PTR)', not laptop.$E2E_ZONE"
+  [[ -n "$(e2e_query "laptop.$E2E_ZONE" DHCID)" ]] || e2e_die "laptop.$E2E_ZONE has no DHCID"
+  e2e_wait 60 "$clients generated A records" e2e_count_is "$E2E_ZONE" A host- "$clients" ||
+    e2e_die "$(e2e_count "$E2E_ZONE" A host-) generated A records, expected $clients"
+  e2e_wait 30 "$((clients + 1)) leased PTR records" e2e_count_is "$E2E_REVERSE" PTR "" "$((clients + 2))" ||
+    e2e_die "$(e2e_count "$E2E_REVERSE" PTR) PTR records, expected $((clients + 2)) (ns + laptop + $clients)"
+  e2e_say "DNS has laptop and $clients generated names with A, PTR and DHCID"
+}
+
+e2e_answer_nonempty() { [[ -n "$(e2e_query "$1" "$2")" ]]; }
