@@ -90,13 +90,31 @@ pub fn wait_for<T>(
 /// otherwise the workspace's `target/release` and then `target/debug` are
 /// tried. Fails with a message saying how to build it.
 pub fn hook_library() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("LEASEDNS_HOOK_LIB") {
+    built_library(
+        "LEASEDNS_HOOK_LIB",
+        "libdhcp_leasedns.so",
+        "cargo build --release -p kea-hook",
+    )
+}
+
+/// The Knot module (`libquerystats.so`), found like [`hook_library`] with
+/// `LEASEDNS_KNOT_MODULE`.
+pub fn knot_module_library() -> Result<PathBuf> {
+    built_library(
+        "LEASEDNS_KNOT_MODULE",
+        "libquerystats.so",
+        "cargo build --release -p knot-module",
+    )
+}
+
+fn built_library(env_var: &str, file: &str, build: &str) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
         let path = PathBuf::from(path);
         if path.is_file() {
             return Ok(path);
         }
         return Err(HarnessError::Missing(format!(
-            "LEASEDNS_HOOK_LIB={} does not exist",
+            "{env_var}={} does not exist",
             path.display()
         )));
     }
@@ -104,13 +122,13 @@ pub fn hook_library() -> Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     for profile in ["release", "debug"] {
-        let candidate = target.join(profile).join("libdhcp_leasedns.so");
+        let candidate = target.join(profile).join(file);
         if candidate.is_file() {
             return Ok(candidate);
         }
     }
     Err(HarnessError::Missing(format!(
-        "libdhcp_leasedns.so not found under {}; run `cargo build --release -p kea-hook` or set LEASEDNS_HOOK_LIB",
+        "{file} not found under {}; run `{build}` or set {env_var}",
         target.display()
     )))
 }

@@ -5,7 +5,6 @@
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::time::Duration;
 
 mod common;

@@ -20,19 +20,7 @@ use std::time::Duration;
 const ZONE: &str = "lan.example.";
 
 fn module_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("LEASEDNS_KNOT_MODULE") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("release/libquerystats.so");
-    assert!(
-        path.is_file(),
-        "{} missing: run `cargo build --release -p knot-module` or set LEASEDNS_KNOT_MODULE",
-        path.display()
-    );
-    path
+    harness::knot_module_library().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn free_tcp_port() -> u16 {

@@ -1,11 +1,11 @@
 //! The live demo behind `./build/demo`: knotd and kea-dhcp4 with the
-//! leasedns hook in a private server namespace, real DHCP clients in a
-//! client namespace, and the records they get, read back with real DNS
-//! queries while an operator watches.
+//! leasedns hook in a private server namespace (knotd with mod-querystats),
+//! real DHCP clients in a client namespace, and the records they get, read
+//! back with real DNS queries while an operator watches; at the end the
+//! Knot module's view of the same traffic, from its /metrics endpoint.
 //!
 //! Each step of the story is one `section_*` function taking the running
-//! [`Demo`]; a new step (e.g. the Knot module's /metrics, once it exists)
-//! is one more function and one more call in [`story`]. Every daemon and
+//! [`Demo`]; a new step is one more function and one more call in [`story`]. Every daemon and
 //! client is a kill-on-drop guard, so any way out of [`run`] cleans up.
 
 use harness::{
@@ -90,9 +90,7 @@ fn story(demo: &Demo) -> Result<()> {
     section_release(demo, &mut laptop)?;
     section_hook_statistics(demo)?;
     section_hook_log(demo)?;
-    // The Knot module (mod-querystats, its own issue) gets its section
-    // here, e.g. `section_knot_module_metrics(demo)`, with its configuration
-    // in `knot_options`.
+    section_knot_module_metrics(demo)?;
     Ok(())
 }
 
@@ -369,10 +367,13 @@ fn printer_addr(net: &Netns) -> Ipv4Addr {
     net.addr(0, 250)
 }
 
-/// Knot's zones: the forward zone with a static `printer`, the subnet's
-/// reverse zone with its PTR. The Knot module's configuration (its issue)
-/// goes into `conf_extra`/`template_extra` here.
-fn knot_options(net: &Netns) -> KnotOptions {
+/// Where mod-querystats serves Prometheus, inside the server namespace.
+const METRICS_PORT: u16 = 9100;
+
+/// Knot's zones (the forward zone with a static `printer`, the subnet's
+/// reverse zone with its PTR) and mod-querystats as a global module with its
+/// metrics endpoint on the namespace's loopback.
+fn knot_options(net: &Netns, module: &Path) -> KnotOptions {
     let mut opts = KnotOptions::new(FORWARD_ZONE);
     opts.key_name = KEY_NAME.to_owned();
     opts.reverse_zone = Some(net.reverse_zone());
@@ -380,6 +381,11 @@ fn knot_options(net: &Netns) -> KnotOptions {
     let [_, _, c, d] = printer.octets();
     opts.forward_records = vec![format!("printer A {printer}")];
     opts.reverse_records = vec![format!("{d}.{c} PTR printer.{FORWARD_ZONE}")];
+    opts.conf_extra = format!(
+        "module:\n  - id: mod-querystats\n    file: \"{}\"\n\nmod-querystats:\n  - id: default\n    metrics-listen: 127.0.0.1@{METRICS_PORT}\n    top-sample: 1\n\n",
+        module.display()
+    );
+    opts.template_extra = vec!["global-module: mod-querystats/default".into()];
     opts
 }
 
@@ -435,7 +441,8 @@ fn section_start_servers(clock: &Clock) -> Result<Demo<'_>> {
         net.client_addr(),
         net.subnet()
     ));
-    let knot = Knot::start(net.server(), &knot_options(&net))?;
+    let module = harness::knot_module_library()?;
+    let knot = Knot::start(net.server(), &knot_options(&net, &module))?;
     clock.say(&format!(
         "knotd on {}:{} serving {FORWARD_ZONE} and {}, static printer.{FORWARD_ZONE} A {}",
         knot.addr(),
@@ -445,6 +452,10 @@ fn section_start_servers(clock: &Clock) -> Result<Demo<'_>> {
     ));
     let parameters = hook_parameters(&knot, &net.reverse_zone(), &journal_dir(files.path()));
     let kea = Kea::start(net.server(), kea_options(&net, &hook, parameters))?;
+    clock.detail(&format!(
+        "knotd loads mod-querystats ({}), Prometheus endpoint 127.0.0.1:{METRICS_PORT} in the server namespace",
+        module.display()
+    ));
     clock.say(&format!(
         "kea-dhcp4 on {} serving pool {}, hook {}",
         net.server_iface(),
@@ -813,6 +824,71 @@ fn section_hook_log(demo: &Demo) -> Result<()> {
 
 /// One log line as `time severity message`: Kea's date, logger name, pid
 /// and thread id go, and the rest is cut to a readable width.
+/// GET `path` from the metrics endpoint, which listens on the server
+/// namespace's loopback: the request is made from a short-lived thread that
+/// joins that namespace, as a Prometheus beside knotd would.
+fn scrape_in_namespace(netns: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(format!("/run/netns/{netns}"))?;
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        // SAFETY: setns on this thread only, with a valid namespace fd.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], METRICS_PORT));
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: demo\r\n\r\n")?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        Ok(text
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default())
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("scrape thread panicked"))?
+}
+
+/// The DNS side of the story: what mod-querystats saw in knotd.
+fn section_knot_module_metrics(demo: &Demo) -> Result<()> {
+    demo.clock
+        .heading("mod-querystats in knotd: GET /metrics (Prometheus text format)");
+    let body =
+        scrape_in_namespace(demo.net.server_ns(), "/metrics").map_err(|source| DemoError::Io {
+            what: "scraping mod-querystats".into(),
+            source,
+        })?;
+    let wanted = [
+        "knot_querystats_updates_total{",
+        "knot_querystats_operations_total{",
+        "knot_querystats_query_duration_seconds_count",
+        "knot_querystats_query_duration_seconds_sum",
+        "knot_querystats_top_client_network_queries{",
+    ];
+    let mut shown = 0;
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let interesting = wanted.iter().any(|w| line.starts_with(w))
+            || (line.starts_with("knot_querystats_queries_total{") && line.contains("type=\"A\""));
+        if interesting && !line.ends_with(" 0") && shown < 16 {
+            demo.clock.detail(line);
+            shown += 1;
+        }
+    }
+    if shown == 0 {
+        return Err(DemoError::Unexpected(format!(
+            "mod-querystats exposed nothing expected:\n{body}"
+        )));
+    }
+    demo.clock.detail(&format!(
+        "({} lines in all; the updates above are the hook's, counted by knotd)",
+        body.lines().count()
+    ));
+    Ok(())
+}
+
 fn shorten(line: &str) -> String {
     let mut words = line.split_whitespace();
     let (Some(_date), Some(time), Some(severity)) = (words.next(), words.next(), words.next())
