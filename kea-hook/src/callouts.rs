@@ -85,10 +85,10 @@ pub fn answer_fqdn(engine: &Engine, co: &Callout) {
 
 /// leases4_committed: the database holds the final state of this exchange.
 pub fn committed(engine: &Engine, co: &Callout) {
-    if let Some(query) = co.packet_names("query4") {
-        if query.msg_type == host::DHCPDISCOVER || query.msg_type == host::DHCPINFORM {
-            return;
-        }
+    if let Some(query) = co.packet_names("query4")
+        && (query.msg_type == host::DHCPDISCOVER || query.msg_type == host::DHCPINFORM)
+    {
+        return;
     }
     for lease in co.leases("deleted_leases4") {
         remove(engine, &lease);
@@ -160,10 +160,10 @@ fn add(engine: &Engine, lease: &LeaseInfo) {
         Stats::bump(&engine.stats().changes_unchanged);
         return;
     }
-    if let Some(old) = previous {
-        if old.fqdn != fqdn || old.dhcid != dhcid {
-            submit_removal(engine, lease.addr, old);
-        }
+    if let Some(old) = previous
+        && (old.fqdn != fqdn || old.dhcid != dhcid)
+    {
+        submit_removal(engine, lease.addr, old);
     }
     engine.submit(Change {
         kind: ChangeKind::Add,

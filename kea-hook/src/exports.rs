@@ -63,6 +63,10 @@ pub extern "C" fn multi_threading_compatible() -> c_int {
 }
 
 /// `int load(LibraryHandle&)`: 0 accepts the library, anything else refuses it.
+///
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn load(library: *mut c_void) -> c_int {
     guard!("load", {
@@ -108,6 +112,9 @@ extern "C" fn on_timer() {
     });
 }
 
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_int {
     guard!("dhcp4_srv_configured", {
@@ -128,6 +135,10 @@ pub unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_int {
 }
 
 /// `leasedns-status`: pending changes, per-server state, journal, last error.
+///
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 unsafe extern "C" fn status_command(handle: *mut c_void) -> c_int {
     guard!("leasedns-status", {
         // SAFETY: Kea's live `CalloutHandle&` for this command.
@@ -143,6 +154,10 @@ unsafe extern "C" fn status_command(handle: *mut c_void) -> c_int {
 }
 
 /// `leasedns-reconcile`: compare the lease database with the zones and repair.
+///
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 unsafe extern "C" fn reconcile_command(handle: *mut c_void) -> c_int {
     guard!("leasedns-reconcile", {
         // SAFETY: Kea's live `CalloutHandle&` for this command.
@@ -162,6 +177,9 @@ unsafe extern "C" fn reconcile_command(handle: *mut c_void) -> c_int {
     })
 }
 
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
     guard!("lease4_select", {
@@ -174,6 +192,9 @@ pub unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
     })
 }
 
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lease4_renew(handle: *mut c_void) -> c_int {
     guard!("lease4_renew", {
@@ -181,6 +202,9 @@ pub unsafe extern "C" fn lease4_renew(handle: *mut c_void) -> c_int {
     })
 }
 
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pkt4_send(handle: *mut c_void) -> c_int {
     guard!("pkt4_send", {
@@ -188,6 +212,9 @@ pub unsafe extern "C" fn pkt4_send(handle: *mut c_void) -> c_int {
     })
 }
 
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn leases4_committed(handle: *mut c_void) -> c_int {
     guard!("leases4_committed", {
@@ -195,6 +222,9 @@ pub unsafe extern "C" fn leases4_committed(handle: *mut c_void) -> c_int {
     })
 }
 
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lease4_decline(handle: *mut c_void) -> c_int {
     guard!("lease4_decline", {
@@ -202,6 +232,9 @@ pub unsafe extern "C" fn lease4_decline(handle: *mut c_void) -> c_int {
     })
 }
 
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lease4_expire(handle: *mut c_void) -> c_int {
     guard!("lease4_expire", {
@@ -209,6 +242,9 @@ pub unsafe extern "C" fn lease4_expire(handle: *mut c_void) -> c_int {
     })
 }
 
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lease4_recover(handle: *mut c_void) -> c_int {
     guard!("lease4_recover", {

@@ -71,10 +71,10 @@ pub fn unload() {
 pub fn tick() {
     logging::refresh_level();
     logging::drain(1024);
-    if let Some(engine) = engine() {
-        if engine.take_reconcile_request() {
-            let _ = reconcile(&engine);
-        }
+    if let Some(engine) = engine()
+        && engine.take_reconcile_request()
+    {
+        let _ = reconcile(&engine);
     }
     publish_stats();
 }
@@ -98,10 +98,10 @@ pub fn reconcile(engine: &Engine) -> Result<usize, &'static str> {
 /// dhcp4_srv_configured: the lease database is open now (it is not yet
 /// during `load`), so the start-up reconciliation begins here.
 pub fn server_configured() {
-    if let Some(engine) = engine() {
-        if engine.config().reconcile.on_start {
-            let _ = reconcile(&engine);
-        }
+    if let Some(engine) = engine()
+        && engine.config().reconcile.on_start
+    {
+        let _ = reconcile(&engine);
     }
     tick();
 }

@@ -316,9 +316,10 @@ fn axfr(
         let message = if first {
             first = false;
             match crate::dns::judge(&frame, &pending, unix_now()) {
-                Judged::Answer { rcode, message } if rcode == crate::dns::Rcode::Success => {
-                    *message
-                }
+                Judged::Answer {
+                    rcode: crate::dns::Rcode::Success,
+                    message,
+                } => *message,
                 Judged::Answer { rcode, .. } => {
                     return Err(format!("refused: {rcode:?} (is AXFR allowed for the key?)"));
                 }

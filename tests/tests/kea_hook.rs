@@ -51,7 +51,11 @@ fn named_client_is_published_and_removed_on_release() {
         .expect("dhclient gets a lease");
     let fqdn = format!("laptop.{ZONE}");
     lab.wait_records(&fqdn, "A", &[lease.address.to_string()]);
-    lab.wait_records(&lab.ptr_name(lease.address), "PTR", &[fqdn.clone()]);
+    lab.wait_records(
+        &lab.ptr_name(lease.address),
+        "PTR",
+        std::slice::from_ref(&fqdn),
+    );
     let dhcid = lab.dns().query(&fqdn, "DHCID").unwrap();
     assert_eq!(dhcid.len(), 1, "one DHCID at {fqdn}: {dhcid:?}");
     assert_eq!(
@@ -503,7 +507,8 @@ fn bad_configurations_refuse_the_load_with_a_clear_line() {
     let good = hook_params(&knot, journal.path(), &knot.key().secret);
     let a_file = journal.path().join("not-a-dir");
     std::fs::write(&a_file, "x").unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "parameter 'colour': unknown parameter",
             Box::new(|p| p["colour"] = json!("blue")),
