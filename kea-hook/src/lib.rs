@@ -5,6 +5,7 @@
 //! `naming`, `dhcid`, `update` and `dns` (what to send), `journal` and
 //! `engine` (how it gets there without blocking Kea or losing a change).
 
+pub mod callout_timing;
 pub mod callouts;
 pub mod change;
 pub mod config;

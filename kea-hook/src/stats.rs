@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 macro_rules! counters {
     ($( $(#[$doc:meta])* $field:ident => $stat:literal ),* $(,)?) => {
-        #[derive(Default, Debug)]
+        #[derive(Default)]
         pub struct Stats {
             $( $(#[$doc])* pub $field: AtomicU64, )*
             /// Changes waiting in memory (queued or being sent), a gauge.
@@ -15,6 +15,8 @@ macro_rules! counters {
             pub journal_entries: AtomicI64,
             /// 1 while the journal cannot be written (changes in memory only).
             pub journal_degraded: AtomicI64,
+            /// Time spent inside packet callouts.
+            pub callouts: crate::callout_timing::CalloutTiming,
         }
 
         impl Stats {
@@ -26,6 +28,11 @@ macro_rules! counters {
                 out.push(("leasedns.queue-depth", self.queue_depth.load(Ordering::Relaxed)));
                 out.push(("leasedns.journal-entries", self.journal_entries.load(Ordering::Relaxed)));
                 out.push(("leasedns.journal-degraded", self.journal_degraded.load(Ordering::Relaxed)));
+                let ns = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                out.push(("leasedns.callout-count", ns(self.callouts.count())));
+                out.push(("leasedns.callout-p50-ns", ns(self.callouts.quantile_ns(0.50))));
+                out.push(("leasedns.callout-p99-ns", ns(self.callouts.quantile_ns(0.99))));
+                out.push(("leasedns.callout-max-ns", ns(self.callouts.max_ns())));
                 out
             }
         }
