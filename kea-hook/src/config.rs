@@ -197,7 +197,7 @@ pub const DEFAULT_GENERATED_PREFIX: &str = "myhost";
 /// Default of `dns-server-timeout`, in milliseconds.
 pub const DEFAULT_DNS_SERVER_TIMEOUT_MS: u64 = 500;
 /// Default of `sender-threads`.
-pub const DEFAULT_SENDER_THREADS: usize = 8;
+pub const DEFAULT_SENDER_THREADS: usize = 64;
 /// Default of `queue-capacity`.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
 /// Default `port` of a `dns-servers` entry.
@@ -909,7 +909,7 @@ mod tests {
         assert_eq!(c.ttl, TtlPolicy::default());
         assert_eq!(c.dns_server_timeout, Duration::from_millis(500));
         assert_eq!(c.transport, Transport::Udp);
-        assert_eq!(c.sender_threads, 8);
+        assert_eq!(c.sender_threads, DEFAULT_SENDER_THREADS);
         assert_eq!(c.queue_capacity, 65_536);
         // The secret never shows in Debug output.
         assert!(!format!("{:?}", c.tsig_keys[0]).contains("secret\""));

@@ -35,6 +35,10 @@ use crate::update::{ApplyOutcome, DoneKind, StepResult, UpdateExecutor};
 const PUBLISHED_SHARDS: usize = 64;
 /// Most changes written to the journal per group commit.
 const MAX_BATCH: usize = 1024;
+/// How long the journal thread gathers changes before one fdatasync: at
+/// 1,000 changes/s this shares each sync among ~2 changes instead of one,
+/// and under a burst among hundreds. It delays a change by at most this.
+const GROUP_COMMIT_LINGER: Duration = Duration::from_millis(2);
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often a sender in backoff looks whether others got through.
@@ -495,8 +499,7 @@ impl JournalThread {
             select! {
                 recv(self.submit_rx) -> msg => match msg {
                     Ok(first) => {
-                        let mut batch = vec![first];
-                        batch.extend(self.submit_rx.try_iter().take(MAX_BATCH - 1));
+                        let batch = self.gather(first);
                         if !self.commit(batch) {
                             break;
                         }
@@ -523,6 +526,25 @@ impl JournalThread {
         if let Err(err) = self.journal.sync() {
             tracing::error!(%err, "journal sync at unload failed");
         }
+    }
+
+    /// Group commit: after the first change, waits up to `GROUP_COMMIT_LINGER`
+    /// for more (at most `MAX_BATCH`), so one fdatasync covers them all.
+    /// Callouts never wait for this: they only enqueue.
+    fn gather(&self, first: Work) -> Vec<Work> {
+        let mut batch = vec![first];
+        batch.extend(self.submit_rx.try_iter().take(MAX_BATCH - 1));
+        if self.sync == JournalSync::None {
+            return batch;
+        }
+        let deadline = Instant::now() + GROUP_COMMIT_LINGER;
+        while batch.len() < MAX_BATCH {
+            match self.submit_rx.recv_deadline(deadline) {
+                Ok(work) => batch.push(work),
+                Err(_) => break,
+            }
+        }
+        batch
     }
 
     fn mark_done(&mut self, first: u64) {
