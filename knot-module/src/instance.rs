@@ -15,6 +15,7 @@
 use crate::config::Settings;
 use crate::dims::{self, FLAGS, OP_COUNT, PROTO_COUNT, RCODE_COUNT, SIZE_BOUNDS, TYPE_COUNT};
 use crate::heavy::{self, Hitter, SpaceSaving};
+use crate::host;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -94,29 +95,52 @@ impl ZoneCacheSlot {
         }
     }
 
+    #[inline]
     fn matches(&self, ptr: usize, name: &[u8]) -> bool {
         if self.ptr.load(Relaxed) != ptr || self.len.load(Relaxed) != name.len() {
             return false;
         }
-        name.chunks(8)
-            .zip(&self.words)
-            .all(|(chunk, word)| word.load(Relaxed) == pack(chunk))
+        let mut equal = true;
+        for_each_word(name, |i, packed| {
+            equal &= self.words[i].load(Relaxed) == packed;
+        });
+        equal
     }
 
     fn store(&self, ptr: usize, name: &[u8], row: usize) {
-        for (chunk, word) in name.chunks(8).zip(&self.words) {
-            word.store(pack(chunk), Relaxed);
-        }
+        for_each_word(name, |i, packed| self.words[i].store(packed, Relaxed));
         self.len.store(name.len(), Relaxed);
         self.row.store(row, Relaxed);
         self.ptr.store(ptr, Relaxed);
     }
 }
 
-fn pack(chunk: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word[..chunk.len()].copy_from_slice(chunk);
-    u64::from_le_bytes(word)
+/// Calls `f(i, word)` for the name as 8-byte little-endian words, the
+/// last one overlapping its predecessor (bytes `len - 8 .. len`) so that
+/// every word is one unaligned load, never a byte loop. This runs per
+/// query to verify the cached zone; with the length compared first, equal
+/// words mean equal names. Names under 8 bytes are one zero-padded word.
+#[inline]
+fn for_each_word(name: &[u8], mut f: impl FnMut(usize, u64)) {
+    let len = name.len().min(NAME_WORDS * 8);
+    if len < 8 {
+        let mut word = [0u8; 8];
+        word[..len].copy_from_slice(&name[..len]);
+        f(0, u64::from_le_bytes(word));
+        return;
+    }
+    let word_at = |at: usize| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&name[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    let full = len / 8;
+    for i in 0..full {
+        f(i, word_at(i * 8));
+    }
+    if !len.is_multiple_of(8) {
+        f(full, word_at(len - 8));
+    }
 }
 
 /// A query name as it arrived (wire format, lower case), kept inline so a
@@ -160,11 +184,13 @@ struct Shard {
     size_sum: Padded,
     latency: Padded,
     latency_sum_ns: AtomicU64,
-    /// Nanoseconds since the instance epoch at BEGIN, plus one; 0 = none.
+    /// CLOCK_MONOTONIC nanoseconds at BEGIN; 0 = no BEGIN for this query.
     begin_ns: AtomicU64,
     /// Identity of the transfer whose first message was already counted.
     last_xfr: AtomicU64,
     rng: AtomicU64,
+    /// Requests left until the next heavy-hitter sample.
+    sample_in: AtomicU64,
     hh_skipped: AtomicU64,
     zone_cache: [ZoneCacheSlot; ZONE_CACHE_SLOTS],
     heavy: Mutex<HeavyTables>,
@@ -237,7 +263,6 @@ pub struct Instance {
     /// Row used for every query of a zone-scoped instance.
     fixed_row: Option<usize>,
     updates: Mutex<UpdateStats>,
-    epoch: Instant,
     last_decay: Mutex<Instant>,
 }
 
@@ -269,6 +294,7 @@ impl Instance {
                 begin_ns: AtomicU64::new(0),
                 last_xfr: AtomicU64::new(0),
                 rng: AtomicU64::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1)),
+                sample_in: AtomicU64::new(1),
                 hh_skipped: AtomicU64::new(0),
                 zone_cache: std::array::from_fn(|_| ZoneCacheSlot::new()),
                 heavy: Mutex::new(HeavyTables {
@@ -288,7 +314,6 @@ impl Instance {
             zones,
             fixed_row,
             updates: Mutex::new(UpdateStats::default()),
-            epoch: Instant::now(),
             last_decay: Mutex::new(Instant::now()),
         }
     }
@@ -301,24 +326,23 @@ impl Instance {
         self.shards.len()
     }
 
-    fn now_ns(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
     /// BEGIN: remember when this worker started on the query.
+    #[inline(always)]
     pub fn on_begin(&self, thread: usize) {
         if let Some(shard) = self.shards.get(thread) {
-            shard
-                .begin_ns
-                .store(self.now_ns().saturating_add(1), Relaxed);
+            // The monotonic clock counts from boot: never 0 once running.
+            shard.begin_ns.store(host::monotonic_ns().max(1), Relaxed);
         }
     }
 
     /// END: counts the query once (continuation messages of a transfer are
     /// skipped). Returns what was counted, None when nothing was.
+    #[inline(always)]
     pub fn on_end(&self, ev: &EndEvent<'_>) -> Option<Counted> {
         let shard = self.shards.get(ev.thread)?;
-        let begin = shard.begin_ns.swap(0, Relaxed);
+        // Single writer: load and store, no locked exchange.
+        let begin = shard.begin_ns.load(Relaxed);
+        shard.begin_ns.store(0, Relaxed);
         let op = dims::op_index(ev.query_type);
         if op == dims::OP_AXFR || op == dims::OP_IXFR {
             // END runs once per message of a transfer; count the request.
@@ -353,14 +377,14 @@ impl Instance {
             if ev.truncated {
                 shard.flags.bump(dims::FLAG_TC, 1);
             }
-            let bucket = dims::bucket_index(&SIZE_BOUNDS, ev.response_size);
+            let bucket = dims::size_bucket(ev.response_size);
             shard
                 .sizes
                 .bump(proto * (SIZE_BOUNDS.len() + 1) + bucket, 1);
             shard.size_sum.bump(proto, ev.response_size);
         }
         if begin != 0 {
-            let elapsed = self.now_ns().saturating_sub(begin - 1);
+            let elapsed = host::monotonic_ns().saturating_sub(begin);
             let bucket = dims::bucket_index(&self.settings.latency_bounds_ns, elapsed);
             shard.latency.bump(bucket, 1);
             bump(&shard.latency_sum_ns, elapsed);
@@ -379,19 +403,27 @@ impl Instance {
         })
     }
 
-    /// One query in `top-sample`, chosen by a per-thread xorshift so that
-    /// periodic query patterns cannot alias with the sampling.
+    /// One query in `top-sample` on average. The gap to the next sample
+    /// is drawn uniformly from 1..=2N-1 by a per-thread xorshift, so that
+    /// periodic query patterns cannot alias with the sampling; between
+    /// samples a request costs one decrement, not a random draw.
+    #[inline]
     fn sampled(&self, shard: &Shard) -> bool {
-        let rate = u64::from(self.settings.top_sample);
-        if rate <= 1 {
-            return true;
+        let left = shard.sample_in.load(Relaxed);
+        if left > 1 {
+            shard.sample_in.store(left - 1, Relaxed);
+            return false;
         }
-        let mut x = shard.rng.load(Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        shard.rng.store(x, Relaxed);
-        x.is_multiple_of(rate)
+        let rate = u64::from(self.settings.top_sample);
+        if rate > 1 {
+            let mut x = shard.rng.load(Relaxed);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            shard.rng.store(x, Relaxed);
+            shard.sample_in.store(1 + x % (2 * rate - 1), Relaxed);
+        }
+        true
     }
 
     fn observe_heavy(&self, shard: &Shard, ev: &EndEvent<'_>) {
@@ -411,6 +443,7 @@ impl Instance {
         }
     }
 
+    #[inline]
     fn zone_row(&self, shard: &Shard, zone: Option<(usize, &[u8])>) -> usize {
         if let Some(row) = self.fixed_row {
             return row;
@@ -828,6 +861,36 @@ mod tests {
             proto: "udp4",
         };
         assert_eq!(snap.queries.get(&key), Some(&2));
+    }
+
+    #[test]
+    fn one_in_top_sample_requests_is_sampled() {
+        let mut s = settings(1);
+        s.top_sample = 16;
+        let inst = Instance::new(s, 1, None);
+        let shard = &inst.shards[0];
+        let sampled = (0..160_000).filter(|_| inst.sampled(shard)).count();
+        assert!((9_000..11_000).contains(&sampled), "{sampled}");
+    }
+
+    #[test]
+    fn zone_cache_compares_every_byte() {
+        let slot = ZoneCacheSlot::new();
+        for len in 1..=40usize {
+            let name: Vec<u8> = (0..len).map(|i| i as u8 + 1).collect();
+            slot.store(0x40, &name, 3);
+            assert!(slot.matches(0x40, &name), "len {len}");
+            assert!(!slot.matches(0x50, &name));
+            assert!(!slot.matches(0x40, &name[..len - 1]));
+            for pos in 0..len {
+                let mut other = name.clone();
+                other[pos] ^= 0x20;
+                assert!(!slot.matches(0x40, &other), "len {len}, byte {pos}");
+            }
+        }
+        let longest = [7u8; 255];
+        slot.store(0x40, &longest, 1);
+        assert!(slot.matches(0x40, &longest));
     }
 
     #[test]
