@@ -37,7 +37,10 @@ fn bucket_upper(index: usize) -> u64 {
 
 impl Default for CalloutTiming {
     fn default() -> Self {
-        CalloutTiming { buckets: std::array::from_fn(|_| AtomicU64::new(0)), max_ns: AtomicU64::new(0) }
+        CalloutTiming {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            max_ns: AtomicU64::new(0),
+        }
     }
 }
 
@@ -54,7 +57,11 @@ impl CalloutTiming {
 
     /// The `q` quantile (0..=1) in ns, as its bucket's upper bound; 0 when empty.
     pub fn quantile_ns(&self, q: f64) -> u64 {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return 0;
