@@ -684,31 +684,34 @@ fn forward_replace_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> M
 
 /// No-check modes: overwrite whatever is there.
 fn forward_set_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
-    let with_dhcid = mode != ConflictMode::NoCheckWithoutDhcid;
-    let mut msg = new_update(zone);
-    msg.add_update(delete_rrset(&t.fqdn, RecordType::A));
-    if with_dhcid {
-        msg.add_update(delete_rrset(&t.fqdn, DHCID));
-    }
-    msg.add_update(add(&t.fqdn, t.change.ttl, t.a()));
-    if with_dhcid {
-        msg.add_update(add(&t.fqdn, t.change.ttl, t.dhcid()));
-    }
-    msg
+    replace_message(mode, zone, &t.fqdn, RecordType::A, t.a(), t)
 }
 
 /// RFC 4703 5.4: the reverse name is replaced without prerequisites in
 /// every mode (the forward step already established ownership).
 fn reverse_add_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
+    replace_message(mode, zone, &t.reverse, RecordType::PTR, t.ptr(), t)
+}
+
+/// Replaces the `rtype` RRset at `name` by `rdata`, and the DHCID RRset by
+/// ours unless the mode keeps no DHCID.
+fn replace_message(
+    mode: ConflictMode,
+    zone: &Name,
+    name: &Name,
+    rtype: RecordType,
+    rdata: RData,
+    t: &Target<'_>,
+) -> Message {
     let with_dhcid = mode != ConflictMode::NoCheckWithoutDhcid;
     let mut msg = new_update(zone);
-    msg.add_update(delete_rrset(&t.reverse, RecordType::PTR));
+    msg.add_update(delete_rrset(name, rtype));
     if with_dhcid {
-        msg.add_update(delete_rrset(&t.reverse, DHCID));
+        msg.add_update(delete_rrset(name, DHCID));
     }
-    msg.add_update(add(&t.reverse, t.change.ttl, t.ptr()));
+    msg.add_update(add(name, t.change.ttl, rdata));
     if with_dhcid {
-        msg.add_update(add(&t.reverse, t.change.ttl, t.dhcid()));
+        msg.add_update(add(name, t.change.ttl, t.dhcid()));
     }
     msg
 }

@@ -20,13 +20,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use harness::{
     Dhclient, DhclientOptions, Dns, Kea, KeaOptions, Knot, KnotOptions, Netns, Perfdhcp,
     PerfdhcpReport, SideNetns, hook_library, require_root,
 };
 use serde_json::{Value, json};
 
-const ZONE: &str = "lan.example.";
+use common::ZONE;
 /// Records the test zones hold before any client comes.
 const STATIC_NAMES: [&str; 2] = ["ns.lan.example.", "printer.lan.example."];
 /// Longest wait for the zones to match the leases once a fault is over: the
@@ -34,21 +36,6 @@ const STATIC_NAMES: [&str; 2] = ["ns.lan.example.", "printer.lan.example."];
 /// so a change may sleep 45 s before its next attempt.
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(300);
-
-fn hook_params(knot: &Knot, journal: &Path) -> Value {
-    let key = knot.key();
-    let server = json!([{"ip-address": knot.addr().to_string(), "port": knot.port()}]);
-    json!({
-        "journal-dir": journal.to_string_lossy(),
-        "tsig-keys": [{"name": key.name, "algorithm": key.algorithm, "secret": key.secret}],
-        "forward-ddns": {"ddns-domains": [{"name": ZONE, "key-name": key.name, "dns-servers": server}]},
-        "reverse-ddns": {"ddns-domains": [{"name": knot.reverse_zone().unwrap_or_default(), "key-name": key.name, "dns-servers": server}]},
-        "ddns-qualifying-suffix": ZONE,
-        "ddns-replace-client-name": "when-not-present",
-        "ddns-generated-prefix": "host",
-        "ddns-conflict-resolution-mode": "check-with-dhcid"
-    })
-}
 
 /// Where knotd runs.
 enum KnotAt {
@@ -90,7 +77,7 @@ impl Lab {
             .prefix("leasedns-journal-")
             .tempdir()
             .expect("temp dir");
-        let params = hook_params(&knot, journal.path());
+        let params = common::hook_params(&knot, journal.path(), &knot.key().secret);
         let mut opts = KeaOptions::for_netns(&net);
         // Long enough that nothing expires during a test: every lease in the
         // file must be in DNS.
