@@ -3,7 +3,7 @@
 //! Callouts never block: naming is computed in place, DNS work is handed to
 //! the engine's bounded queue.
 
-use crate::change::{Change, ChangeKind};
+use crate::change::{Change, ChangeKind, absolute_fqdn};
 use crate::config::ConflictMode;
 use crate::dhcid;
 use crate::engine::{Engine, PublishedName};
@@ -122,14 +122,6 @@ fn lease_dhcid(engine: &Engine, lease: &LeaseInfo, fqdn: &str) -> Option<Vec<u8>
     }
 }
 
-fn absolute(fqdn: &str) -> String {
-    let mut name = fqdn.to_ascii_lowercase();
-    if !name.ends_with('.') {
-        name.push('.');
-    }
-    name
-}
-
 fn add(engine: &Engine, lease: &LeaseInfo) {
     let Some(hostname) = lease.hostname.as_deref() else {
         if let Some(old) = engine.unpublish(lease.addr) {
@@ -143,7 +135,7 @@ fn add(engine: &Engine, lease: &LeaseInfo) {
         }
         return;
     }
-    let fqdn = absolute(hostname);
+    let fqdn = absolute_fqdn(hostname);
     let Some(dhcid) = lease_dhcid(engine, lease, &fqdn) else {
         return;
     };
@@ -189,7 +181,7 @@ fn remove(engine: &Engine, lease: &LeaseInfo) {
     if !lease.fqdn_fwd && !lease.fqdn_rev {
         return;
     }
-    let fqdn = absolute(hostname);
+    let fqdn = absolute_fqdn(hostname);
     let Some(dhcid) = lease_dhcid(engine, lease, &fqdn) else {
         return;
     };

@@ -31,3 +31,18 @@ pub struct Change {
     /// Update the reverse zone (PTR + DHCID).
     pub reverse: bool,
 }
+
+/// `name` as `Change::fqdn` spells names: lower case, with the trailing dot.
+pub fn absolute_fqdn(name: &str) -> String {
+    let mut n = name.to_ascii_lowercase();
+    if !n.ends_with('.') {
+        n.push('.');
+    }
+    n
+}
+
+/// The in-addr.arpa name of `addr`, spelled like `absolute_fqdn`.
+pub fn reverse_name(addr: Ipv4Addr) -> String {
+    let [a, b, c, d] = addr.octets();
+    format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
+}

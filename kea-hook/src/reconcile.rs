@@ -20,7 +20,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use serde::Serialize;
 
-use crate::change::{Change, ChangeKind};
+use crate::change::{Change, ChangeKind, absolute_fqdn, reverse_name};
 use crate::config::{ConflictMode, DdnsDomain};
 use crate::dns::{Judged, Pending, TsigSigner, unix_now};
 use crate::host::{LEASE_STATE_DEFAULT, LeaseInfo};
@@ -76,19 +76,6 @@ pub struct Desired {
     pub reverse: bool,
 }
 
-fn absolute_lower(name: &str) -> String {
-    let mut n = name.to_ascii_lowercase();
-    if !n.ends_with('.') {
-        n.push('.');
-    }
-    n
-}
-
-pub fn reverse_name(addr: Ipv4Addr) -> String {
-    let [a, b, c, d] = addr.octets();
-    format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
-}
-
 fn addr_of_reverse(name: &str) -> Option<Ipv4Addr> {
     let rest = name.strip_suffix(".in-addr.arpa.")?;
     let parts: Vec<u8> = rest
@@ -115,7 +102,7 @@ pub fn desired_state(
         .filter(|l| l.valid_lft == u32::MAX || l.cltt + i64::from(l.valid_lft) > now)
         .filter(|l| l.fqdn_fwd || l.fqdn_rev)
         .filter_map(|l| {
-            let fqdn = absolute_lower(l.hostname.as_deref()?);
+            let fqdn = absolute_fqdn(l.hostname.as_deref()?);
             let dhcid = if mode == ConflictMode::NoCheckWithoutDhcid {
                 Vec::new()
             } else {
@@ -235,7 +222,7 @@ pub fn read_zone(
                     let entry = view.entry(name).or_default();
                     match rdata {
                         RData::A(a) => entry.a.push(a.0),
-                        RData::PTR(p) => entry.ptr.push(absolute_lower(&p.0.to_ascii())),
+                        RData::PTR(p) => entry.ptr.push(absolute_fqdn(&p.0.to_ascii())),
                         RData::Unknown { code, rdata } if u16::from(code) == DHCID_TYPE => {
                             entry.dhcid.push(rdata.anything.clone())
                         }
@@ -339,7 +326,7 @@ fn axfr(
                 soas += 1;
                 continue;
             }
-            records.push((absolute_lower(&record.name.to_ascii()), record.data));
+            records.push((absolute_fqdn(&record.name.to_ascii()), record.data));
         }
     }
     Ok(records)

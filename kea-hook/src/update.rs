@@ -369,8 +369,7 @@ impl<'c> Target<'c> {
 }
 
 pub fn reverse_name(addr: Ipv4Addr) -> Result<Name, String> {
-    let [a, b, c, d] = addr.octets();
-    Name::from_ascii(format!("{d}.{c}.{b}.{a}.in-addr.arpa."))
+    Name::from_ascii(crate::change::reverse_name(addr))
         .map_err(|e| format!("reverse name of {addr}: {e}"))
 }
 
