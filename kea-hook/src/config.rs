@@ -153,6 +153,9 @@ pub struct Config {
     pub sender_threads: usize,
     /// Capacity of the bounded queue between callouts and the journal (`queue-capacity`).
     pub queue_capacity: usize,
+    /// Most changes one sender puts in one UPDATE message
+    /// (`max-changes-per-update`; 1 sends every change on its own).
+    pub max_changes_per_update: usize,
 }
 
 /// Why the hook's `parameters` were refused. Every variant names the parameter
@@ -198,12 +201,17 @@ pub const DEFAULT_GENERATED_PREFIX: &str = "myhost";
 pub const DEFAULT_DNS_SERVER_TIMEOUT_MS: u64 = 500;
 /// Default of `sender-threads`.
 pub const DEFAULT_SENDER_THREADS: usize = 64;
+/// Default of `max-changes-per-update`.
+pub const DEFAULT_MAX_CHANGES_PER_UPDATE: usize = 64;
 /// Default of `queue-capacity`.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
 /// Default `port` of a `dns-servers` entry.
 pub const DEFAULT_DNS_PORT: u16 = 53;
 
 const MAX_SENDER_THREADS: u64 = 256;
+/// A change takes up to ~1.1 KB in a message with long names; 64 KiB is
+/// the TCP limit of one DNS message (larger groups are split anyway).
+const MAX_CHANGES_PER_UPDATE: u64 = 1024;
 const MIN_QUEUE_CAPACITY: u64 = 16;
 const MAX_QUEUE_CAPACITY: u64 = 16 * 1024 * 1024;
 const MAX_DNS_SERVER_TIMEOUT_MS: u64 = 60_000;
@@ -282,6 +290,10 @@ impl Config {
             .integer("queue-capacity", MIN_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY)?
             .map_or(Ok(DEFAULT_QUEUE_CAPACITY), usize::try_from)
             .map_err(|_| top.invalid("queue-capacity", "out of range"))?;
+        let max_changes_per_update = top
+            .integer("max-changes-per-update", 1, MAX_CHANGES_PER_UPDATE)?
+            .map_or(Ok(DEFAULT_MAX_CHANGES_PER_UPDATE), usize::try_from)
+            .map_err(|_| top.invalid("max-changes-per-update", "out of range"))?;
 
         let journal_sync = match top.string("journal-sync")? {
             None | Some("batch") => JournalSync::Batch,
@@ -318,6 +330,7 @@ impl Config {
             transport,
             sender_threads,
             queue_capacity,
+            max_changes_per_update,
         })
     }
 }
@@ -911,6 +924,7 @@ mod tests {
         assert_eq!(c.transport, Transport::Udp);
         assert_eq!(c.sender_threads, DEFAULT_SENDER_THREADS);
         assert_eq!(c.queue_capacity, 65_536);
+        assert_eq!(c.max_changes_per_update, DEFAULT_MAX_CHANGES_PER_UPDATE);
         // The secret never shows in Debug output.
         assert!(!format!("{:?}", c.tsig_keys[0]).contains("secret\""));
     }
@@ -940,7 +954,7 @@ mod tests {
             "ddns-override-client-update": true, "ddns-override-no-update": true,
             "ddns-ttl-percent": 0.5, "ddns-ttl-min": 300, "ddns-ttl-max": 3600,
             "dns-server-timeout": 250, "dns-transport": "tcp", "sender-threads": 256,
-            "queue-capacity": 16, "ddns-replace-client-name": "always",
+            "queue-capacity": 16, "max-changes-per-update": 1, "ddns-replace-client-name": "always",
             "ddns-conflict-resolution-mode": "no-check-without-dhcid",
             "comment": "Kea-style comment", "user-context": {"any": ["thing"]}
         });
@@ -969,6 +983,7 @@ mod tests {
         assert_eq!(c.transport, Transport::Tcp);
         assert_eq!(c.sender_threads, 256);
         assert_eq!(c.queue_capacity, 16);
+        assert_eq!(c.max_changes_per_update, 1);
         assert_eq!(c.naming.replace_client_name, ReplaceClientName::Always);
         assert_eq!(c.conflict_mode, ConflictMode::NoCheckWithoutDhcid);
     }
@@ -1338,6 +1353,16 @@ mod tests {
                 "parameter 'sender-threads': must be an integer from 1 to 256",
             ),
             ("sender-threads", json!(257), "parameter 'sender-threads'"),
+            (
+                "max-changes-per-update",
+                json!(0),
+                "parameter 'max-changes-per-update'",
+            ),
+            (
+                "max-changes-per-update",
+                json!(1025),
+                "parameter 'max-changes-per-update'",
+            ),
             ("queue-capacity", json!(15), "parameter 'queue-capacity'"),
             (
                 "queue-capacity",

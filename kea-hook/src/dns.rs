@@ -516,7 +516,8 @@ pub fn judge(reply: &[u8], pending: &Pending, now: u64) -> Judged {
 /// Sends `request` (unsigned; it gets a random id and is signed here when
 /// `signer` is set) to `server` and waits up to `timeout` for its answer.
 /// Over UDP a truncated reply is followed by the same request over TCP, with
-/// its own `timeout`.
+/// its own `timeout`; a request longer than `MAX_UDP_REQUEST` (a batch of
+/// many changes) goes over TCP directly.
 pub fn exchange(
     request: &Message,
     signer: Option<&TsigSigner>,
@@ -533,6 +534,7 @@ pub fn exchange(
                 response.ignored += ignored;
                 return Ok(response);
             }
+            UdpOutcome::TooLong => {}
         }
     }
     exchange_tcp(request, signer, server, timeout)
@@ -541,7 +543,14 @@ pub fn exchange(
 enum UdpOutcome {
     Answer(Response),
     Truncated { ignored: u32 },
+    TooLong,
 }
+
+/// Longest request sent over UDP: the datagram size that avoids IP
+/// fragmentation on common paths (the DNS Flag Day 2020 figure). Servers
+/// without EDNS may even refuse more than 512 bytes (RFC 2136 section 3.8
+/// lets them), which our single-change messages stay under.
+const MAX_UDP_REQUEST: usize = 1232;
 
 fn exchange_udp(
     request: &Message,
@@ -550,6 +559,9 @@ fn exchange_udp(
     timeout: Duration,
 ) -> Result<UdpOutcome, ExchangeError> {
     let pending = Pending::new(request, signer)?;
+    if pending.bytes.len() > MAX_UDP_REQUEST {
+        return Ok(UdpOutcome::TooLong);
+    }
     let deadline = Instant::now() + timeout;
     let local: SocketAddr = match server {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),

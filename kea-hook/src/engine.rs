@@ -8,7 +8,7 @@
 //! later one for the same name and address while it waited is not sent.
 #![forbid(unsafe_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -702,18 +702,48 @@ impl SenderThread {
             for w in self.rx.try_iter() {
                 local.push(w);
             }
-            let Some(work) = local.pop() else { continue };
-            if local.supersedes(&work.change) {
-                self.finish(&work, None);
+            let batch = self.take_batch(&mut local);
+            if batch.is_empty() {
                 continue;
             }
-            self.shared.heads[self.index].store(work.queued_ms, Ordering::Relaxed);
-            let keep_going = self.apply(&executor, &work, &mut local);
+            let oldest = batch.iter().map(|w| w.queued_ms).min().unwrap_or(0);
+            self.shared.heads[self.index].store(oldest, Ordering::Relaxed);
+            let keep_going = self.apply(&executor, batch, &mut local);
             self.shared.heads[self.index].store(0, Ordering::Relaxed);
             if !keep_going {
                 return;
             }
         }
+    }
+
+    /// The changes at the head of the queue that can share messages: up to
+    /// `max-changes-per-update`, stopping before a second change of a name
+    /// or address already taken (it must wait for the first one's result).
+    /// Superseded changes are finished on the way. Under load the queue
+    /// fills while a batch is in flight, so batches grow with the load and
+    /// no change waits for a batch to fill.
+    fn take_batch(&self, local: &mut LocalQueue) -> Vec<Work> {
+        let max = self.cfg.max_changes_per_update.max(1);
+        let mut batch: Vec<Work> = Vec::new();
+        let mut names: HashSet<String> = HashSet::new();
+        let mut addrs: HashSet<Ipv4Addr> = HashSet::new();
+        while batch.len() < max {
+            let Some(front) = local.items.front() else {
+                break;
+            };
+            if names.contains(&front.change.fqdn) || addrs.contains(&front.change.addr) {
+                break;
+            }
+            let Some(work) = local.pop() else { break };
+            if local.supersedes(&work.change) {
+                self.finish(&work, None);
+                continue;
+            }
+            names.insert(work.change.fqdn.clone());
+            addrs.insert(work.change.addr);
+            batch.push(work);
+        }
+        batch
     }
 
     fn finish(&self, work: &Work, done: Option<&DoneKind>) {
@@ -751,60 +781,91 @@ impl SenderThread {
         }
     }
 
-    /// Applies one change until it is done or superseded; false when stopped
-    /// meanwhile (the change stays pending in the journal).
-    fn apply(&self, executor: &UpdateExecutor<'_>, work: &Work, local: &mut LocalQueue) -> bool {
+    /// Applies a batch until every change in it is done or superseded;
+    /// false when stopped meanwhile (what is left stays pending in the
+    /// journal). Changes that must be retried are retried together, after
+    /// the backoff, in their order.
+    fn apply(
+        &self,
+        executor: &UpdateExecutor<'_>,
+        mut pending: Vec<Work>,
+        local: &mut LocalQueue,
+    ) -> bool {
         let mut backoff = BACKOFF_START;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let applied = executor.apply(&work.change);
+            let changes: Vec<&Change> = pending.iter().map(|w| &w.change).collect();
+            let applied = executor.apply_batch(&changes);
             self.stats
                 .updates_sent
                 .fetch_add(u64::from(applied.stats.sent), Ordering::Relaxed);
             self.note_servers(&applied.steps);
-            match applied.outcome {
-                ApplyOutcome::Done(done) => {
-                    self.shared.successes.fetch_add(1, Ordering::Relaxed);
-                    self.finish(work, Some(&done));
-                    return true;
-                }
-                ApplyOutcome::Retry {
-                    direction,
-                    server,
-                    cause,
-                    detail,
-                } => {
-                    Stats::bump(&self.stats.updates_failed);
-                    let change = &work.change;
-                    let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
-                    let wait = backoff + Duration::from_millis(jitter);
-                    if attempt == 1 || attempt.is_power_of_two() {
-                        tracing::warn!(fqdn = %change.fqdn, addr = %change.addr, attempt, ?direction, %server, ?cause, %detail, retry_in_ms = wait.as_millis() as u64, "DNS update failed; will retry");
+            let mut retry = Vec::new();
+            let mut first_failure = None;
+            for (work, outcome) in pending.into_iter().zip(applied.outcomes) {
+                match outcome {
+                    ApplyOutcome::Done(done) => {
+                        self.shared.successes.fetch_add(1, Ordering::Relaxed);
+                        self.finish(&work, Some(&done));
                     }
-                    self.shared.error(format!(
-                        "{} {}: {cause:?} from {server}: {detail}",
-                        change.fqdn, change.addr
-                    ));
-                    let server_back = match self.wait_backoff(wait) {
-                        Backoff::Stop => return false,
-                        Backoff::OthersSucceed => true,
-                        Backoff::Elapsed => false,
-                    };
-                    for w in self.rx.try_iter() {
-                        local.push(w);
+                    ApplyOutcome::Retry {
+                        direction,
+                        server,
+                        cause,
+                        detail,
+                    } => {
+                        if first_failure.is_none() {
+                            first_failure = Some((
+                                work.change.fqdn.clone(),
+                                work.change.addr,
+                                direction,
+                                server,
+                                cause,
+                                detail,
+                            ));
+                        }
+                        retry.push(work);
                     }
-                    if local.supersedes(change) {
-                        self.finish(work, None);
-                        return true;
-                    }
-                    backoff = if server_back {
-                        BACKOFF_START
-                    } else {
-                        (backoff * 2).min(BACKOFF_MAX)
-                    };
                 }
             }
+            let Some((fqdn, addr, direction, server, cause, detail)) = first_failure else {
+                return true;
+            };
+            self.stats
+                .updates_failed
+                .fetch_add(retry.len() as u64, Ordering::Relaxed);
+            let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
+            let wait = backoff + Duration::from_millis(jitter);
+            if attempt == 1 || attempt.is_power_of_two() {
+                tracing::warn!(%fqdn, %addr, changes = retry.len(), attempt, ?direction, %server, ?cause, %detail, retry_in_ms = wait.as_millis() as u64, "DNS update failed; will retry");
+            }
+            self.shared
+                .error(format!("{fqdn} {addr}: {cause:?} from {server}: {detail}"));
+            let server_back = match self.wait_backoff(wait) {
+                Backoff::Stop => return false,
+                Backoff::OthersSucceed => true,
+                Backoff::Elapsed => false,
+            };
+            for w in self.rx.try_iter() {
+                local.push(w);
+            }
+            pending = Vec::with_capacity(retry.len());
+            for work in retry {
+                if local.supersedes(&work.change) {
+                    self.finish(&work, None);
+                } else {
+                    pending.push(work);
+                }
+            }
+            if pending.is_empty() {
+                return true;
+            }
+            backoff = if server_back {
+                BACKOFF_START
+            } else {
+                (backoff * 2).min(BACKOFF_MAX)
+            };
         }
     }
 

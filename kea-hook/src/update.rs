@@ -156,6 +156,15 @@ pub struct Applied {
     pub stats: UpdateStats,
 }
 
+/// What one `apply_batch` did.
+#[derive(Debug)]
+pub struct BatchApplied {
+    /// One outcome per change, in the order given.
+    pub outcomes: Vec<ApplyOutcome>,
+    pub steps: Vec<StepRecord>,
+    pub stats: UpdateStats,
+}
+
 /// Runs changes against the zones of one configuration.
 pub struct UpdateExecutor<'a> {
     cfg: &'a Config,
@@ -163,6 +172,7 @@ pub struct UpdateExecutor<'a> {
 }
 
 /// The outcome of one direction on one server.
+#[derive(Clone, Debug)]
 enum DirOutcome {
     Ok,
     Conflict(String),
@@ -185,6 +195,29 @@ struct Target<'c> {
     reverse: Name,
 }
 
+/// A change turned into names, with the zone of each wanted direction.
+struct Plan<'c, 'z> {
+    target: Target<'c>,
+    forward: Option<&'z DdnsDomain>,
+    reverse: Option<&'z DdnsDomain>,
+}
+
+impl<'z> Plan<'_, 'z> {
+    fn zone(&self, direction: Direction) -> Option<&'z DdnsDomain> {
+        match direction {
+            Direction::Forward => self.forward,
+            Direction::Reverse => self.reverse,
+        }
+    }
+}
+
+/// Changes of one direction, kind and zone that travel in shared messages,
+/// with their index in the caller's list.
+type Members<'p, 'c> = [(usize, &'p Target<'c>)];
+
+/// The members of one direction, zone and kind.
+type Group<'z, 'p, 'c> = (&'z DdnsDomain, ChangeKind, Vec<(usize, &'p Target<'c>)>);
+
 impl<'a> UpdateExecutor<'a> {
     pub fn new(cfg: &'a Config) -> Self {
         let signers = cfg.tsig_keys.iter().map(TsigSigner::new).collect();
@@ -204,66 +237,121 @@ impl<'a> UpdateExecutor<'a> {
         }
     }
 
-    fn apply_inner(&self, change: &Change, run: &mut Run) -> ApplyOutcome {
-        let target = match Target::new(change) {
-            Ok(t) => t,
-            Err(reason) => return ApplyOutcome::Done(DoneKind::Invalid { reason }),
-        };
+    /// Applies many changes with as few messages as the conflict-resolution
+    /// mode allows: per direction, zone and kind, the first message of every
+    /// change's sequence goes in one UPDATE (RFC 2136 applies it whole or
+    /// not at all). When such a message fails, the group is split in halves
+    /// and each half tried again, down to single changes that run their own
+    /// RFC 4703 sequence, so one name owned by someone else costs a few
+    /// messages, never the other changes' progress. The forward direction
+    /// of every change is settled before any reverse message, as in
+    /// `apply`. The changes must touch distinct names and addresses (the
+    /// engine builds batches so): messages of different kinds are not
+    /// ordered against each other.
+    pub fn apply_batch(&self, changes: &[&Change]) -> BatchApplied {
+        let mut run = Run::default();
+        let mut outcomes: Vec<Option<ApplyOutcome>> = vec![None; changes.len()];
+        let mut plans = Vec::with_capacity(changes.len());
+        for (i, change) in changes.iter().enumerate() {
+            match self.plan(change) {
+                Ok(plan) => plans.push(Some(plan)),
+                Err(done) => {
+                    outcomes[i] = Some(ApplyOutcome::Done(done));
+                    plans.push(None);
+                }
+            }
+        }
+        for direction in [Direction::Forward, Direction::Reverse] {
+            let mut groups: Vec<Group<'_, '_, '_>> = Vec::new();
+            for (i, plan) in plans.iter().enumerate() {
+                let Some(plan) = plan else { continue };
+                let Some(zone) = plan.zone(direction) else {
+                    continue;
+                };
+                if outcomes[i].is_some() {
+                    continue;
+                }
+                let kind = plan.target.change.kind;
+                match groups
+                    .iter_mut()
+                    .find(|(z, k, _)| std::ptr::eq(*z, zone) && *k == kind)
+                {
+                    Some(group) => group.2.push((i, &plan.target)),
+                    None => groups.push((zone, kind, vec![(i, &plan.target)])),
+                }
+            }
+            let mut results: Vec<Option<DirOutcome>> = vec![None; changes.len()];
+            for (zone, kind, members) in &groups {
+                self.run_group(&mut run, direction, zone, *kind, 0, members, &mut results);
+            }
+            for (i, result) in results.into_iter().enumerate() {
+                if let Some(outcome) = result.and_then(|r| conclude(direction, r)) {
+                    outcomes[i] = Some(outcome);
+                }
+            }
+        }
+        let outcomes = outcomes
+            .into_iter()
+            .zip(changes)
+            .map(|(o, c)| o.unwrap_or_else(|| ApplyOutcome::Done(finished(c.kind))))
+            .collect();
+        BatchApplied {
+            outcomes,
+            steps: run.steps,
+            stats: run.stats,
+        }
+    }
+
+    /// Names and zones of a change, or why it needs no message at all.
+    fn plan<'c>(&self, change: &'c Change) -> Result<Plan<'c, 'a>, DoneKind> {
+        let target = Target::new(change).map_err(|reason| DoneKind::Invalid { reason })?;
         if self.cfg.conflict_mode != ConflictMode::NoCheckWithoutDhcid && change.dhcid.is_empty() {
-            return ApplyOutcome::Done(DoneKind::Invalid {
+            return Err(DoneKind::Invalid {
                 reason: "empty DHCID in a mode that publishes DHCID records".into(),
             });
         }
         // Like D2: an empty zone list turns the direction off; a list that
         // does not cover the name drops the whole change before any message.
-        let forward = match pick(change.forward, &self.cfg.forward, &target.fqdn) {
-            Ok(zone) => zone,
-            Err(name) => return ApplyOutcome::Done(DoneKind::NoZone { name }),
-        };
-        let reverse = match pick(change.reverse, &self.cfg.reverse, &target.reverse) {
-            Ok(zone) => zone,
-            Err(name) => return ApplyOutcome::Done(DoneKind::NoZone { name }),
-        };
+        let forward = pick(change.forward, &self.cfg.forward, &target.fqdn)
+            .map_err(|name| DoneKind::NoZone { name })?;
+        let reverse = pick(change.reverse, &self.cfg.reverse, &target.reverse)
+            .map_err(|name| DoneKind::NoZone { name })?;
         if forward.is_none() && reverse.is_none() {
-            return ApplyOutcome::Done(DoneKind::NoZone {
+            return Err(DoneKind::NoZone {
                 name: change.fqdn.clone(),
             });
         }
-        for (direction, zone) in [(Direction::Forward, forward), (Direction::Reverse, reverse)] {
-            let Some(zone) = zone else { continue };
-            match self.run_direction(run, direction, zone, &target) {
-                DirOutcome::Ok => {}
-                DirOutcome::Conflict(reason) => {
-                    return ApplyOutcome::Done(DoneKind::Conflict { reason });
-                }
-                DirOutcome::Rejected { server, rcode } => {
-                    return ApplyOutcome::Done(DoneKind::Rejected {
-                        direction,
-                        server,
-                        rcode,
-                    });
-                }
-                DirOutcome::Invalid(reason) => {
-                    return ApplyOutcome::Done(DoneKind::Invalid { reason });
-                }
-                DirOutcome::Retry {
-                    server,
-                    cause,
-                    detail,
-                } => {
-                    return ApplyOutcome::Retry {
-                        direction,
-                        server,
-                        cause,
-                        detail,
-                    };
-                }
+        Ok(Plan {
+            target,
+            forward,
+            reverse,
+        })
+    }
+
+    fn apply_inner(&self, change: &Change, run: &mut Run) -> ApplyOutcome {
+        let plan = match self.plan(change) {
+            Ok(plan) => plan,
+            Err(done) => return ApplyOutcome::Done(done),
+        };
+        for direction in [Direction::Forward, Direction::Reverse] {
+            let Some(zone) = plan.zone(direction) else {
+                continue;
+            };
+            let result = self.run_direction(run, direction, zone, &plan.target);
+            if let Some(outcome) = conclude(direction, result) {
+                return outcome;
             }
         }
-        ApplyOutcome::Done(match change.kind {
-            ChangeKind::Add => DoneKind::Published,
-            ChangeKind::Remove => DoneKind::Removed,
-        })
+        ApplyOutcome::Done(finished(change.kind))
+    }
+
+    fn signer(&self, zone: &DdnsDomain) -> Result<Option<&TsigSigner>, DirOutcome> {
+        match zone.key {
+            None => Ok(None),
+            Some(index) => self.signers.get(index).map(Some).ok_or_else(|| {
+                DirOutcome::Invalid(format!("zone {} names no TSIG key", zone.name))
+            }),
+        }
     }
 
     /// One pass over the zone's servers; the whole sequence of the direction
@@ -276,14 +364,9 @@ impl<'a> UpdateExecutor<'a> {
         zone: &DdnsDomain,
         target: &Target<'_>,
     ) -> DirOutcome {
-        let signer = match zone.key {
-            None => None,
-            Some(index) => match self.signers.get(index) {
-                Some(s) => Some(s),
-                None => {
-                    return DirOutcome::Invalid(format!("zone {} names no TSIG key", zone.name));
-                }
-            },
+        let signer = match self.signer(zone) {
+            Ok(signer) => signer,
+            Err(invalid) => return invalid,
         };
         let mut last = DirOutcome::Invalid(format!("zone {} has no servers", zone.name));
         for &server in &zone.servers {
@@ -301,15 +384,14 @@ impl<'a> UpdateExecutor<'a> {
                 (Direction::Forward, ChangeKind::Remove) => {
                     forward_remove(&mut link, self.cfg.conflict_mode, &zone.name, target)
                 }
-                (Direction::Reverse, ChangeKind::Add) => {
-                    let msg = reverse_add_message(self.cfg.conflict_mode, &zone.name, target);
-                    let result = link.send(StepKind::ReplaceReverse, &msg);
-                    settle(server, result, &[])
-                }
-                (Direction::Reverse, ChangeKind::Remove) => {
-                    let msg = reverse_remove_message(self.cfg.conflict_mode, &zone.name, target);
-                    let result = link.send(StepKind::RemoveReverse, &msg);
-                    settle(server, result, &[Rcode::Nxrrset])
+                (Direction::Reverse, kind) => {
+                    let step = match kind {
+                        ChangeKind::Add => StepKind::ReplaceReverse,
+                        ChangeKind::Remove => StepKind::RemoveReverse,
+                    };
+                    let msg = step_message(step, self.cfg.conflict_mode, &zone.name, target);
+                    let result = link.send(step, &msg);
+                    settle(server, result, also_ok(step))
                 }
             };
             match outcome {
@@ -319,6 +401,219 @@ impl<'a> UpdateExecutor<'a> {
         }
         last
     }
+
+    /// Step `step` of the batched sequence for `members` (see `apply_batch`),
+    /// writing each member's outcome into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_group(
+        &self,
+        run: &mut Run,
+        direction: Direction,
+        zone: &DdnsDomain,
+        kind: ChangeKind,
+        step: usize,
+        members: &Members<'_, '_>,
+        out: &mut [Option<DirOutcome>],
+    ) {
+        let mode = self.cfg.conflict_mode;
+        let Some(&step_kind) = batch_steps(direction, kind, mode).get(step) else {
+            for &(i, _) in members {
+                out[i] = Some(DirOutcome::Ok);
+            }
+            return;
+        };
+        if let [(i, target)] = members {
+            // One change left: its own sequence, with every transition.
+            out[*i] = Some(if step == 0 {
+                self.run_direction(run, direction, zone, target)
+            } else {
+                self.send_one(run, direction, zone, step_kind, target)
+            });
+            return;
+        }
+        let mut tried = vec![step_kind];
+        tried.extend(batch_alternative(step_kind, mode));
+        for attempt in tried {
+            let msg = group_message(attempt, mode, &zone.name, members);
+            match self.send_to_zone(run, direction, zone, attempt, &msg) {
+                Ok((_, Rcode::Success)) => {
+                    return self.run_group(run, direction, zone, kind, step + 1, members, out);
+                }
+                Err(retry @ DirOutcome::Retry { .. }) => {
+                    for &(i, _) in members {
+                        out[i] = Some(retry.clone());
+                    }
+                    return;
+                }
+                // A failed prerequisite, a refusal, or a message that cannot
+                // be built (too long): some member is the cause.
+                Ok(_) | Err(_) => {}
+            }
+        }
+        let (left, right) = members.split_at(members.len() / 2);
+        self.run_group(run, direction, zone, kind, step, left, out);
+        self.run_group(run, direction, zone, kind, step, right, out);
+    }
+
+    /// A single later step of a batched sequence (the first runs through
+    /// `run_direction`), with the zone's servers in order.
+    fn send_one(
+        &self,
+        run: &mut Run,
+        direction: Direction,
+        zone: &DdnsDomain,
+        step: StepKind,
+        target: &Target<'_>,
+    ) -> DirOutcome {
+        let msg = step_message(step, self.cfg.conflict_mode, &zone.name, target);
+        match self.send_to_zone(run, direction, zone, step, &msg) {
+            Ok((server, rcode)) => settle(server, Ok(rcode), also_ok(step)),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Sends `msg` to the zone's servers in order until one gives an answer
+    /// other than a retryable failure, and returns that server and answer;
+    /// `Err` carries the last failure (a retry when every server failed
+    /// that way).
+    fn send_to_zone(
+        &self,
+        run: &mut Run,
+        direction: Direction,
+        zone: &DdnsDomain,
+        kind: StepKind,
+        msg: &Message,
+    ) -> Result<(SocketAddr, Rcode), DirOutcome> {
+        let signer = self.signer(zone)?;
+        let mut last = DirOutcome::Invalid(format!("zone {} has no servers", zone.name));
+        for &server in &zone.servers {
+            let mut link = Link {
+                run: &mut *run,
+                direction,
+                server,
+                signer,
+                cfg: self.cfg,
+            };
+            match link.send(kind, msg) {
+                Ok(Rcode::ServFail) => last = fail(server, Ok(Rcode::ServFail)),
+                Ok(rcode) => return Ok((server, rcode)),
+                Err(failure) => match fail(server, Err(failure)) {
+                    retry @ DirOutcome::Retry { .. } => last = retry,
+                    other => return Err(other),
+                },
+            }
+        }
+        Err(last)
+    }
+}
+
+fn finished(kind: ChangeKind) -> DoneKind {
+    match kind {
+        ChangeKind::Add => DoneKind::Published,
+        ChangeKind::Remove => DoneKind::Removed,
+    }
+}
+
+/// What a direction's outcome means for the change: `None` goes on.
+fn conclude(direction: Direction, outcome: DirOutcome) -> Option<ApplyOutcome> {
+    match outcome {
+        DirOutcome::Ok => None,
+        DirOutcome::Conflict(reason) => Some(ApplyOutcome::Done(DoneKind::Conflict { reason })),
+        DirOutcome::Rejected { server, rcode } => Some(ApplyOutcome::Done(DoneKind::Rejected {
+            direction,
+            server,
+            rcode,
+        })),
+        DirOutcome::Invalid(reason) => Some(ApplyOutcome::Done(DoneKind::Invalid { reason })),
+        DirOutcome::Retry {
+            server,
+            cause,
+            detail,
+        } => Some(ApplyOutcome::Retry {
+            direction,
+            server,
+            cause,
+            detail,
+        }),
+    }
+}
+
+/// The messages of a direction's sequence that many changes can share, in
+/// order. A group that passes all of them is done: the remaining
+/// transitions of the sequences (replace after YXDOMAIN, ...) only happen
+/// for changes isolated after a failure.
+fn batch_steps(direction: Direction, kind: ChangeKind, mode: ConflictMode) -> &'static [StepKind] {
+    let checking = matches!(
+        mode,
+        ConflictMode::CheckWithDhcid | ConflictMode::CheckExistsWithDhcid
+    );
+    match (direction, kind, checking) {
+        (Direction::Forward, ChangeKind::Add, true) => &[StepKind::AddForward],
+        (Direction::Forward, ChangeKind::Add, false) => &[StepKind::SetForward],
+        (Direction::Forward, ChangeKind::Remove, true) => {
+            &[StepKind::RemoveForwardAddress, StepKind::RemoveForwardRest]
+        }
+        (Direction::Forward, ChangeKind::Remove, false) => &[StepKind::ClearForward],
+        (Direction::Reverse, ChangeKind::Add, _) => &[StepKind::ReplaceReverse],
+        (Direction::Reverse, ChangeKind::Remove, _) => &[StepKind::RemoveReverse],
+    }
+}
+
+/// A second message to try for a whole group before splitting it: names
+/// that are all in use and all ours (renewals after a restart, a replayed
+/// journal) are taken over in one message instead of one by one.
+fn batch_alternative(step: StepKind, mode: ConflictMode) -> Option<StepKind> {
+    let checking = matches!(
+        mode,
+        ConflictMode::CheckWithDhcid | ConflictMode::CheckExistsWithDhcid
+    );
+    (step == StepKind::AddForward && checking).then_some(StepKind::ReplaceForward)
+}
+
+/// Answers besides NOERROR that finish a step (the record was not there or
+/// is not ours to remove).
+fn also_ok(step: StepKind) -> &'static [Rcode] {
+    match step {
+        StepKind::RemoveForwardRest => &[Rcode::Nxrrset, Rcode::Yxrrset],
+        StepKind::RemoveForwardAddress | StepKind::ClearForward | StepKind::RemoveReverse => {
+            &[Rcode::Nxrrset]
+        }
+        StepKind::AddForward
+        | StepKind::ReplaceForward
+        | StepKind::SetForward
+        | StepKind::ReplaceReverse => &[],
+    }
+}
+
+/// One change's message for `step`.
+fn step_message(step: StepKind, mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
+    match step {
+        StepKind::AddForward => forward_add_message(zone, t),
+        StepKind::ReplaceForward => forward_replace_message(mode, zone, t),
+        StepKind::SetForward => forward_set_message(mode, zone, t),
+        StepKind::ReplaceReverse => reverse_add_message(mode, zone, t),
+        StepKind::RemoveForwardAddress => forward_remove_address_message(mode, zone, t),
+        StepKind::RemoveForwardRest => forward_remove_rest_message(mode, zone, t),
+        StepKind::ClearForward => forward_clear_message(mode, zone, t),
+        StepKind::RemoveReverse => reverse_remove_message(mode, zone, t),
+    }
+}
+
+/// The members' messages for `step` as one UPDATE: every prerequisite must
+/// hold for any update to apply (RFC 2136 section 3.2).
+fn group_message(
+    step: StepKind,
+    mode: ConflictMode,
+    zone: &Name,
+    members: &Members<'_, '_>,
+) -> Message {
+    let mut msg = new_update(zone);
+    for (_, target) in members {
+        let one = step_message(step, mode, zone, target);
+        msg.answers.extend(one.answers);
+        msg.authorities.extend(one.authorities);
+    }
+    msg
 }
 
 /// Longest-suffix match; `Ok(None)` when the direction is not wanted or has
@@ -859,6 +1154,7 @@ mod tests {
             transport: Transport::Udp,
             sender_threads: 1,
             queue_capacity: 16,
+            max_changes_per_update: 64,
             journal_sync: crate::config::JournalSync::Batch,
             reconcile: crate::config::ReconcilePolicy::default(),
         }
@@ -1709,5 +2005,216 @@ mod tests {
         assert_eq!(done(&applied), &DoneKind::Removed);
         assert!(knot.dig(REV, "PTR").is_empty());
         drop(silent);
+    }
+
+    // ---- Batches: many changes in shared messages ----
+
+    fn numbered(kind: ChangeKind, n: usize, octet: u8, dhcid: &[u8]) -> Vec<Change> {
+        (0..n)
+            .map(|i| {
+                change(
+                    kind,
+                    &format!("b{i}.lan.example."),
+                    [10, 77, octet, i as u8 + 1],
+                    dhcid,
+                )
+            })
+            .collect()
+    }
+
+    fn outcomes_of(applied: &BatchApplied) -> Vec<&DoneKind> {
+        applied
+            .outcomes
+            .iter()
+            .map(|o| match o {
+                ApplyOutcome::Done(kind) => kind,
+                other => panic!("expected Done, got {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batch_of_unreachable_server_retries_every_change() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let s = silent.local_addr().unwrap();
+        let mut cfg = config(
+            ConflictMode::CheckWithDhcid,
+            vec![domain("lan.example.", None, vec![s])],
+            vec![domain("77.10.in-addr.arpa.", None, vec![s])],
+        );
+        cfg.dns_server_timeout = Duration::from_millis(200);
+        let mut changes = numbered(ChangeKind::Add, 10, 2, DHCID_A);
+        changes.push(change(
+            ChangeKind::Add,
+            "x.other.",
+            [10, 77, 2, 99],
+            DHCID_A,
+        ));
+        let refs: Vec<&Change> = changes.iter().collect();
+        let applied = UpdateExecutor::new(&cfg).apply_batch(&refs);
+        assert_eq!(applied.outcomes.len(), 11);
+        for outcome in &applied.outcomes[..10] {
+            assert!(
+                matches!(
+                    outcome,
+                    ApplyOutcome::Retry {
+                        cause: RetryCause::Timeout,
+                        direction: Direction::Forward,
+                        ..
+                    }
+                ),
+                "{outcome:?}"
+            );
+        }
+        assert!(matches!(
+            applied.outcomes[10],
+            ApplyOutcome::Done(DoneKind::NoZone { .. })
+        ));
+        // One shared message timed out: no message per change.
+        assert_eq!(applied.stats.sent, 1);
+        assert_eq!(applied.stats.timeouts, 1);
+    }
+
+    #[test]
+    fn knot_batch_publishes_renews_and_removes_in_few_messages() {
+        if !knot_enabled("knot_batch_publishes_renews_and_removes_in_few_messages") {
+            return;
+        }
+        let knot = start_knot(53537);
+        let cfg = knot_config(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+        let exec = UpdateExecutor::new(&cfg);
+        let adds = numbered(ChangeKind::Add, 50, 2, DHCID_A);
+        let refs: Vec<&Change> = adds.iter().collect();
+
+        let applied = exec.apply_batch(&refs);
+        assert!(
+            outcomes_of(&applied)
+                .iter()
+                .all(|d| **d == DoneKind::Published)
+        );
+        // One forward and one reverse message for 50 changes, over TCP
+        // (too long for a datagram).
+        assert_eq!(applied.stats.sent, 2);
+        for i in [0usize, 17, 49] {
+            assert_eq!(
+                knot.dig(&format!("b{i}.lan.example."), "A"),
+                vec![format!("10.77.2.{}", i + 1)]
+            );
+            assert_eq!(
+                knot.dig(&format!("{}.2.77.10.in-addr.arpa.", i + 1), "PTR"),
+                vec![format!("b{i}.lan.example.")]
+            );
+        }
+
+        // The same changes again (a restart forgot what was published): the
+        // names are in use and ours, so the shared replace takes them over.
+        let applied = exec.apply_batch(&refs);
+        assert!(
+            outcomes_of(&applied)
+                .iter()
+                .all(|d| **d == DoneKind::Published)
+        );
+        let kinds: Vec<StepKind> = applied.steps.iter().map(|s| s.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                StepKind::AddForward,
+                StepKind::ReplaceForward,
+                StepKind::ReplaceReverse
+            ]
+        );
+
+        let removes = numbered(ChangeKind::Remove, 50, 2, DHCID_A);
+        let refs: Vec<&Change> = removes.iter().collect();
+        let applied = exec.apply_batch(&refs);
+        assert!(
+            outcomes_of(&applied)
+                .iter()
+                .all(|d| **d == DoneKind::Removed)
+        );
+        assert_eq!(applied.stats.sent, 3);
+        for i in [0usize, 17, 49] {
+            assert!(knot.dig(&format!("b{i}.lan.example."), "ANY").is_empty());
+            assert!(
+                knot.dig(&format!("{}.2.77.10.in-addr.arpa.", i + 1), "PTR")
+                    .is_empty()
+            );
+        }
+    }
+
+    #[test]
+    fn knot_batch_isolates_a_name_owned_by_another_client() {
+        if !knot_enabled("knot_batch_isolates_a_name_owned_by_another_client") {
+            return;
+        }
+        let knot = start_knot(53538);
+        let cfg = knot_config(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+        let exec = UpdateExecutor::new(&cfg);
+        let other = change(
+            ChangeKind::Add,
+            "b7.lan.example.",
+            [10, 77, 9, 200],
+            DHCID_B,
+        );
+        assert_eq!(done(&exec.apply(&other)), &DoneKind::Published);
+
+        let adds = numbered(ChangeKind::Add, 32, 3, DHCID_A);
+        let refs: Vec<&Change> = adds.iter().collect();
+        let applied = exec.apply_batch(&refs);
+        for (i, outcome) in outcomes_of(&applied).into_iter().enumerate() {
+            if i == 7 {
+                assert!(matches!(outcome, DoneKind::Conflict { .. }), "{outcome:?}");
+            } else {
+                assert_eq!(outcome, &DoneKind::Published, "b{i}");
+            }
+        }
+        // Halving isolates the one conflict: 5 levels of (add, replace,
+        // add of the good half), the conflict's own two messages, and one
+        // reverse message; one message per change each way would be 63.
+        assert!(applied.stats.sent <= 20, "{} messages", applied.stats.sent);
+        assert_eq!(knot.dig("b7.lan.example.", "A"), vec!["10.77.9.200"]);
+        assert!(knot.dig("8.3.77.10.in-addr.arpa.", "PTR").is_empty());
+        assert_eq!(knot.dig("b31.lan.example.", "A"), vec!["10.77.3.32"]);
+        assert_eq!(
+            knot.dig("32.3.77.10.in-addr.arpa.", "PTR"),
+            vec!["b31.lan.example."]
+        );
+    }
+
+    #[test]
+    fn knot_batch_longer_than_one_message_is_split() {
+        if !knot_enabled("knot_batch_longer_than_one_message_is_split") {
+            return;
+        }
+        let knot = start_knot(53539);
+        let cfg = knot_config(ConflictMode::NoCheckWithDhcid, SHA256, vec![knot.addr()]);
+        let exec = UpdateExecutor::new(&cfg);
+        let label = "x".repeat(60);
+        let changes: Vec<Change> = (0..600usize)
+            .map(|i| {
+                change(
+                    ChangeKind::Add,
+                    &format!("n{i}.{label}.{label}.{label}.lan.example."),
+                    [10, 77, 10 + (i / 200) as u8, (i % 200) as u8 + 1],
+                    DHCID_A,
+                )
+            })
+            .collect();
+        let refs: Vec<&Change> = changes.iter().collect();
+        let applied = exec.apply_batch(&refs);
+        assert!(
+            outcomes_of(&applied)
+                .iter()
+                .all(|d| **d == DoneKind::Published)
+        );
+        // No single message holds 600 long names (64 KiB at most).
+        assert!(
+            (3..50).contains(&applied.stats.sent),
+            "{} messages",
+            applied.stats.sent
+        );
+        let last = format!("n599.{label}.{label}.{label}.lan.example.");
+        assert_eq!(knot.dig(&last, "A"), vec!["10.77.12.200"]);
+        assert_eq!(knot.dig("200.12.77.10.in-addr.arpa.", "PTR"), vec![last]);
     }
 }
