@@ -149,7 +149,7 @@ pub struct Config {
     /// Per-attempt timeout for one DNS exchange (`dns-server-timeout`, ms).
     pub dns_server_timeout: Duration,
     pub transport: Transport,
-    /// Number of sender threads, i.e. changes in flight at once (`sender-threads`).
+    /// Number of sender threads, i.e. UPDATE messages in flight at once (`sender-threads`).
     pub sender_threads: usize,
     /// Capacity of the bounded queue between callouts and the journal (`queue-capacity`).
     pub queue_capacity: usize,
@@ -200,7 +200,7 @@ pub const DEFAULT_GENERATED_PREFIX: &str = "myhost";
 /// Default of `dns-server-timeout`, in milliseconds.
 pub const DEFAULT_DNS_SERVER_TIMEOUT_MS: u64 = 500;
 /// Default of `sender-threads`.
-pub const DEFAULT_SENDER_THREADS: usize = 64;
+pub const DEFAULT_SENDER_THREADS: usize = 4;
 /// Default of `max-changes-per-update`.
 pub const DEFAULT_MAX_CHANGES_PER_UPDATE: usize = 64;
 /// Default of `queue-capacity`.

@@ -184,7 +184,7 @@ unsafe extern "C" fn reconcile_command(handle: *mut c_void) -> c_int {
 pub unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
     guard!("lease4_select", {
         with_engine(handle, |engine, co| {
-            if co.bool_arg("fake_allocation") != Some(false) {
+            if co.bool_arg(c"fake_allocation") != Some(false) {
                 return;
             }
             callouts::name_lease(engine, co);

@@ -4,7 +4,7 @@
 //! pointers. Everything returned here is copied out of Kea's objects during
 //! the call; no host pointer is kept after it returns (STYLE boundary rule 5).
 
-use std::ffi::{CString, c_char, c_int, c_void};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::mem::MaybeUninit;
 use std::net::Ipv4Addr;
 
@@ -51,8 +51,9 @@ pub struct Callout {
     handle: *mut c_void,
 }
 
-fn cstr(name: &str) -> CString {
-    CString::new(name.replace('\0', "")).unwrap_or_default()
+/// `text` as a C string; interior NULs (never in names we built) are dropped.
+fn cstr(text: &str) -> CString {
+    CString::new(text).unwrap_or_else(|_| CString::new(text.replace('\0', "")).unwrap_or_default())
 }
 
 fn lease_from_raw(raw: &sys::ldns_lease4_t) -> LeaseInfo {
@@ -88,8 +89,8 @@ impl Callout {
         (!handle.is_null()).then_some(Callout { handle })
     }
 
-    pub fn lease(&self, arg: &str) -> Option<LeaseInfo> {
-        let name = cstr(arg);
+    pub fn lease(&self, arg: &CStr) -> Option<LeaseInfo> {
+        let name = arg;
         let mut raw = MaybeUninit::<sys::ldns_lease4_t>::zeroed();
         // SAFETY: the handle is live for this callout (Callout::from_raw); the
         // shim fills `raw` completely on LDNS_OK and catches every exception.
@@ -102,8 +103,8 @@ impl Callout {
         Some(lease_from_raw(&raw))
     }
 
-    pub fn leases(&self, arg: &str) -> Vec<LeaseInfo> {
-        let name = cstr(arg);
+    pub fn leases(&self, arg: &CStr) -> Vec<LeaseInfo> {
+        let name = arg;
         let mut count = 0usize;
         // SAFETY: live handle; `count` is a valid out pointer.
         let rc = unsafe { sys::ldns_arg_leases4_count(self.handle, name.as_ptr(), &mut count) };
@@ -125,16 +126,16 @@ impl Callout {
         out
     }
 
-    pub fn bool_arg(&self, arg: &str) -> Option<bool> {
-        let name = cstr(arg);
+    pub fn bool_arg(&self, arg: &CStr) -> Option<bool> {
+        let name = arg;
         let mut value: c_int = 0;
         // SAFETY: live handle, valid out pointer; a type mismatch is reported as LDNS_ERR.
         let rc = unsafe { sys::ldns_arg_bool(self.handle, name.as_ptr(), &mut value) };
         (rc == sys::LDNS_OK).then_some(value != 0)
     }
 
-    pub fn packet_names(&self, arg: &str) -> Option<PacketNames> {
-        let name = cstr(arg);
+    pub fn packet_names(&self, arg: &CStr) -> Option<PacketNames> {
+        let name = arg;
         let mut raw = MaybeUninit::<sys::ldns_client_names_t>::zeroed();
         // SAFETY: live handle; the shim fills `raw` on LDNS_OK.
         let rc = unsafe { sys::ldns_arg_pkt4_names(self.handle, name.as_ptr(), raw.as_mut_ptr()) };
@@ -155,8 +156,8 @@ impl Callout {
     }
 
     /// Stores the final FQDN in the lease argument, so Kea's lease database records it.
-    pub fn set_lease_hostname(&self, arg: &str, fqdn: &str, fwd: bool, rev: bool) -> bool {
-        let name = cstr(arg);
+    pub fn set_lease_hostname(&self, arg: &CStr, fqdn: &str, fwd: bool, rev: bool) -> bool {
+        let name = arg;
         let value = cstr(fqdn);
         // SAFETY: live handle; both strings are NUL-terminated and outlive the call.
         let rc = unsafe {
@@ -172,8 +173,8 @@ impl Callout {
     }
 
     /// Replaces option 81 of the packet argument `arg` (the response).
-    pub fn set_packet_fqdn(&self, arg: &str, flags: u8, fqdn: &str) -> bool {
-        let name = cstr(arg);
+    pub fn set_packet_fqdn(&self, arg: &CStr, flags: u8, fqdn: &str) -> bool {
+        let name = arg;
         let value = cstr(fqdn);
         // SAFETY: live handle; both strings are NUL-terminated and outlive the call.
         let rc =

@@ -2171,6 +2171,7 @@ mod tests {
         // Halving isolates the one conflict: 5 levels of (add, replace,
         // add of the good half), the conflict's own two messages, and one
         // reverse message; one message per change each way would be 63.
+        println!("32 adds, one conflict: {} messages", applied.stats.sent);
         assert!(applied.stats.sent <= 20, "{} messages", applied.stats.sent);
         assert_eq!(knot.dig("b7.lan.example.", "A"), vec!["10.77.9.200"]);
         assert!(knot.dig("8.3.77.10.in-addr.arpa.", "PTR").is_empty());
