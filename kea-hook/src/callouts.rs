@@ -72,13 +72,13 @@ pub fn answer_fqdn(engine: &Engine, co: &Callout) {
     if query.fqdn.is_none() {
         return;
     }
-    let Some(response) = co.packet_names(c"response4") else {
+    let Some((_, yiaddr)) = co.packet_header(c"response4") else {
         return;
     };
-    if response.yiaddr.is_unspecified() {
+    if yiaddr.is_unspecified() {
         return;
     }
-    let reply = match decide(engine, &query, response.yiaddr) {
+    let reply = match decide(engine, &query, yiaddr) {
         NameOutcome::Publish(decision) => decision.reply,
         NameOutcome::NoUpdate { reply, .. } => reply,
         NameOutcome::NoName | NameOutcome::Rejected(_) => None,
@@ -90,8 +90,8 @@ pub fn answer_fqdn(engine: &Engine, co: &Callout) {
 
 /// leases4_committed: the database holds the final state of this exchange.
 pub fn committed(engine: &Engine, co: &Callout) {
-    if let Some(query) = co.packet_names(c"query4")
-        && (query.msg_type == host::DHCPDISCOVER || query.msg_type == host::DHCPINFORM)
+    if let Some((msg_type, _)) = co.packet_header(c"query4")
+        && (msg_type == host::DHCPDISCOVER || msg_type == host::DHCPINFORM)
     {
         return;
     }

@@ -155,6 +155,18 @@ impl Callout {
         })
     }
 
+    /// Message type and `yiaddr` of the packet argument `arg`, without
+    /// its options.
+    pub fn packet_header(&self, arg: &CStr) -> Option<(u8, Ipv4Addr)> {
+        let mut msg_type: u8 = 0;
+        let mut yiaddr: u32 = 0;
+        // SAFETY: live handle, valid out pointers; the shim catches every exception.
+        let rc = unsafe {
+            sys::ldns_arg_pkt4_header(self.handle, arg.as_ptr(), &mut msg_type, &mut yiaddr)
+        };
+        (rc == sys::LDNS_OK).then(|| (msg_type, Ipv4Addr::from(yiaddr)))
+    }
+
     /// Stores the final FQDN in the lease argument, so Kea's lease database records it.
     pub fn set_lease_hostname(&self, arg: &CStr, fqdn: &str, fwd: bool, rev: bool) -> bool {
         let name = arg;

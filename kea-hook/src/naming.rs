@@ -58,7 +58,7 @@
 //! see them.
 #![forbid(unsafe_code)]
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::Ipv4Addr;
 
 use crate::config::{DdnsDomain, NamingPolicy, ReplaceClientName, is_label_byte};
@@ -515,12 +515,20 @@ fn qualified(policy: &NamingPolicy, mut labels: Vec<String>) -> Vec<String> {
     let Some(suffix) = &policy.qualifying_suffix else {
         return labels;
     };
-    let suffix: Vec<String> = suffix
-        .iter()
-        .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
-        .collect();
-    if !labels.ends_with(&suffix) {
-        labels.extend(suffix);
+    // Compared in place: this runs for every packet with a name.
+    let suffix_len = suffix.iter().len();
+    let has_suffix = labels.len() >= suffix_len
+        && suffix
+            .iter()
+            .rev()
+            .zip(labels.iter().rev())
+            .all(|(s, l)| s.eq_ignore_ascii_case(l.as_bytes()));
+    if !has_suffix {
+        labels.extend(
+            suffix
+                .iter()
+                .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()),
+        );
     }
     labels
 }
@@ -528,10 +536,15 @@ fn qualified(policy: &NamingPolicy, mut labels: Vec<String>) -> Vec<String> {
 /// Kea's `generateFqdn`: `<prefix>-a-b-c-d`, qualified.
 fn generate(policy: &NamingPolicy, addr: Ipv4Addr) -> Result<Vec<String>, NameRejection> {
     let [a, b, c, d] = addr.octets();
-    let label = format!(
-        "{}-{a}-{b}-{c}-{d}",
-        policy.generated_prefix.to_ascii_lowercase()
+    let mut label = String::with_capacity(policy.generated_prefix.len() + 16);
+    label.extend(
+        policy
+            .generated_prefix
+            .chars()
+            .map(|c| c.to_ascii_lowercase()),
     );
+    // Writing to a String cannot fail.
+    let _ = write!(label, "-{a}-{b}-{c}-{d}");
     let invalid = |reason: &str| NameRejection {
         kind: RejectionKind::InvalidName,
         reason: format!("generated name for {addr}: {reason}"),

@@ -67,6 +67,9 @@ int ldns_arg_leases4_at(void *handle, const char *name, size_t idx, ldns_lease4_
 int ldns_arg_bool(void *handle, const char *name, int *out) LDNS_NOEXCEPT;
 int ldns_set_lease4_hostname(void *handle, const char *name, const char *hostname, int fwd, int rev) LDNS_NOEXCEPT;
 int ldns_arg_pkt4_names(void *handle, const char *name, ldns_client_names_t *out) LDNS_NOEXCEPT;
+/* Message type and yiaddr (host byte order) of the packet argument: cheaper than the names
+   when only these are needed. */
+int ldns_arg_pkt4_header(void *handle, const char *name, uint8_t *msg_type, uint32_t *yiaddr) LDNS_NOEXCEPT;
 /* Replaces option 81 in the packet argument `name` (normally response4). */
 int ldns_pkt4_set_fqdn(void *handle, const char *name, uint8_t flags, const char *fqdn) LDNS_NOEXCEPT;
 

@@ -201,6 +201,21 @@ int ldns_arg_pkt4_names(void* handle, const char* name, ldns_client_names_t* out
     }
 }
 
+int ldns_arg_pkt4_header(void* handle, const char* name, uint8_t* msg_type,
+                         uint32_t* yiaddr) noexcept {
+    if (!handle || !name || !msg_type || !yiaddr) return LDNS_ABSENT;
+    try {
+        Pkt4Ptr pkt;
+        as_handle(handle)->getArgument(name, pkt);
+        if (!pkt) return LDNS_ABSENT;
+        *msg_type = pkt->getType();
+        *yiaddr = pkt->getYiaddr().toUint32();
+        return LDNS_OK;
+    } catch (...) {
+        return LDNS_ERR;
+    }
+}
+
 int ldns_pkt4_set_fqdn(void* handle, const char* name, uint8_t flags, const char* fqdn) noexcept {
     if (!handle || !name || !fqdn) return LDNS_ABSENT;
     try {

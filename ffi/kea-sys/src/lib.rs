@@ -98,6 +98,12 @@ unsafe extern "C" {
         name: *const c_char,
         out: *mut ldns_client_names_t,
     ) -> c_int;
+    pub fn ldns_arg_pkt4_header(
+        handle: *mut c_void,
+        name: *const c_char,
+        msg_type: *mut u8,
+        yiaddr: *mut u32,
+    ) -> c_int;
     pub fn ldns_pkt4_set_fqdn(
         handle: *mut c_void,
         name: *const c_char,
