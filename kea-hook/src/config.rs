@@ -198,7 +198,7 @@ pub const DEFAULT_HOSTNAME_CHAR_SET: &str = "[^A-Za-z0-9.-]";
 /// Default of `ddns-generated-prefix`, as in kea-dhcp4.
 pub const DEFAULT_GENERATED_PREFIX: &str = "myhost";
 /// Default of `dns-server-timeout`, in milliseconds.
-pub const DEFAULT_DNS_SERVER_TIMEOUT_MS: u64 = 500;
+pub const DEFAULT_DNS_SERVER_TIMEOUT_MS: u64 = 1000;
 /// Default of `sender-threads`.
 pub const DEFAULT_SENDER_THREADS: usize = 4;
 /// Default of `max-changes-per-update`.
@@ -920,7 +920,7 @@ mod tests {
         assert!(!c.naming.override_no_update);
         assert_eq!(c.conflict_mode, ConflictMode::CheckWithDhcid);
         assert_eq!(c.ttl, TtlPolicy::default());
-        assert_eq!(c.dns_server_timeout, Duration::from_millis(500));
+        assert_eq!(c.dns_server_timeout, Duration::from_millis(DEFAULT_DNS_SERVER_TIMEOUT_MS));
         assert_eq!(c.transport, Transport::Udp);
         assert_eq!(c.sender_threads, DEFAULT_SENDER_THREADS);
         assert_eq!(c.queue_capacity, 65_536);
