@@ -920,7 +920,10 @@ mod tests {
         assert!(!c.naming.override_no_update);
         assert_eq!(c.conflict_mode, ConflictMode::CheckWithDhcid);
         assert_eq!(c.ttl, TtlPolicy::default());
-        assert_eq!(c.dns_server_timeout, Duration::from_millis(DEFAULT_DNS_SERVER_TIMEOUT_MS));
+        assert_eq!(
+            c.dns_server_timeout,
+            Duration::from_millis(DEFAULT_DNS_SERVER_TIMEOUT_MS)
+        );
         assert_eq!(c.transport, Transport::Udp);
         assert_eq!(c.sender_threads, DEFAULT_SENDER_THREADS);
         assert_eq!(c.queue_capacity, 65_536);

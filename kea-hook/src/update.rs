@@ -2033,6 +2033,12 @@ mod tests {
             .collect()
     }
 
+    fn assert_all(applied: &BatchApplied, expected: &DoneKind) {
+        for (i, outcome) in outcomes_of(applied).into_iter().enumerate() {
+            assert_eq!(outcome, expected, "change {i}; steps {:?}", applied.steps);
+        }
+    }
+
     #[test]
     fn batch_of_unreachable_server_retries_every_change() {
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -2087,11 +2093,7 @@ mod tests {
         let refs: Vec<&Change> = adds.iter().collect();
 
         let applied = exec.apply_batch(&refs);
-        assert!(
-            outcomes_of(&applied)
-                .iter()
-                .all(|d| **d == DoneKind::Published)
-        );
+        assert_all(&applied, &DoneKind::Published);
         // One forward and one reverse message for 50 changes, over TCP
         // (too long for a datagram).
         assert_eq!(applied.stats.sent, 2);
@@ -2109,11 +2111,7 @@ mod tests {
         // The same changes again (a restart forgot what was published): the
         // names are in use and ours, so the shared replace takes them over.
         let applied = exec.apply_batch(&refs);
-        assert!(
-            outcomes_of(&applied)
-                .iter()
-                .all(|d| **d == DoneKind::Published)
-        );
+        assert_all(&applied, &DoneKind::Published);
         let kinds: Vec<StepKind> = applied.steps.iter().map(|s| s.kind).collect();
         assert_eq!(
             kinds,
@@ -2127,11 +2125,7 @@ mod tests {
         let removes = numbered(ChangeKind::Remove, 50, 2, DHCID_A);
         let refs: Vec<&Change> = removes.iter().collect();
         let applied = exec.apply_batch(&refs);
-        assert!(
-            outcomes_of(&applied)
-                .iter()
-                .all(|d| **d == DoneKind::Removed)
-        );
+        assert_all(&applied, &DoneKind::Removed);
         assert_eq!(applied.stats.sent, 3);
         for i in [0usize, 17, 49] {
             assert!(knot.dig(&format!("b{i}.lan.example."), "ANY").is_empty());
@@ -2203,11 +2197,7 @@ mod tests {
             .collect();
         let refs: Vec<&Change> = changes.iter().collect();
         let applied = exec.apply_batch(&refs);
-        assert!(
-            outcomes_of(&applied)
-                .iter()
-                .all(|d| **d == DoneKind::Published)
-        );
+        assert_all(&applied, &DoneKind::Published);
         // No single message holds 600 long names (64 KiB at most).
         assert!(
             (3..50).contains(&applied.stats.sent),
