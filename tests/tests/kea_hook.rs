@@ -219,6 +219,19 @@ fn two_thousand_perfdhcp_clients_get_exactly_their_records() {
     lab.wait_zone_matches_leases(2000);
     assert_eq!(lab.dns().count(ZONE, "DHCID").unwrap(), 2000);
     assert_eq!(lab.stat("leasedns.changes-dropped"), 0);
+    // Every packet callout is timed: DISCOVER and REQUEST each pass
+    // lease4_select and pkt4_send, and the REQUEST leases4_committed.
+    lab.wait_stat("leasedns.callout-count", 5 * 2000);
+    let (p50, p99, max) = (
+        lab.stat("leasedns.callout-p50-ns"),
+        lab.stat("leasedns.callout-p99-ns"),
+        lab.stat("leasedns.callout-max-ns"),
+    );
+    // Quantiles are bucket upper bounds (buckets ~19% wide), the max exact.
+    assert!(
+        0 < p50 && p50 <= p99 && max > 0,
+        "p50 {p50} p99 {p99} max {max}"
+    );
 }
 
 #[test]
