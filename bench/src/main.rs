@@ -40,7 +40,7 @@ impl BenchError {
 }
 
 const USAGE: &str = "usage: bench [--quick] [--steady-rate R] [--steady-leases N] [--burst-rate R]
-             [--burst-leases N] [--threads T] [--workloads steady,burst,burst-mt]
+             [--burst-leases N] [--threads T] [--workloads steady,burst,burst-mt,backlog]
              [--modes abc] [--dns-timeout SECS] [--no-callout-timer] [--perf DIR]
              [--hook-param KEY=VALUE]...
   --quick              smoke run: 1,000 leases at 500/s, bursts of 2,000
@@ -49,7 +49,7 @@ const USAGE: &str = "usage: bench [--quick] [--steady-rate R] [--steady-leases N
   --burst-rate R       burst perfdhcp -r (default 10000: faster than Kea takes them)
   --burst-leases N     burst leases (default 20000)
   --threads T          Kea thread-pool-size in burst-mt (default 2)
-  --workloads LIST     which workloads (default steady,burst,burst-mt)
+  --workloads LIST     which workloads (default steady,burst,burst-mt,backlog)
   --modes LETTERS      which modes (default abc)
   --dns-timeout SECS   give up on missing records this long after the last ACK (default 60)
   --no-callout-timer   skip the extra burst runs of leasedns through the callout timer
@@ -88,7 +88,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, BenchError
         burst_rate: 10_000,
         burst_leases: env_u32("BENCH_BURST_LEASES", 20_000),
         threads: 2,
-        workloads: vec!["steady".into(), "burst".into(), "burst-mt".into()],
+        workloads: vec![
+            "steady".into(),
+            "burst".into(),
+            "burst-mt".into(),
+            "backlog".into(),
+        ],
         modes: vec![Mode::KeaOnly, Mode::Stock, Mode::Leasedns],
         dns_timeout: Duration::from_secs(60),
         callout_timer: true,
@@ -127,7 +132,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, BenchError
                 if let Some(bad) = parsed
                     .workloads
                     .iter()
-                    .find(|w| !["steady", "burst", "burst-mt"].contains(&w.as_str()))
+                    .find(|w| !["steady", "burst", "burst-mt", "backlog"].contains(&w.as_str()))
                 {
                     return Err(BenchError::Usage(format!("unknown workload {bad}")));
                 }
@@ -171,18 +176,28 @@ fn workloads(args: &Args) -> Vec<Workload> {
                 rate: args.steady_rate,
                 leases: args.steady_leases,
                 threads: None,
+                pause_dns: false,
             },
             "burst" => Workload {
                 name: name.clone(),
                 rate: args.burst_rate,
                 leases: args.burst_leases,
                 threads: None,
+                pause_dns: false,
+            },
+            "backlog" => Workload {
+                name: name.clone(),
+                rate: args.burst_rate,
+                leases: args.burst_leases,
+                threads: None,
+                pause_dns: true,
             },
             _ => Workload {
                 name: name.clone(),
                 rate: args.burst_rate,
                 leases: args.burst_leases,
                 threads: Some(args.threads),
+                pause_dns: false,
             },
         })
         .collect()

@@ -66,6 +66,10 @@ pub(crate) struct Workload {
     pub(crate) leases: u32,
     /// Kea's `thread-pool-size` when multi-threading is on.
     pub(crate) threads: Option<u32>,
+    /// knotd is stopped (SIGSTOP) while perfdhcp runs and resumed after it:
+    /// every change waits, and the drain after the resume measures the
+    /// path's own rate of complete DNS changes, whatever Kea's rate.
+    pub(crate) pause_dns: bool,
 }
 
 /// Everything the benchmark needs from outside: the hook and the optional
@@ -157,7 +161,15 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
         Perfdhcp::new(workload.rate, workload.leases, workload.leases).option(81, &FQDN_OPTION);
     perfdhcp.period_secs = workload.leases / workload.rate.max(1) + 30;
     perfdhcp.exit_wait = Duration::from_secs(1);
-    let report = perfdhcp.run(&net.client(), net.client_iface())?;
+    if workload.pause_dns {
+        signal(knot_pid, libc::SIGSTOP)?;
+    }
+    let report = perfdhcp.run(&net.client(), net.client_iface());
+    let resumed = Instant::now();
+    if workload.pause_dns {
+        signal(knot_pid, libc::SIGCONT)?;
+    }
+    let report = report?;
     let times = wire.finish()?;
     let perf_report = perf.map(PerfRecord::finish);
 
@@ -191,14 +203,20 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
     };
 
     if mode != Mode::KeaOnly {
-        let outcome = wait_for_records(&net, dns, &zones, &leases, &serials, last_ack, setup)?;
+        // With DNS paused, the clock for DNS starts when it resumes.
+        let (dns_start, dns_base) = if workload.pause_dns {
+            (resumed, resumed)
+        } else {
+            (first, last_ack)
+        };
+        let outcome = wait_for_records(&net, dns, &zones, &leases, &serials, dns_base, setup)?;
         let end = outcome.complete_at.unwrap_or(outcome.gave_up_at);
         let complete = leases.len() - outcome.missing;
         result.missing = Some(outcome.missing);
-        result.names_per_s = Some(complete as f64 / end.duration_since(first).as_secs_f64());
+        result.names_per_s = Some(complete as f64 / end.duration_since(dns_start).as_secs_f64());
         if let Some(at) = outcome.complete_at {
             result.all_records_s = Some(at.duration_since(first).as_secs_f64());
-            result.lag_s = Some(signed_secs(at, last_ack));
+            result.lag_s = Some(signed_secs(at, dns_base));
         }
     }
     let _ = serials.finish();
@@ -241,6 +259,19 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
             .collect();
     }
     Ok(result)
+}
+
+fn signal(pid: u32, sig: libc::c_int) -> Result<(), BenchError> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| BenchError::Failed(format!("pid {pid} out of range")))?;
+    // SAFETY: kill(2) on a pid this run started; no memory is involved.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        return Err(BenchError::io(
+            format!("signal {sig} to knotd {pid}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 fn signed_secs(later: Instant, earlier: Instant) -> f64 {

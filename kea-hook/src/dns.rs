@@ -13,10 +13,10 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::tsig::{
     TSIG, TsigAlgorithm as WireAlgorithm, make_tsig_record, message_tbs, signed_bitmessage_to_buf,
 };
+use hickory_proto::rr::{Name, RecordType};
 use hmac::{Hmac, Mac};
 use tracing::debug;
 
@@ -538,6 +538,18 @@ pub fn exchange(
         }
     }
     exchange_tcp(request, signer, server, timeout)
+}
+
+/// Whether `server` answers a plain SOA query for the root within
+/// `timeout`, whatever the rcode (an authoritative-only server says
+/// REFUSED): a cheap sign of life for updates waiting out their backoff.
+pub fn responds(server: SocketAddr, timeout: Duration) -> bool {
+    let mut query = Message::new(0, MessageType::Query, OpCode::Query);
+    query.add_query(Query::query(Name::root(), RecordType::SOA));
+    matches!(
+        exchange_udp(&query, None, server, timeout),
+        Ok(UdpOutcome::Answer(_) | UdpOutcome::Truncated { .. })
+    )
 }
 
 enum UdpOutcome {

@@ -40,12 +40,20 @@ const MAX_BATCH: usize = 1024;
 /// and under a burst among hundreds. It delays a change by at most this.
 const GROUP_COMMIT_LINGER: Duration = Duration::from_millis(2);
 const BACKOFF_START: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Short enough that a sender notices a returning server within seconds
+/// even when no other sender gets through first (one batch per sender per
+/// ~5-7 s is no load on a server that is down).
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How often a sender in backoff looks whether others got through.
 const BACKOFF_SLICE: Duration = Duration::from_millis(100);
+/// How often, and how patiently, a sender in backoff asks the failed
+/// server whether it is back (one small query; no load on a dead server).
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 
 enum Backoff {
     Elapsed,
+    /// Another sender got through, or the failed server answers again.
     OthersSucceed,
     Stop,
 }
@@ -842,7 +850,7 @@ impl SenderThread {
             }
             self.shared
                 .error(format!("{fqdn} {addr}: {cause:?} from {server}: {detail}"));
-            let server_back = match self.wait_backoff(wait) {
+            let server_back = match self.wait_backoff(wait, server) {
                 Backoff::Stop => return false,
                 Backoff::OthersSucceed => true,
                 Backoff::Elapsed => false,
@@ -869,11 +877,16 @@ impl SenderThread {
         }
     }
 
-    /// Sleeps `wait`, in slices, unless the engine stops or another sender
-    /// applies a change meanwhile (the server is back: retry now).
-    fn wait_backoff(&self, wait: Duration) -> Backoff {
+    /// Sleeps `wait`, in slices, unless the engine stops, another sender
+    /// applies a change meanwhile, or `server` (the one that failed last)
+    /// answers a probe query: the server is back, retry now. Without the
+    /// probe, senders that all failed would sleep out their backoff after
+    /// the server returned.
+    fn wait_backoff(&self, wait: Duration, server: SocketAddr) -> Backoff {
         let seen = self.shared.successes.load(Ordering::Relaxed);
-        let deadline = Instant::now() + wait;
+        let started = Instant::now();
+        let deadline = started + wait;
+        let mut next_probe = started + PROBE_INTERVAL;
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -888,6 +901,12 @@ impl SenderThread {
             }
             if self.shared.successes.load(Ordering::Relaxed) != seen {
                 return Backoff::OthersSucceed;
+            }
+            if Instant::now() >= next_probe {
+                if crate::dns::responds(server, PROBE_TIMEOUT) {
+                    return Backoff::OthersSucceed;
+                }
+                next_probe = Instant::now() + PROBE_INTERVAL;
             }
         }
     }
