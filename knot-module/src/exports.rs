@@ -346,6 +346,12 @@ unsafe extern "C" fn end_hook(
         let Some(counted) = counted else {
             return state;
         };
+        if counted.sample {
+            // SAFETY: live qdata of this hook; the name is dropped before
+            // we return.
+            let (qname, client) = unsafe { host::sample_inputs(qdata) };
+            context.instance.observe_heavy(thread, qname, client);
+        }
         if counted.op == dims::OP_UPDATE {
             // SAFETY: live qdata of this hook.
             let (zone, key) = unsafe { host::update_names(qdata, context.zone.as_deref()) };

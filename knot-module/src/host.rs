@@ -237,7 +237,9 @@ pub(crate) unsafe fn thread_id(qdata: *mut sys::knotd_qdata_t) -> Option<usize> 
     usize::try_from(params.thread_id).ok()
 }
 
-/// Everything END needs, read from the query, its response and params.
+/// Everything END needs for every request, read from the query, its
+/// response and params. The heavy-hitter inputs are left to
+/// [`sample_inputs`], which only sampled requests pay for.
 ///
 /// # Safety
 /// All pointers are NULL or the live arguments of the current END hook;
@@ -257,10 +259,12 @@ pub(crate) unsafe fn end_event<'a>(
     let params = unsafe { qd.params.as_ref()? };
     // SAFETY: the query packet of this request, or NULL.
     let query = unsafe { qd.query.as_ref() };
+    let transfer = qd.type_ == sys::knotd_query_type_t_KNOTD_QUERY_TYPE_AXFR
+        || qd.type_ == sys::knotd_query_type_t_KNOTD_QUERY_TYPE_IXFR;
 
-    let (qtype, qname, request_id, edns, dnssec_ok) = match query {
+    let (qtype, request_id, edns, dnssec_ok) = match query {
         Some(q) => {
-            let qname_len = usize::from(q.qname_size).min(q.lower_qname.len());
+            let qname_len = usize::from(q.qname_size);
             let qtype_at = 12 + qname_len;
             let qtype = if qname_len > 0 && !q.wire.is_null() && q.size >= qtype_at + 2 {
                 // SAFETY: wire holds `size` bytes and qtype_at + 2 <= size.
@@ -268,9 +272,14 @@ pub(crate) unsafe fn end_event<'a>(
             } else {
                 0
             };
-            let id = if !q.wire.is_null() && q.size >= 2 {
-                // SAFETY: at least two bytes of wire.
-                unsafe { u16::from_be_bytes([*q.wire, *q.wire.add(1)]) }
+            let request_id = if transfer {
+                let id = if !q.wire.is_null() && q.size >= 2 {
+                    // SAFETY: at least two bytes of wire.
+                    unsafe { u16::from_be_bytes([*q.wire, *q.wire.add(1)]) }
+                } else {
+                    0
+                };
+                (qdata as u64) ^ ((q as *const sys::knot_pkt_t as u64) << 16) ^ u64::from(id)
             } else {
                 0
             };
@@ -278,33 +287,18 @@ pub(crate) unsafe fn end_event<'a>(
             let opt = unsafe { q.opt_rr.as_ref() };
             (
                 qtype,
-                &q.lower_qname[..qname_len],
-                (qdata as u64) ^ ((q as *const sys::knot_pkt_t as u64) << 16) ^ u64::from(id),
+                request_id,
                 opt.is_some(),
                 // The DO bit is the top bit of the OPT TTL's flag half.
                 opt.is_some_and(|o| o.ttl & 0x8000 != 0),
             )
         }
-        None => (0, &[][..], qdata as u64, false, false),
+        None => (0, if transfer { qdata as u64 } else { 0 }, false, false),
     };
-    // The lifetime of the qname borrow is tied to the hook (caller contract).
-    // SAFETY: same memory as above, re-borrowed with the hook's lifetime.
-    let qname: &'a [u8] = unsafe { std::slice::from_raw_parts(qname.as_ptr(), qname.len()) };
 
     // SAFETY: remote is NULL or knotd's sockaddr of the client.
-    let client = match unsafe { params.remote.as_ref() } {
-        Some(ss) if i32::from(ss.ss_family) == libc::AF_INET => {
-            // SAFETY: family says this storage holds a sockaddr_in.
-            let sin = unsafe { &*(params.remote.cast::<libc::sockaddr_in>()) };
-            Client::V4(sin.sin_addr.s_addr.to_ne_bytes())
-        }
-        Some(ss) if i32::from(ss.ss_family) == libc::AF_INET6 => {
-            // SAFETY: family says this storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(params.remote.cast::<libc::sockaddr_in6>()) };
-            Client::V6(sin6.sin6_addr.s6_addr)
-        }
-        _ => Client::Unknown,
-    };
+    let ipv6 = unsafe { params.remote.as_ref() }
+        .is_some_and(|ss| i32::from(ss.ss_family) == libc::AF_INET6);
 
     // SAFETY: pkt is NULL or the response being produced.
     let response = unsafe { pkt.as_ref() };
@@ -329,14 +323,13 @@ pub(crate) unsafe fn end_event<'a>(
     };
 
     Some(EndEvent {
-        thread: usize::try_from(params.thread_id).ok()?,
+        thread: params.thread_id as usize,
         query_type: qd.type_,
         zone,
         qtype,
-        qname,
         rcode: qd.rcode,
         tcp: params.proto == sys::knotd_query_proto_t_KNOTD_QUERY_PROTO_TCP,
-        client,
+        ipv6,
         edns,
         dnssec_ok,
         responded,
@@ -344,6 +337,47 @@ pub(crate) unsafe fn end_event<'a>(
         response_size,
         request_id,
     })
+}
+
+/// A sampled request's heavy-hitter inputs: the lower-cased wire query
+/// name (empty when unparsed) and the client address.
+///
+/// # Safety
+/// `qdata` is NULL or the live query data of the current END hook; the
+/// returned name must not outlive the hook.
+pub(crate) unsafe fn sample_inputs<'a>(qdata: *mut sys::knotd_qdata_t) -> (&'a [u8], Client) {
+    // SAFETY: caller contract.
+    let Some(qd) = (unsafe { qdata.as_ref() }) else {
+        return (&[], Client::Unknown);
+    };
+    // SAFETY: the query packet of this request, or NULL; knotd keeps it
+    // (and its inline lower_qname buffer) alive for the whole hook.
+    let qname: &'a [u8] = match unsafe { qd.query.as_ref() } {
+        Some(q) => {
+            let len = usize::from(q.qname_size).min(q.lower_qname.len());
+            // SAFETY: the first `len` bytes of the packet's own buffer,
+            // borrowed for the hook's duration (caller contract).
+            unsafe { std::slice::from_raw_parts(q.lower_qname.as_ptr(), len) }
+        }
+        None => &[],
+    };
+    // SAFETY: params is NULL or knotd's per-request parameter block.
+    let remote = unsafe { qd.params.as_ref() }.map_or(std::ptr::null(), |p| p.remote);
+    // SAFETY: remote is NULL or knotd's sockaddr of the client.
+    let client = match unsafe { remote.as_ref() } {
+        Some(ss) if i32::from(ss.ss_family) == libc::AF_INET => {
+            // SAFETY: family says this storage holds a sockaddr_in.
+            let sin = unsafe { &*(remote.cast::<libc::sockaddr_in>()) };
+            Client::V4(sin.sin_addr.s_addr.to_ne_bytes())
+        }
+        Some(ss) if i32::from(ss.ss_family) == libc::AF_INET6 => {
+            // SAFETY: family says this storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(remote.cast::<libc::sockaddr_in6>()) };
+            Client::V6(sin6.sin6_addr.s6_addr)
+        }
+        _ => Client::Unknown,
+    };
+    (qname, client)
 }
 
 /// UPDATE at END: zone name and TSIG key name, copied out.
