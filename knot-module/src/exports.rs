@@ -4,6 +4,7 @@
 //! C. Nothing runs at library load: `knotc conf-check` opens the library
 //! too, so threads and sockets start in `load`.
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::dims;
 use crate::endpoint;
@@ -211,10 +212,12 @@ fn load_instance(module: Module) -> Result<(), String> {
     } else {
         settings
     };
+    let clock = Clock::detect();
     let instance = Arc::new(Instance::new(
         settings.clone(),
         module.threads(),
         zone.as_deref(),
+        clock,
     ));
     if settings.knotc_stats {
         register_knotc_counters(module)?;
@@ -238,8 +241,13 @@ fn load_instance(module: Module) -> Result<(), String> {
         return Err(format!("cannot register query hooks ({begin}, {end})"));
     }
     tracing::info!(
-        "loaded, {} worker threads, metrics {}",
+        "loaded, {} worker threads, latency clock {}, metrics {}",
         module.threads(),
+        if clock.is_tsc() {
+            format!("TSC at {} Hz", clock.ticks_per_sec())
+        } else {
+            "CLOCK_MONOTONIC".to_owned()
+        },
         settings
             .metrics_listen
             .map_or_else(|| "off".to_owned(), |a| format!("on http://{a}/metrics"))

@@ -14,10 +14,10 @@
 
 #![forbid(unsafe_code)]
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::dims::{self, OP_COUNT, PROTO_COUNT, RCODE_COUNT, SIZE_BOUNDS, TYPE_COUNT};
 use crate::heavy::{self, Hitter, SpaceSaving};
-use crate::host;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -188,12 +188,13 @@ const SIZE_BUCKETS: usize = SIZE_BOUNDS.len() + 1;
 #[derive(Debug)]
 #[repr(C, align(128))]
 struct Shard {
-    /// Clock reading at BEGIN; 0 = no BEGIN for this query.
+    /// [`Clock`] reading at BEGIN; 0 = no BEGIN for this query.
     begin: AtomicU64,
     /// Identity of the transfer whose first message was already counted.
     last_xfr: AtomicU64,
     /// Requests left until the next heavy-hitter sample.
     sample_in: AtomicU64,
+    /// Clock ticks.
     latency_sum: AtomicU64,
     /// Indexed by `dims::op_index` (< `OP_COUNT`), padded to 8.
     ops: [AtomicU64; 8],
@@ -324,6 +325,8 @@ struct ZoneTable {
 pub struct Instance {
     settings: Settings,
     shards: Box<[Shard]>,
+    clock: Clock,
+    /// Bounds in clock ticks.
     latency_buckets: LatencyBuckets,
     /// Sampling is on (`top-n` > 0).
     heavy_on: bool,
@@ -345,8 +348,9 @@ impl std::fmt::Debug for Instance {
 
 impl Instance {
     /// `threads` is knotd's worker count (thread ids are below it);
-    /// `zone` is the wire name for a zone-scoped instance.
-    pub fn new(settings: Settings, threads: usize, zone: Option<&[u8]>) -> Self {
+    /// `zone` is the wire name for a zone-scoped instance; `clock` times
+    /// requests (usually [`Clock::detect`]).
+    pub fn new(settings: Settings, threads: usize, zone: Option<&[u8]>, clock: Clock) -> Self {
         let rows = settings.max_zones + 2;
         let hh_slots = (settings.top_n * SLOTS_PER_TOP_ENTRY).max(1);
         let shards = (0..threads.max(1))
@@ -376,7 +380,14 @@ impl Instance {
         };
         let fixed_row = zone.map(|name| zones.row_of(name));
         Self {
-            latency_buckets: LatencyBuckets::new(&settings.latency_bounds_ns),
+            latency_buckets: LatencyBuckets::new(
+                &settings
+                    .latency_bounds_ns
+                    .iter()
+                    .map(|&ns| clock.ticks_from_ns(ns))
+                    .collect::<Vec<_>>(),
+            ),
+            clock,
             heavy_on: settings.top_n > 0,
             settings,
             shards,
@@ -399,8 +410,7 @@ impl Instance {
     #[inline(always)]
     pub fn on_begin(&self, thread: usize) {
         if let Some(shard) = self.shards.get(thread) {
-            // The monotonic clock counts from boot: never 0 once running.
-            shard.begin.store(host::monotonic_ns().max(1), Relaxed);
+            shard.begin.store(self.clock.now(), Relaxed);
         }
     }
 
@@ -425,7 +435,7 @@ impl Instance {
             shard.last_xfr.store(0, Relaxed);
         }
         if begin != 0 {
-            let elapsed = host::monotonic_ns().saturating_sub(begin);
+            let elapsed = self.clock.now().saturating_sub(begin);
             bump(&shard.latency[self.latency_buckets.index(elapsed)], 1);
             bump(&shard.latency_sum, elapsed);
         }
@@ -597,7 +607,7 @@ impl Instance {
             }
             add_loads(&mut snap.size_sum, &shard.size_sum);
             add_loads(&mut snap.latency, &shard.latency);
-            snap.latency_sum_ns += shard.latency_sum.load(Relaxed);
+            snap.latency_sum_ns += self.clock.ns_from_ticks(shard.latency_sum.load(Relaxed));
             snap.heavy_skipped += shard.hh_skipped.load(Relaxed);
         }
         for (cell, &count) in queries.iter().enumerate() {
@@ -881,7 +891,7 @@ mod tests {
 
     #[test]
     fn counts_are_summed_over_threads_and_zones() {
-        let inst = Instance::new(settings(3), 2, None);
+        let inst = Instance::new(settings(3), 2, None, Clock::detect());
         for t in 0..2 {
             inst.on_begin(t);
             end(
@@ -931,7 +941,7 @@ mod tests {
 
     #[test]
     fn transfer_continuations_are_not_recounted() {
-        let inst = Instance::new(settings(0), 1, Some(ZONE_A));
+        let inst = Instance::new(settings(0), 1, Some(ZONE_A), Clock::MONOTONIC);
         let mut ev = event(0, None);
         ev.query_type = 2;
         ev.qtype = 252;
@@ -956,7 +966,7 @@ mod tests {
     fn one_in_top_sample_requests_is_sampled() {
         let mut s = settings(1);
         s.top_sample = 16;
-        let inst = Instance::new(s, 1, None);
+        let inst = Instance::new(s, 1, None, Clock::MONOTONIC);
         let shard = &inst.shards[0];
         let sampled = (0..160_000).filter(|_| inst.sampled(shard)).count();
         assert!((9_000..11_000).contains(&sampled), "{sampled}");
@@ -1022,14 +1032,14 @@ mod tests {
 
     #[test]
     fn out_of_range_thread_is_ignored() {
-        let inst = Instance::new(settings(0), 1, None);
+        let inst = Instance::new(settings(0), 1, None, Clock::MONOTONIC);
         assert!(inst.on_end(&event(5, None)).is_none());
         inst.observe_heavy(5, b"\x01x\x00", Client::Unknown);
     }
 
     #[test]
     fn updates_by_zone_key_and_rejection() {
-        let inst = Instance::new(settings(0), 1, None);
+        let inst = Instance::new(settings(0), 1, None, Clock::MONOTONIC);
         inst.on_update(Some(ZONE_A), Some(b"\x03key\x00"), 0);
         inst.on_update(Some(ZONE_A), Some(b"\x03key\x00"), 9);
         inst.on_update(Some(ZONE_A), None, 5);
@@ -1076,7 +1086,7 @@ mod tests {
     fn decay_halves_heavy_hitters() {
         let mut s = settings(2);
         s.top_half_life = std::time::Duration::from_secs(1);
-        let inst = Instance::new(s, 1, None);
+        let inst = Instance::new(s, 1, None, Clock::MONOTONIC);
         for _ in 0..8 {
             end(&inst, &event(0, None), b"\x01x\x00");
         }
