@@ -305,6 +305,18 @@ pub(crate) unsafe fn end_event<'a>(
     let qd = unsafe { qdata.as_ref()? };
     // SAFETY: params is knotd's per-request parameter block.
     let params = unsafe { qd.params.as_ref()? };
+    // The one call into knotd comes first: nothing read before it has to
+    // be kept across it.
+    let zone = if zone_scoped {
+        None
+    } else {
+        // SAFETY: qdata is live; knotd returns NULL or the zone's name,
+        // which lives as long as the zone (longer than this hook).
+        let ptr = unsafe { sys::knotd_qdata_zone_name(qdata) };
+        // SAFETY: NULL or a valid dname.
+        unsafe { dname(ptr) }.map(|name| (ptr as usize, name))
+    };
+
     // SAFETY: the query packet of this request, or NULL.
     let query = unsafe { qd.query.as_ref() };
     let transfer = qd.type_ == sys::knotd_query_type_t_KNOTD_QUERY_TYPE_AXFR
@@ -358,16 +370,6 @@ pub(crate) unsafe fn end_event<'a>(
         }
         Some(r) => (r.size as u64, false),
         None => (0, false),
-    };
-
-    let zone = if zone_scoped {
-        None
-    } else {
-        // SAFETY: qdata is live; knotd returns NULL or the zone's name,
-        // which lives as long as the zone (longer than this hook).
-        let ptr = unsafe { sys::knotd_qdata_zone_name(qdata) };
-        // SAFETY: NULL or a valid dname.
-        unsafe { dname(ptr) }.map(|name| (ptr as usize, name))
     };
 
     Some(EndEvent {
