@@ -343,6 +343,7 @@ unsafe extern "C" fn end_hook(
         let Some((module, context)) = (unsafe { context(module) }) else {
             return state;
         };
+        let now = context.instance.now();
         // SAFETY: live END hook arguments; the event is dropped before we
         // return.
         let Some(event) = (unsafe { host::end_event(state, pkt, qdata, context.zone.is_some()) })
@@ -350,7 +351,7 @@ unsafe extern "C" fn end_hook(
             return state;
         };
         let thread = event.thread;
-        let counted = context.instance.on_end(&event);
+        let counted = context.instance.on_end(&event, now);
         let Some(counted) = counted else {
             return state;
         };

@@ -414,10 +414,19 @@ impl Instance {
         }
     }
 
-    /// END: counts the query once (continuation messages of a transfer are
-    /// skipped). Returns what was counted, None when nothing was.
+    /// The clock reading END passes to [`Instance::on_end`]. The hook
+    /// takes it before it reads the request: then no field read from knotd
+    /// has to be kept across the (fallback) clock call.
     #[inline(always)]
-    pub fn on_end(&self, ev: &EndEvent<'_>) -> Option<Counted> {
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// END: counts the query once (continuation messages of a transfer are
+    /// skipped); `now` is [`Instance::now`] at the start of the hook.
+    /// Returns what was counted, None when nothing was.
+    #[inline(always)]
+    pub fn on_end(&self, ev: &EndEvent<'_>, now: u64) -> Option<Counted> {
         let shard = self.shards.get(ev.thread)?;
         // Single writer: load and store, no locked exchange.
         let begin = shard.begin.load(Relaxed);
@@ -435,7 +444,7 @@ impl Instance {
             shard.last_xfr.store(0, Relaxed);
         }
         if begin != 0 {
-            let elapsed = self.clock.now().saturating_sub(begin);
+            let elapsed = now.saturating_sub(begin);
             bump(&shard.latency[self.latency_buckets.index(elapsed)], 1);
             bump(&shard.latency_sum, elapsed);
         }
@@ -882,7 +891,7 @@ mod tests {
 
     /// What the END hook does: count, then feed a sample.
     fn end(inst: &Instance, ev: &EndEvent<'_>, qname: &[u8]) -> Option<Counted> {
-        let counted = inst.on_end(ev)?;
+        let counted = inst.on_end(ev, inst.now())?;
         if counted.sample {
             inst.observe_heavy(ev.thread, qname, Client::V4([192, 0, 2, 7]));
         }
@@ -947,10 +956,10 @@ mod tests {
         ev.qtype = 252;
         ev.request_id = 1;
         inst.on_begin(0);
-        assert!(inst.on_end(&ev).is_some());
-        assert!(inst.on_end(&ev).is_none());
+        assert!(inst.on_end(&ev, inst.now()).is_some());
+        assert!(inst.on_end(&ev, inst.now()).is_none());
         ev.request_id = 2;
-        assert!(inst.on_end(&ev).is_some());
+        assert!(inst.on_end(&ev, inst.now()).is_some());
         let snap = inst.snapshot();
         assert_eq!(snap.ops[dims::OP_AXFR], 2);
         let key = QueryKey {
@@ -1033,7 +1042,7 @@ mod tests {
     #[test]
     fn out_of_range_thread_is_ignored() {
         let inst = Instance::new(settings(0), 1, None, Clock::MONOTONIC);
-        assert!(inst.on_end(&event(5, None)).is_none());
+        assert!(inst.on_end(&event(5, None), inst.now()).is_none());
         inst.observe_heavy(5, b"\x01x\x00", Client::Unknown);
     }
 
