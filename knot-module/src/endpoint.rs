@@ -167,6 +167,7 @@ fn respond(request: tiny_http::Request, instances: &[Arc<Instance>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
     use crate::config::RawSettings;
     use std::io::{Read, Write};
     use std::net::TcpStream;
@@ -189,8 +190,8 @@ mod tests {
     fn listener_survives_overlapping_instances_and_closes_after_the_last() {
         let addr = free_addr();
         let settings = RawSettings::default().check().unwrap();
-        let old = Arc::new(Instance::new(settings.clone(), 1, None));
-        let new = Arc::new(Instance::new(settings, 1, None));
+        let old = Arc::new(Instance::new(settings.clone(), 1, None, Clock::MONOTONIC));
+        let new = Arc::new(Instance::new(settings, 1, None, Clock::MONOTONIC));
         attach(addr, Arc::clone(&old)).unwrap();
         assert!(get(addr, "/healthz").unwrap().ends_with("ok\n"));
         // Reload order: the new instance attaches before the old detaches.
@@ -216,7 +217,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let settings = RawSettings::default().check().unwrap();
-        let inst = Arc::new(Instance::new(settings, 1, None));
+        let inst = Arc::new(Instance::new(settings, 1, None, Clock::MONOTONIC));
         assert!(matches!(
             attach(addr, inst),
             Err(EndpointError::Bind { .. })

@@ -4,6 +4,7 @@
 //! C. Nothing runs at library load: `knotc conf-check` opens the library
 //! too, so threads and sockets start in `load`.
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::dims;
 use crate::endpoint;
@@ -211,10 +212,12 @@ fn load_instance(module: Module) -> Result<(), String> {
     } else {
         settings
     };
+    let clock = Clock::detect();
     let instance = Arc::new(Instance::new(
         settings.clone(),
         module.threads(),
         zone.as_deref(),
+        clock,
     ));
     if settings.knotc_stats {
         register_knotc_counters(module)?;
@@ -238,8 +241,13 @@ fn load_instance(module: Module) -> Result<(), String> {
         return Err(format!("cannot register query hooks ({begin}, {end})"));
     }
     tracing::info!(
-        "loaded, {} worker threads, metrics {}",
+        "loaded, {} worker threads, latency clock {}, metrics {}",
         module.threads(),
+        if clock.is_tsc() {
+            format!("TSC at {} Hz", clock.ticks_per_sec())
+        } else {
+            "CLOCK_MONOTONIC".to_owned()
+        },
         settings
             .metrics_listen
             .map_or_else(|| "off".to_owned(), |a| format!("on http://{a}/metrics"))
@@ -335,6 +343,7 @@ unsafe extern "C" fn end_hook(
         let Some((module, context)) = (unsafe { context(module) }) else {
             return state;
         };
+        let now = context.instance.now();
         // SAFETY: live END hook arguments; the event is dropped before we
         // return.
         let Some(event) = (unsafe { host::end_event(state, pkt, qdata, context.zone.is_some()) })
@@ -342,10 +351,16 @@ unsafe extern "C" fn end_hook(
             return state;
         };
         let thread = event.thread;
-        let counted = context.instance.on_end(&event);
+        let counted = context.instance.on_end(&event, now);
         let Some(counted) = counted else {
             return state;
         };
+        if counted.sample {
+            // SAFETY: live qdata of this hook; the name is dropped before
+            // we return.
+            let (qname, client) = unsafe { host::sample_inputs(qdata) };
+            context.instance.observe_heavy(thread, qname, client);
+        }
         if counted.op == dims::OP_UPDATE {
             // SAFETY: live qdata of this hook.
             let (zone, key) = unsafe { host::update_names(qdata, context.zone.as_deref()) };

@@ -203,6 +203,54 @@ pub(crate) fn monotonic_ns() -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// The CPU's time-stamp counter; 0 where there is none (see
+/// [`tsc_is_invariant`], which gates its use).
+#[inline(always)]
+pub(crate) fn tsc() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC exists on every x86_64 CPU and only reads the
+        // counter; user mode may execute it unless the kernel set CR4.TSD,
+        // which Linux does only for seccomp-strict or PR_SET_TSC processes
+        // (tsc_is_invariant checks PR_GET_TSC before the TSC is chosen).
+        unsafe { std::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        0
+    }
+}
+
+/// Whether the time-stamp counter ticks at a constant rate through
+/// frequency changes and sleep states (CPUID 0x8000_0007, EDX bit 8,
+/// "invariant TSC") and this process may read it.
+pub(crate) fn tsc_is_invariant() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        // `__cpuid` became a safe function in recent Rust; the workspace's
+        // minimum Rust still needs the unsafe block.
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID exists on every x86_64 CPU; leaf 0x8000_0000
+        // reports the highest extended leaf, read before asking for one.
+        let max_extended = unsafe { __cpuid(0x8000_0000) }.eax;
+        if max_extended < 0x8000_0007 {
+            return false;
+        }
+        #[allow(unused_unsafe)]
+        // SAFETY: as above; the leaf is supported (checked).
+        let invariant = unsafe { __cpuid(0x8000_0007) }.edx & (1 << 8) != 0;
+        let mut mode: libc::c_int = 0;
+        // SAFETY: PR_GET_TSC writes one int through the pointer given.
+        let ret = unsafe { libc::prctl(libc::PR_GET_TSC, &mut mode as *mut libc::c_int) };
+        invariant && ret == 0 && mode == libc::PR_TSC_ENABLE
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The wire name at `ptr`, bounded by the 255-byte limit of a dname.
 ///
 /// # Safety
@@ -237,7 +285,9 @@ pub(crate) unsafe fn thread_id(qdata: *mut sys::knotd_qdata_t) -> Option<usize> 
     usize::try_from(params.thread_id).ok()
 }
 
-/// Everything END needs, read from the query, its response and params.
+/// Everything END needs for every request, read from the query, its
+/// response and params. The heavy-hitter inputs are left to
+/// [`sample_inputs`], which only sampled requests pay for.
 ///
 /// # Safety
 /// All pointers are NULL or the live arguments of the current END hook;
@@ -255,12 +305,26 @@ pub(crate) unsafe fn end_event<'a>(
     let qd = unsafe { qdata.as_ref()? };
     // SAFETY: params is knotd's per-request parameter block.
     let params = unsafe { qd.params.as_ref()? };
+    // The one call into knotd comes first: nothing read before it has to
+    // be kept across it.
+    let zone = if zone_scoped {
+        None
+    } else {
+        // SAFETY: qdata is live; knotd returns NULL or the zone's name,
+        // which lives as long as the zone (longer than this hook).
+        let ptr = unsafe { sys::knotd_qdata_zone_name(qdata) };
+        // SAFETY: NULL or a valid dname.
+        unsafe { dname(ptr) }.map(|name| (ptr as usize, name))
+    };
+
     // SAFETY: the query packet of this request, or NULL.
     let query = unsafe { qd.query.as_ref() };
+    let transfer = qd.type_ == sys::knotd_query_type_t_KNOTD_QUERY_TYPE_AXFR
+        || qd.type_ == sys::knotd_query_type_t_KNOTD_QUERY_TYPE_IXFR;
 
-    let (qtype, qname, request_id, edns, dnssec_ok) = match query {
+    let (qtype, request_id, edns, dnssec_ok) = match query {
         Some(q) => {
-            let qname_len = usize::from(q.qname_size).min(q.lower_qname.len());
+            let qname_len = usize::from(q.qname_size);
             let qtype_at = 12 + qname_len;
             let qtype = if qname_len > 0 && !q.wire.is_null() && q.size >= qtype_at + 2 {
                 // SAFETY: wire holds `size` bytes and qtype_at + 2 <= size.
@@ -268,9 +332,14 @@ pub(crate) unsafe fn end_event<'a>(
             } else {
                 0
             };
-            let id = if !q.wire.is_null() && q.size >= 2 {
-                // SAFETY: at least two bytes of wire.
-                unsafe { u16::from_be_bytes([*q.wire, *q.wire.add(1)]) }
+            let request_id = if transfer {
+                let id = if !q.wire.is_null() && q.size >= 2 {
+                    // SAFETY: at least two bytes of wire.
+                    unsafe { u16::from_be_bytes([*q.wire, *q.wire.add(1)]) }
+                } else {
+                    0
+                };
+                (qdata as u64) ^ ((q as *const sys::knot_pkt_t as u64) << 16) ^ u64::from(id)
             } else {
                 0
             };
@@ -278,33 +347,18 @@ pub(crate) unsafe fn end_event<'a>(
             let opt = unsafe { q.opt_rr.as_ref() };
             (
                 qtype,
-                &q.lower_qname[..qname_len],
-                (qdata as u64) ^ ((q as *const sys::knot_pkt_t as u64) << 16) ^ u64::from(id),
+                request_id,
                 opt.is_some(),
                 // The DO bit is the top bit of the OPT TTL's flag half.
                 opt.is_some_and(|o| o.ttl & 0x8000 != 0),
             )
         }
-        None => (0, &[][..], qdata as u64, false, false),
+        None => (0, if transfer { qdata as u64 } else { 0 }, false, false),
     };
-    // The lifetime of the qname borrow is tied to the hook (caller contract).
-    // SAFETY: same memory as above, re-borrowed with the hook's lifetime.
-    let qname: &'a [u8] = unsafe { std::slice::from_raw_parts(qname.as_ptr(), qname.len()) };
 
     // SAFETY: remote is NULL or knotd's sockaddr of the client.
-    let client = match unsafe { params.remote.as_ref() } {
-        Some(ss) if i32::from(ss.ss_family) == libc::AF_INET => {
-            // SAFETY: family says this storage holds a sockaddr_in.
-            let sin = unsafe { &*(params.remote.cast::<libc::sockaddr_in>()) };
-            Client::V4(sin.sin_addr.s_addr.to_ne_bytes())
-        }
-        Some(ss) if i32::from(ss.ss_family) == libc::AF_INET6 => {
-            // SAFETY: family says this storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(params.remote.cast::<libc::sockaddr_in6>()) };
-            Client::V6(sin6.sin6_addr.s6_addr)
-        }
-        _ => Client::Unknown,
-    };
+    let ipv6 = unsafe { params.remote.as_ref() }
+        .is_some_and(|ss| i32::from(ss.ss_family) == libc::AF_INET6);
 
     // SAFETY: pkt is NULL or the response being produced.
     let response = unsafe { pkt.as_ref() };
@@ -318,25 +372,14 @@ pub(crate) unsafe fn end_event<'a>(
         None => (0, false),
     };
 
-    let zone = if zone_scoped {
-        None
-    } else {
-        // SAFETY: qdata is live; knotd returns NULL or the zone's name,
-        // which lives as long as the zone (longer than this hook).
-        let ptr = unsafe { sys::knotd_qdata_zone_name(qdata) };
-        // SAFETY: NULL or a valid dname.
-        unsafe { dname(ptr) }.map(|name| (ptr as usize, name))
-    };
-
     Some(EndEvent {
-        thread: usize::try_from(params.thread_id).ok()?,
+        thread: params.thread_id as usize,
         query_type: qd.type_,
         zone,
         qtype,
-        qname,
         rcode: qd.rcode,
         tcp: params.proto == sys::knotd_query_proto_t_KNOTD_QUERY_PROTO_TCP,
-        client,
+        ipv6,
         edns,
         dnssec_ok,
         responded,
@@ -344,6 +387,47 @@ pub(crate) unsafe fn end_event<'a>(
         response_size,
         request_id,
     })
+}
+
+/// A sampled request's heavy-hitter inputs: the lower-cased wire query
+/// name (empty when unparsed) and the client address.
+///
+/// # Safety
+/// `qdata` is NULL or the live query data of the current END hook; the
+/// returned name must not outlive the hook.
+pub(crate) unsafe fn sample_inputs<'a>(qdata: *mut sys::knotd_qdata_t) -> (&'a [u8], Client) {
+    // SAFETY: caller contract.
+    let Some(qd) = (unsafe { qdata.as_ref() }) else {
+        return (&[], Client::Unknown);
+    };
+    // SAFETY: the query packet of this request, or NULL; knotd keeps it
+    // (and its inline lower_qname buffer) alive for the whole hook.
+    let qname: &'a [u8] = match unsafe { qd.query.as_ref() } {
+        Some(q) => {
+            let len = usize::from(q.qname_size).min(q.lower_qname.len());
+            // SAFETY: the first `len` bytes of the packet's own buffer,
+            // borrowed for the hook's duration (caller contract).
+            unsafe { std::slice::from_raw_parts(q.lower_qname.as_ptr(), len) }
+        }
+        None => &[],
+    };
+    // SAFETY: params is NULL or knotd's per-request parameter block.
+    let remote = unsafe { qd.params.as_ref() }.map_or(std::ptr::null(), |p| p.remote);
+    // SAFETY: remote is NULL or knotd's sockaddr of the client.
+    let client = match unsafe { remote.as_ref() } {
+        Some(ss) if i32::from(ss.ss_family) == libc::AF_INET => {
+            // SAFETY: family says this storage holds a sockaddr_in.
+            let sin = unsafe { &*(remote.cast::<libc::sockaddr_in>()) };
+            Client::V4(sin.sin_addr.s_addr.to_ne_bytes())
+        }
+        Some(ss) if i32::from(ss.ss_family) == libc::AF_INET6 => {
+            // SAFETY: family says this storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(remote.cast::<libc::sockaddr_in6>()) };
+            Client::V6(sin6.sin6_addr.s6_addr)
+        }
+        _ => Client::Unknown,
+    };
+    (qname, client)
 }
 
 /// UPDATE at END: zone name and TSIG key name, copied out.

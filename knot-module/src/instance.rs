@@ -4,18 +4,20 @@
 //!
 //! Query path: the worker with `thread_id` t touches only `shards[t]`.
 //! Counters are `AtomicU64` written with a relaxed load and store (one
-//! writer per shard, so no read-modify-write instruction is needed), each
-//! shard is cache-line aligned and its arrays are allocated separately, so
-//! two workers never write the same cache line. Readers sum the shards with
-//! relaxed loads; a scrape may see a query counted in one family and not
-//! yet in another, never a torn or lost count.
+//! writer per shard, so no read-modify-write instruction is needed). A
+//! shard is one cache-line-aligned block holding every fixed-size counter
+//! inline (one pointer chase from the instance), sized in whole cache
+//! lines; only the zone x type x rcode x proto table is a separate, padded
+//! allocation. Two workers never write the same cache line. Readers sum
+//! the shards with relaxed loads; a scrape may see a query counted in one
+//! family and not yet in another, never a torn or lost count.
 
 #![forbid(unsafe_code)]
 
+use crate::clock::Clock;
 use crate::config::Settings;
-use crate::dims::{self, FLAGS, OP_COUNT, PROTO_COUNT, RCODE_COUNT, SIZE_BOUNDS, TYPE_COUNT};
+use crate::dims::{self, OP_COUNT, PROTO_COUNT, RCODE_COUNT, SIZE_BOUNDS, TYPE_COUNT};
 use crate::heavy::{self, Hitter, SpaceSaving};
-use crate::host;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -173,27 +175,88 @@ struct HeavyTables {
     nets: SpaceSaving<u64>,
 }
 
-/// Everything one worker thread writes.
+/// Latency histogram slots: at most `MAX_LATENCY_BUCKETS` bounds plus
+/// +Inf, padded to a power of two so that a masked index needs no bounds
+/// check.
+const LATENCY_SLOTS: usize = 64;
+const _: () = assert!(crate::config::MAX_LATENCY_BUCKETS < LATENCY_SLOTS);
+/// Response-size buckets: the bounds plus +Inf.
+const SIZE_BUCKETS: usize = SIZE_BOUNDS.len() + 1;
+
+/// Everything one worker thread writes. The fields every request touches
+/// come first and share the first two cache lines.
 #[derive(Debug)]
-#[repr(align(128))]
+#[repr(C, align(128))]
 struct Shard {
-    queries: Padded,
-    ops: Padded,
-    flags: Padded,
-    sizes: Padded,
-    size_sum: Padded,
-    latency: Padded,
-    latency_sum_ns: AtomicU64,
-    /// CLOCK_MONOTONIC nanoseconds at BEGIN; 0 = no BEGIN for this query.
-    begin_ns: AtomicU64,
+    /// [`Clock`] reading at BEGIN; 0 = no BEGIN for this query.
+    begin: AtomicU64,
     /// Identity of the transfer whose first message was already counted.
     last_xfr: AtomicU64,
-    rng: AtomicU64,
     /// Requests left until the next heavy-hitter sample.
     sample_in: AtomicU64,
+    /// Clock ticks.
+    latency_sum: AtomicU64,
+    /// Indexed by `dims::op_index` (< `OP_COUNT`), padded to 8.
+    ops: [AtomicU64; 8],
+    /// Indexed by `dims::FLAG_*`, padded to 4.
+    flags: [AtomicU64; 4],
+    size_sum: [AtomicU64; PROTO_COUNT],
+    rng: AtomicU64,
     hh_skipped: AtomicU64,
+    sizes: [[AtomicU64; SIZE_BUCKETS]; PROTO_COUNT],
+    latency: [AtomicU64; LATENCY_SLOTS],
+    /// (zone row x type x rcode x proto), sized by `max-zones`.
+    queries: Padded,
     zone_cache: [ZoneCacheSlot; ZONE_CACHE_SLOTS],
     heavy: Mutex<HeavyTables>,
+}
+
+fn zeroed<const N: usize>() -> [AtomicU64; N] {
+    std::array::from_fn(|_| AtomicU64::new(0))
+}
+
+/// Latency histogram bounds in clock units, arranged for a bucket lookup
+/// that costs one table load and (almost always) at most one compare
+/// instead of a binary search.
+#[derive(Debug)]
+struct LatencyBuckets {
+    /// The bounds, then `u64::MAX` in every unused slot: the scan below
+    /// always stops at or before the first padding slot.
+    bounds: [u64; LATENCY_SLOTS],
+    /// `first[k]`: how many bounds lie below 2^k. A value in
+    /// [2^k, 2^(k+1)) is above all of them, so its search starts there.
+    first: [u8; 64],
+}
+
+impl LatencyBuckets {
+    fn new(bounds: &[u64]) -> Self {
+        let mut table = [u64::MAX; LATENCY_SLOTS];
+        let used = bounds.len().min(LATENCY_SLOTS - 1);
+        table[..used].copy_from_slice(&bounds[..used]);
+        let first = std::array::from_fn(|k| {
+            let below = table[..used].partition_point(|&b| b < 1u64 << k);
+            u8::try_from(below).unwrap_or(u8::MAX)
+        });
+        Self {
+            bounds: table,
+            first,
+        }
+    }
+
+    /// Index of the first bound >= `value` (the +Inf bucket after the
+    /// last bound): the same as `dims::bucket_index(bounds, value)`.
+    #[inline(always)]
+    fn index(&self, value: u64) -> usize {
+        let class = (63 - (value | 1).leading_zeros()) as usize;
+        let mut i = usize::from(self.first[class & 63]);
+        // Configured bounds are strictly increasing and at least 1 us
+        // apart, so a power-of-two class rarely holds more than one or
+        // two of them.
+        while self.bounds[i & (LATENCY_SLOTS - 1)] < value {
+            i += 1;
+        }
+        i & (LATENCY_SLOTS - 1)
+    }
 }
 
 /// The client address of a query, as far as the statistics care.
@@ -205,6 +268,8 @@ pub enum Client {
 }
 
 /// What the adapter read from knotd at END, copied out of host memory.
+/// Only what every request needs: the heavy-hitter inputs (query name,
+/// client address) are read separately, for sampled requests only.
 #[derive(Debug)]
 pub struct EndEvent<'a> {
     pub thread: usize,
@@ -213,23 +278,22 @@ pub struct EndEvent<'a> {
     /// The zone's pointer (identity) and wire name; None outside zones.
     pub zone: Option<(usize, &'a [u8])>,
     pub qtype: u16,
-    /// Lower-cased wire-format query name; empty when unparsed.
-    pub qname: &'a [u8],
     pub rcode: u16,
     pub tcp: bool,
-    pub client: Client,
+    pub ipv6: bool,
     pub edns: bool,
     pub dnssec_ok: bool,
     /// False when knotd sends nothing (state NOOP).
     pub responded: bool,
     pub truncated: bool,
     pub response_size: u64,
-    /// Distinguishes one transfer request from the next.
+    /// Distinguishes one transfer request from the next (read for AXFR
+    /// and IXFR only; 0 otherwise).
     pub request_id: u64,
 }
 
 /// The indexes a counted query got, for mirroring into knotd's own
-/// statistics (`knotc stats`).
+/// statistics (`knotc stats`), and whether it is a heavy-hitter sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counted {
     pub op: usize,
@@ -239,6 +303,8 @@ pub struct Counted {
     pub edns: bool,
     pub dnssec_ok: bool,
     pub truncated: bool,
+    /// Pass the query name and client to [`Instance::observe_heavy`].
+    pub sample: bool,
 }
 
 #[derive(Debug, Default)]
@@ -259,6 +325,11 @@ struct ZoneTable {
 pub struct Instance {
     settings: Settings,
     shards: Box<[Shard]>,
+    clock: Clock,
+    /// Bounds in clock ticks.
+    latency_buckets: LatencyBuckets,
+    /// Sampling is on (`top-n` > 0).
+    heavy_on: bool,
     zones: ZoneTable,
     /// Row used for every query of a zone-scoped instance.
     fixed_row: Option<usize>,
@@ -277,25 +348,25 @@ impl std::fmt::Debug for Instance {
 
 impl Instance {
     /// `threads` is knotd's worker count (thread ids are below it);
-    /// `zone` is the wire name for a zone-scoped instance.
-    pub fn new(settings: Settings, threads: usize, zone: Option<&[u8]>) -> Self {
+    /// `zone` is the wire name for a zone-scoped instance; `clock` times
+    /// requests (usually [`Clock::detect`]).
+    pub fn new(settings: Settings, threads: usize, zone: Option<&[u8]>, clock: Clock) -> Self {
         let rows = settings.max_zones + 2;
-        let bounds = settings.latency_bounds_ns.len();
         let hh_slots = (settings.top_n * SLOTS_PER_TOP_ENTRY).max(1);
         let shards = (0..threads.max(1))
             .map(|t| Shard {
-                queries: Padded::new(rows * ROW_LEN),
-                ops: Padded::new(OP_COUNT),
-                flags: Padded::new(FLAGS.len()),
-                sizes: Padded::new(PROTO_COUNT * (SIZE_BOUNDS.len() + 1)),
-                size_sum: Padded::new(PROTO_COUNT),
-                latency: Padded::new(bounds + 1),
-                latency_sum_ns: AtomicU64::new(0),
-                begin_ns: AtomicU64::new(0),
+                begin: AtomicU64::new(0),
                 last_xfr: AtomicU64::new(0),
-                rng: AtomicU64::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1)),
                 sample_in: AtomicU64::new(1),
+                latency_sum: AtomicU64::new(0),
+                ops: zeroed(),
+                flags: zeroed(),
+                size_sum: zeroed(),
+                rng: AtomicU64::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1)),
                 hh_skipped: AtomicU64::new(0),
+                sizes: std::array::from_fn(|_| zeroed()),
+                latency: zeroed(),
+                queries: Padded::new(rows * ROW_LEN),
                 zone_cache: std::array::from_fn(|_| ZoneCacheSlot::new()),
                 heavy: Mutex::new(HeavyTables {
                     names: SpaceSaving::new(hh_slots),
@@ -309,6 +380,15 @@ impl Instance {
         };
         let fixed_row = zone.map(|name| zones.row_of(name));
         Self {
+            latency_buckets: LatencyBuckets::new(
+                &settings
+                    .latency_bounds_ns
+                    .iter()
+                    .map(|&ns| clock.ticks_from_ns(ns))
+                    .collect::<Vec<_>>(),
+            ),
+            clock,
+            heavy_on: settings.top_n > 0,
             settings,
             shards,
             zones,
@@ -330,19 +410,29 @@ impl Instance {
     #[inline(always)]
     pub fn on_begin(&self, thread: usize) {
         if let Some(shard) = self.shards.get(thread) {
-            // The monotonic clock counts from boot: never 0 once running.
-            shard.begin_ns.store(host::monotonic_ns().max(1), Relaxed);
+            shard.begin.store(self.clock.now(), Relaxed);
         }
     }
 
-    /// END: counts the query once (continuation messages of a transfer are
-    /// skipped). Returns what was counted, None when nothing was.
+    /// The clock reading END passes to [`Instance::on_end`]. The hook
+    /// takes it before it reads the request: then no field read from knotd
+    /// has to be kept across the (fallback) clock call.
     #[inline(always)]
-    pub fn on_end(&self, ev: &EndEvent<'_>) -> Option<Counted> {
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// END: counts the query once (continuation messages of a transfer are
+    /// skipped); `now` is [`Instance::now`] at the start of the hook.
+    /// Returns what was counted, None when nothing was.
+    #[inline(always)]
+    pub fn on_end(&self, ev: &EndEvent<'_>, now: u64) -> Option<Counted> {
         let shard = self.shards.get(ev.thread)?;
         // Single writer: load and store, no locked exchange.
-        let begin = shard.begin_ns.load(Relaxed);
-        shard.begin_ns.store(0, Relaxed);
+        let begin = shard.begin.load(Relaxed);
+        if begin != 0 {
+            shard.begin.store(0, Relaxed);
+        }
         let op = dims::op_index(ev.query_type);
         if op == dims::OP_AXFR || op == dims::OP_IXFR {
             // END runs once per message of a transfer; count the request.
@@ -353,44 +443,39 @@ impl Instance {
         } else {
             shard.last_xfr.store(0, Relaxed);
         }
-        let ipv6 = matches!(ev.client, Client::V6(_));
-        let proto = dims::proto_index(ev.tcp, ipv6);
+        if begin != 0 {
+            let elapsed = now.saturating_sub(begin);
+            bump(&shard.latency[self.latency_buckets.index(elapsed)], 1);
+            bump(&shard.latency_sum, elapsed);
+        }
+        let proto = dims::proto_index(ev.tcp, ev.ipv6);
         let type_index = dims::type_index(ev.qtype);
         let rcode_index = dims::rcode_index(ev.rcode);
-        shard.ops.bump(op, 1);
-        if op == dims::OP_UPDATE {
+        bump(&shard.ops[op & 7], 1);
+        if op != dims::OP_UPDATE {
             // Updates are counted by zone and key (see on_update); an
             // accepted one has no rcode yet at this point.
-        } else {
             let row = self.zone_row(shard, ev.zone);
             let cell =
                 ((row * TYPE_COUNT + type_index) * RCODE_COUNT + rcode_index) * PROTO_COUNT + proto;
             shard.queries.bump(cell, 1);
         }
         if ev.edns {
-            shard.flags.bump(dims::FLAG_EDNS, 1);
+            bump(&shard.flags[dims::FLAG_EDNS], 1);
         }
         if ev.dnssec_ok {
-            shard.flags.bump(dims::FLAG_DO, 1);
+            bump(&shard.flags[dims::FLAG_DO], 1);
         }
+        let truncated = ev.responded && ev.truncated;
         if ev.responded {
-            if ev.truncated {
-                shard.flags.bump(dims::FLAG_TC, 1);
+            if truncated {
+                bump(&shard.flags[dims::FLAG_TC], 1);
             }
-            let bucket = dims::size_bucket(ev.response_size);
-            shard
-                .sizes
-                .bump(proto * (SIZE_BOUNDS.len() + 1) + bucket, 1);
-            shard.size_sum.bump(proto, ev.response_size);
-        }
-        if begin != 0 {
-            let elapsed = host::monotonic_ns().saturating_sub(begin);
-            let bucket = dims::bucket_index(&self.settings.latency_bounds_ns, elapsed);
-            shard.latency.bump(bucket, 1);
-            bump(&shard.latency_sum_ns, elapsed);
-        }
-        if self.settings.top_n > 0 && self.sampled(shard) {
-            self.observe_heavy(shard, ev);
+            bump(
+                &shard.sizes[proto & 3][dims::size_bucket(ev.response_size)],
+                1,
+            );
+            bump(&shard.size_sum[proto & 3], ev.response_size);
         }
         Some(Counted {
             op,
@@ -399,7 +484,8 @@ impl Instance {
             proto,
             edns: ev.edns,
             dnssec_ok: ev.dnssec_ok,
-            truncated: ev.responded && ev.truncated,
+            truncated,
+            sample: self.heavy_on && self.sampled(shard),
         })
     }
 
@@ -426,7 +512,13 @@ impl Instance {
         true
     }
 
-    fn observe_heavy(&self, shard: &Shard, ev: &EndEvent<'_>) {
+    /// Feeds one sampled request (see [`Counted::sample`]) to the worker's
+    /// heavy-hitter tables. `qname` is the lower-cased wire name (empty
+    /// when unparsed).
+    pub fn observe_heavy(&self, thread: usize, qname: &[u8], client: Client) {
+        let Some(shard) = self.shards.get(thread) else {
+            return;
+        };
         // The scraper holds the lock for a copy or a decay; never wait
         // for it on the query path.
         let Some(mut tables) = shard.heavy.try_lock() else {
@@ -434,11 +526,11 @@ impl Instance {
             return;
         };
         let weight = u64::from(self.settings.top_sample);
-        if !ev.qname.is_empty() {
-            let key = heavy::hash_bytes(ev.qname);
-            tables.names.observe(key, weight, || NameBuf::new(ev.qname));
+        if !qname.is_empty() {
+            let key = heavy::hash_bytes(qname);
+            tables.names.observe(key, weight, || NameBuf::new(qname));
         }
-        if let Some(net) = network_key(ev.client) {
+        if let Some(net) = network_key(client) {
             tables.nets.observe(mix(net), weight, || net);
         }
     }
@@ -517,22 +609,14 @@ impl Instance {
             for (i, total) in queries.iter_mut().enumerate() {
                 *total += shard.queries.load(i);
             }
-            for (i, total) in snap.ops.iter_mut().enumerate() {
-                *total += shard.ops.load(i);
+            add_loads(&mut snap.ops, &shard.ops);
+            add_loads(&mut snap.flags, &shard.flags);
+            for (totals, counters) in snap.sizes.iter_mut().zip(&shard.sizes) {
+                add_loads(totals, counters);
             }
-            for (i, total) in snap.flags.iter_mut().enumerate() {
-                *total += shard.flags.load(i);
-            }
-            for (p, buckets) in snap.sizes.iter_mut().enumerate() {
-                for (b, total) in buckets.iter_mut().enumerate() {
-                    *total += shard.sizes.load(p * (SIZE_BOUNDS.len() + 1) + b);
-                }
-                snap.size_sum[p] += shard.size_sum.load(p);
-            }
-            for (b, total) in snap.latency.iter_mut().enumerate() {
-                *total += shard.latency.load(b);
-            }
-            snap.latency_sum_ns += shard.latency_sum_ns.load(Relaxed);
+            add_loads(&mut snap.size_sum, &shard.size_sum);
+            add_loads(&mut snap.latency, &shard.latency);
+            snap.latency_sum_ns += self.clock.ns_from_ticks(shard.latency_sum.load(Relaxed));
             snap.heavy_skipped += shard.hh_skipped.load(Relaxed);
         }
         for (cell, &count) in queries.iter().enumerate() {
@@ -589,6 +673,13 @@ impl Instance {
                 .collect();
         }
         snap
+    }
+}
+
+/// Adds relaxed loads of `counters` into `totals`, as far as both go.
+fn add_loads(totals: &mut [u64], counters: &[AtomicU64]) {
+    for (total, counter) in totals.iter_mut().zip(counters) {
+        *total += counter.load(Relaxed);
     }
 }
 
@@ -780,40 +871,56 @@ mod tests {
     const ZONE_B: &[u8] = b"\x01b\x04test\x00";
     const ZONE_C: &[u8] = b"\x01c\x04test\x00";
 
-    fn event<'a>(thread: usize, zone: Option<(usize, &'a [u8])>, qname: &'a [u8]) -> EndEvent<'a> {
+    fn event(thread: usize, zone: Option<(usize, &[u8])>) -> EndEvent<'_> {
         EndEvent {
             thread,
             query_type: 1,
             zone,
             qtype: 1,
-            qname,
             rcode: 0,
             tcp: false,
-            client: Client::V4([192, 0, 2, 7]),
+            ipv6: false,
             edns: true,
             dnssec_ok: false,
             responded: true,
             truncated: false,
             response_size: 100,
-            request_id: 1,
+            request_id: 0,
         }
+    }
+
+    /// What the END hook does: count, then feed a sample.
+    fn end(inst: &Instance, ev: &EndEvent<'_>, qname: &[u8]) -> Option<Counted> {
+        let counted = inst.on_end(ev, inst.now())?;
+        if counted.sample {
+            inst.observe_heavy(ev.thread, qname, Client::V4([192, 0, 2, 7]));
+        }
+        Some(counted)
     }
 
     #[test]
     fn counts_are_summed_over_threads_and_zones() {
-        let inst = Instance::new(settings(3), 2, None);
+        let inst = Instance::new(settings(3), 2, None, Clock::detect());
         for t in 0..2 {
             inst.on_begin(t);
-            inst.on_end(&event(
-                t,
-                Some((0x1000, ZONE_A)),
+            end(
+                &inst,
+                &event(t, Some((0x1000, ZONE_A))),
                 b"\x03www\x01a\x04test\x00",
-            ));
+            );
         }
-        inst.on_end(&event(1, Some((0x2000, ZONE_B)), b"\x01b\x04test\x00"));
+        end(
+            &inst,
+            &event(1, Some((0x2000, ZONE_B))),
+            b"\x01b\x04test\x00",
+        );
         // Pointer reused for another zone: the name check catches it.
-        inst.on_end(&event(1, Some((0x1000, ZONE_C)), b"\x01c\x04test\x00"));
-        inst.on_end(&event(0, None, b"\x01x\x00"));
+        end(
+            &inst,
+            &event(1, Some((0x1000, ZONE_C))),
+            b"\x01c\x04test\x00",
+        );
+        end(&inst, &event(0, None), b"\x01x\x00");
         let snap = inst.snapshot();
         let get = |zone: &str| {
             snap.queries
@@ -843,15 +950,16 @@ mod tests {
 
     #[test]
     fn transfer_continuations_are_not_recounted() {
-        let inst = Instance::new(settings(0), 1, Some(ZONE_A));
-        let mut ev = event(0, None, b"");
+        let inst = Instance::new(settings(0), 1, Some(ZONE_A), Clock::MONOTONIC);
+        let mut ev = event(0, None);
         ev.query_type = 2;
         ev.qtype = 252;
+        ev.request_id = 1;
         inst.on_begin(0);
-        assert!(inst.on_end(&ev).is_some());
-        assert!(inst.on_end(&ev).is_none());
+        assert!(inst.on_end(&ev, inst.now()).is_some());
+        assert!(inst.on_end(&ev, inst.now()).is_none());
         ev.request_id = 2;
-        assert!(inst.on_end(&ev).is_some());
+        assert!(inst.on_end(&ev, inst.now()).is_some());
         let snap = inst.snapshot();
         assert_eq!(snap.ops[dims::OP_AXFR], 2);
         let key = QueryKey {
@@ -867,7 +975,7 @@ mod tests {
     fn one_in_top_sample_requests_is_sampled() {
         let mut s = settings(1);
         s.top_sample = 16;
-        let inst = Instance::new(s, 1, None);
+        let inst = Instance::new(s, 1, None, Clock::MONOTONIC);
         let shard = &inst.shards[0];
         let sampled = (0..160_000).filter(|_| inst.sampled(shard)).count();
         assert!((9_000..11_000).contains(&sampled), "{sampled}");
@@ -894,14 +1002,53 @@ mod tests {
     }
 
     #[test]
+    fn latency_buckets_match_the_binary_search() {
+        let defaults = RawSettings::default().check().unwrap().latency_bounds_ns;
+        let dense: Vec<u64> = (1..=32).map(|us| us * 1_000).collect();
+        let wide: Vec<u64> = (0..32).map(|k| 1_000u64 << k).collect();
+        for bounds in [defaults, dense, wide, vec![1], vec![60_000_000_000]] {
+            let table = LatencyBuckets::new(&bounds);
+            let mut values = vec![0, 1, 2, u64::MAX, u64::MAX - 1];
+            for &b in &bounds {
+                values.extend([b - 1, b, b + 1, b / 2, b * 3 / 2]);
+            }
+            values.extend((0..64).map(|k| 1u64 << k));
+            values.extend((0..64).map(|k| (1u64 << k) - 1));
+            for v in values {
+                assert_eq!(
+                    table.index(v),
+                    dims::bucket_index(&bounds, v),
+                    "{v} in {bounds:?}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn latency_buckets_match_for_any_bounds(
+            mut bounds in proptest::collection::btree_set(1u64..=60_000_000_000, 1..=32),
+            values in proptest::collection::vec(proptest::num::u64::ANY, 64),
+        ) {
+            let bounds: Vec<u64> = std::mem::take(&mut bounds).into_iter().collect();
+            let table = LatencyBuckets::new(&bounds);
+            for v in values.into_iter().chain(bounds.iter().copied()) {
+                proptest::prop_assert_eq!(table.index(v), dims::bucket_index(&bounds, v));
+                proptest::prop_assert_eq!(table.index(v % 100_000_000), dims::bucket_index(&bounds, v % 100_000_000));
+            }
+        }
+    }
+
+    #[test]
     fn out_of_range_thread_is_ignored() {
-        let inst = Instance::new(settings(0), 1, None);
-        assert!(inst.on_end(&event(5, None, b"")).is_none());
+        let inst = Instance::new(settings(0), 1, None, Clock::MONOTONIC);
+        assert!(inst.on_end(&event(5, None), inst.now()).is_none());
+        inst.observe_heavy(5, b"\x01x\x00", Client::Unknown);
     }
 
     #[test]
     fn updates_by_zone_key_and_rejection() {
-        let inst = Instance::new(settings(0), 1, None);
+        let inst = Instance::new(settings(0), 1, None, Clock::MONOTONIC);
         inst.on_update(Some(ZONE_A), Some(b"\x03key\x00"), 0);
         inst.on_update(Some(ZONE_A), Some(b"\x03key\x00"), 9);
         inst.on_update(Some(ZONE_A), None, 5);
@@ -948,9 +1095,9 @@ mod tests {
     fn decay_halves_heavy_hitters() {
         let mut s = settings(2);
         s.top_half_life = std::time::Duration::from_secs(1);
-        let inst = Instance::new(s, 1, None);
+        let inst = Instance::new(s, 1, None, Clock::MONOTONIC);
         for _ in 0..8 {
-            inst.on_end(&event(0, None, b"\x01x\x00"));
+            end(&inst, &event(0, None), b"\x01x\x00");
         }
         inst.decay_if_due(Instant::now() + std::time::Duration::from_millis(2100));
         assert_eq!(inst.snapshot().top_names[0].1, 2);

@@ -6,8 +6,10 @@
 //! Layout: `exports` (the `knotd_mod_api` symbol and callbacks) and `host`
 //! (the adapter reading knotd's structures) are the only modules with
 //! `unsafe`; `config`, `dims`, `instance`, `heavy`, `metrics` and `endpoint`
-//! are safe Rust. See README.md and SAFETY.md.
+//! are safe Rust; `clock` reads the CPU's time-stamp counter through
+//! `host`. See README.md and SAFETY.md.
 
+pub mod clock;
 pub mod config;
 pub mod dims;
 pub mod endpoint;

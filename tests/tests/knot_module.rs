@@ -50,6 +50,11 @@ struct Server {
 /// knotd serving lan.example. with the module as a global module, the
 /// metrics endpoint on a free port, and `extra` section items.
 fn start(extra: &[&str]) -> Server {
+    start_with_records(extra, &[])
+}
+
+/// [`start`] with `records` (zone-file lines) added to the zone.
+fn start_with_records(extra: &[&str], records: &[String]) -> Server {
     let port = free_tcp_port();
     let metrics: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut items = vec![format!("metrics-listen: 127.0.0.1@{port}")];
@@ -60,6 +65,7 @@ fn start(extra: &[&str]) -> Server {
         "www AAAA 2001:db8::1".into(),
         "mail A 192.0.2.2".into(),
     ];
+    opts.forward_records.extend_from_slice(records);
     opts.conf_extra = module_conf(&items);
     opts.template_extra = vec!["global-module: mod-querystats/default".into()];
     let knot = Knot::start(Place::Host, &opts).expect("knotd starts with the module");
@@ -374,6 +380,58 @@ fn counts_a_known_query_mix_exactly() {
     assert_eq!(k("protocol[udp4]"), 1720);
     assert_eq!(k("protocol[tcp4]"), 50);
     assert_eq!(k("operation[query]"), 1770);
+}
+
+/// knotd calls END once per message of a transfer; the module must count
+/// the transfer request once, in /metrics and in knotc stats, and time it
+/// once. The zone is made large enough for several messages, checked with
+/// kdig's own statistics.
+#[test]
+fn a_multi_message_transfer_counts_once() {
+    if !require_root("a_multi_message_transfer_counts_once") {
+        return;
+    }
+    let filler: Vec<String> = (0..3000)
+        .map(|i| format!("t{i} TXT \"{}\"", "x".repeat(60)))
+        .collect();
+    let server = start_with_records(&[], &filler);
+    let before = scrape(&server);
+    let stats_before = knotc_stats(&server.knot);
+    for _ in 0..2 {
+        let out = Command::new(program("kdig").expect("kdig installed"))
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &server.knot.port().to_string(),
+                ZONE,
+                "AXFR",
+                "+noall",
+                "+stats",
+            ])
+            .output()
+            .expect("kdig runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let messages: u64 = text
+            .split_once(" B (")
+            .and_then(|(_, rest)| rest.split_once(' '))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or_else(|| panic!("no message count in kdig output:\n{text}"));
+        assert!(
+            messages > 1,
+            "the transfer took {messages} message(s):\n{text}"
+        );
+    }
+    let after = scrape(&server);
+    let d = |series: &str| delta(&before, &after, series);
+    assert_eq!(
+        d("knot_querystats_operations_total{operation=\"axfr\"}"),
+        2.0
+    );
+    assert_eq!(d(&queries(ZONE, "AXFR", "NOERROR", "tcp4")), 2.0);
+    assert_eq!(d("knot_querystats_query_duration_seconds_count"), 2.0);
+    let stats = knotc_stats(&server.knot);
+    assert_eq!(knotc_delta(&stats_before, &stats, "operation[axfr]"), 2);
+    assert_eq!(knotc_delta(&stats_before, &stats, "query-type[AXFR]"), 2);
 }
 
 #[test]
