@@ -202,15 +202,16 @@ pub const DEFAULT_DNS_SERVER_TIMEOUT_MS: u64 = 1000;
 /// Default of `sender-threads`.
 pub const DEFAULT_SENDER_THREADS: usize = 4;
 /// Default of `max-changes-per-update`.
-pub const DEFAULT_MAX_CHANGES_PER_UPDATE: usize = 64;
+pub const DEFAULT_MAX_CHANGES_PER_UPDATE: usize = 256;
 /// Default of `queue-capacity`.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
 /// Default `port` of a `dns-servers` entry.
 pub const DEFAULT_DNS_PORT: u16 = 53;
 
 const MAX_SENDER_THREADS: u64 = 256;
-/// A change takes up to ~1.1 KB in a message with long names; 64 KiB is
-/// the TCP limit of one DNS message (larger groups are split anyway).
+/// A change takes ~130 bytes with typical names and up to ~1.1 KB with the
+/// longest; 64 KiB is the limit of one DNS message, and a group that does
+/// not fit is split in halves anyway.
 const MAX_CHANGES_PER_UPDATE: u64 = 1024;
 const MIN_QUEUE_CAPACITY: u64 = 16;
 const MAX_QUEUE_CAPACITY: u64 = 16 * 1024 * 1024;

@@ -439,6 +439,13 @@ impl<'a> UpdateExecutor<'a> {
                 Ok((_, Rcode::Success)) => {
                     return self.run_group(run, direction, zone, kind, step + 1, members, out);
                 }
+                // A reply we cannot use to a shared message (knotd answers
+                // unsigned FORMERR to some messages near 64 KiB) may be the
+                // message's own fault: halves are tried before retrying.
+                Err(DirOutcome::Retry {
+                    cause: RetryCause::BadResponse,
+                    ..
+                }) => {}
                 Err(retry @ DirOutcome::Retry { .. }) => {
                     for &(i, _) in members {
                         out[i] = Some(retry.clone());
@@ -687,7 +694,10 @@ impl Link<'_, '_> {
             self.cfg.dns_server_timeout,
         );
         let stats = &mut self.run.stats;
-        stats.sent += 1;
+        // A request that could not be built (too long) never left.
+        if !matches!(result, Err(ExchangeError::Request(_))) {
+            stats.sent += 1;
+        }
         let step = match result {
             Ok(response) => {
                 stats.ignored_replies += response.ignored;
@@ -2079,6 +2089,50 @@ mod tests {
         // One shared message timed out: no message per change.
         assert_eq!(applied.stats.sent, 1);
         assert_eq!(applied.stats.timeouts, 1);
+    }
+
+    #[test]
+    fn batch_with_unusable_replies_is_split_before_it_is_retried() {
+        // A server that answers every UPDATE with an unsigned FORMERR.
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let answering = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            server
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .unwrap();
+            let mut answered = 0;
+            while let Ok((n, from)) = server.recv_from(&mut buf) {
+                let mut reply = buf[..n.min(12)].to_vec();
+                reply[2] |= 0x80; // QR
+                reply[3] = (reply[3] & 0xf0) | 1; // FORMERR
+                reply[4..12].fill(0); // no sections
+                server.send_to(&reply, from).unwrap();
+                answered += 1;
+            }
+            answered
+        });
+        let mut cfg = knot_config(ConflictMode::CheckWithDhcid, SHA256, vec![addr]);
+        cfg.dns_server_timeout = Duration::from_millis(200);
+        let changes = numbered(ChangeKind::Add, 4, 2, DHCID_A);
+        let refs: Vec<&Change> = changes.iter().collect();
+        let applied = UpdateExecutor::new(&cfg).apply_batch(&refs);
+        for outcome in &applied.outcomes {
+            assert!(
+                matches!(
+                    outcome,
+                    ApplyOutcome::Retry {
+                        cause: RetryCause::BadResponse,
+                        ..
+                    }
+                ),
+                "{outcome:?}"
+            );
+        }
+        // Add and replace for the four, for each half, then each change
+        // alone (its add): the group is not retried whole.
+        assert_eq!(applied.stats.sent, 2 + 2 * 2 + 4);
+        assert_eq!(answering.join().unwrap(), 10);
     }
 
     #[test]
