@@ -320,9 +320,17 @@ mod tests {
         assert_eq!(a.burst_leases, 500);
         assert_eq!(a.modes, vec![Mode::Stock, Mode::Leasedns]);
         let w = workloads(&a);
-        assert_eq!(w.len(), 3);
+        assert_eq!(w.len(), 4);
         assert_eq!(w[2].threads, Some(2));
         assert_eq!(w[1].rate, 10_000);
+        // Only the backlog pauses knotd, at the burst's size and rate.
+        let paused: Vec<&str> = w
+            .iter()
+            .filter(|w| w.pause_dns)
+            .map(|w| w.name.as_str())
+            .collect();
+        assert_eq!(paused, ["backlog"]);
+        assert_eq!((w[3].leases, w[3].threads), (500, None));
     }
 
     #[test]
