@@ -30,7 +30,7 @@ use crate::host::LeaseInfo;
 use crate::journal::{Journal, JournalOptions};
 use crate::reconcile::{self, ReconcileReport, ZoneView};
 use crate::stats::Stats;
-use crate::update::{ApplyOutcome, DoneKind, StepResult, UpdateExecutor};
+use crate::update::{ApplyOutcome, DoneKind, RetryCause, StepResult, UpdateExecutor};
 
 const PUBLISHED_SHARDS: usize = 64;
 const PUBLISHED_SHARD_CAPACITY: usize = 256;
@@ -853,7 +853,17 @@ impl SenderThread {
             }
             self.shared
                 .error(format!("{fqdn} {addr}: {cause:?} from {server}: {detail}"));
-            let server_back = match self.wait_backoff(wait, server) {
+            // Only a server that did not answer at all is probed: one that
+            // answers SERVFAIL would pass the probe and defeat the backoff.
+            let probe = matches!(
+                cause,
+                RetryCause::Timeout
+                    | RetryCause::ConnectionRefused
+                    | RetryCause::Unreachable
+                    | RetryCause::Io
+            )
+            .then_some(server);
+            let server_back = match self.wait_backoff(wait, probe) {
                 Backoff::Stop => return false,
                 Backoff::OthersSucceed => true,
                 Backoff::Elapsed => false,
@@ -881,11 +891,11 @@ impl SenderThread {
     }
 
     /// Sleeps `wait`, in slices, unless the engine stops, another sender
-    /// applies a change meanwhile, or `server` (the one that failed last)
-    /// answers a probe query: the server is back, retry now. Without the
-    /// probe, senders that all failed would sleep out their backoff after
-    /// the server returned.
-    fn wait_backoff(&self, wait: Duration, server: SocketAddr) -> Backoff {
+    /// applies a change meanwhile, or `probe` (the server that did not
+    /// answer last) answers a probe query: the server is back, retry now.
+    /// Without the probe, senders that all failed would sleep out their
+    /// backoff after the server returned.
+    fn wait_backoff(&self, wait: Duration, probe: Option<SocketAddr>) -> Backoff {
         let seen = self.shared.successes.load(Ordering::Relaxed);
         let started = Instant::now();
         let deadline = started + wait;
@@ -905,7 +915,9 @@ impl SenderThread {
             if self.shared.successes.load(Ordering::Relaxed) != seen {
                 return Backoff::OthersSucceed;
             }
-            if Instant::now() >= next_probe {
+            if let Some(server) = probe
+                && Instant::now() >= next_probe
+            {
                 if crate::dns::responds(server, PROBE_TIMEOUT) {
                     return Backoff::OthersSucceed;
                 }
