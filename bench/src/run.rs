@@ -162,12 +162,12 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
     perfdhcp.period_secs = workload.leases / workload.rate.max(1) + 30;
     perfdhcp.exit_wait = Duration::from_secs(1);
     if workload.pause_dns {
-        signal(knot_pid, libc::SIGSTOP)?;
+        knot.signal(libc::SIGSTOP)?;
     }
     let report = perfdhcp.run(&net.client(), net.client_iface());
     let resumed = Instant::now();
     if workload.pause_dns {
-        signal(knot_pid, libc::SIGCONT)?;
+        knot.signal(libc::SIGCONT)?;
     }
     let report = report?;
     let times = wire.finish()?;
@@ -259,19 +259,6 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
             .collect();
     }
     Ok(result)
-}
-
-fn signal(pid: u32, sig: libc::c_int) -> Result<(), BenchError> {
-    let pid = libc::pid_t::try_from(pid)
-        .map_err(|_| BenchError::Failed(format!("pid {pid} out of range")))?;
-    // SAFETY: kill(2) on a pid this run started; no memory is involved.
-    if unsafe { libc::kill(pid, sig) } != 0 {
-        return Err(BenchError::io(
-            format!("signal {sig} to knotd {pid}"),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
 }
 
 fn signed_secs(later: Instant, earlier: Instant) -> f64 {
