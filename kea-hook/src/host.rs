@@ -38,7 +38,6 @@ pub struct PacketNames {
     pub fqdn: Option<(u8, Vec<u8>)>,
     pub hostname: Option<Vec<u8>>,
     pub msg_type: u8,
-    pub yiaddr: Ipv4Addr,
     /// The client sent a name longer than the shim accepts (always invalid: > 255 octets).
     pub oversized: bool,
 }
@@ -150,7 +149,6 @@ impl Callout {
             fqdn: (raw.has_fqdn != 0).then(|| (raw.fqdn_flags, raw.fqdn[..fqdn_len].to_vec())),
             hostname: (raw.has_hostname != 0).then(|| raw.hostname[..hn_len].to_vec()),
             msg_type: raw.msg_type,
-            yiaddr: Ipv4Addr::from(raw.yiaddr),
             oversized: raw.fqdn_truncated != 0 || raw.hostname_truncated != 0,
         })
     }

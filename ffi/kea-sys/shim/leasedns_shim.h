@@ -51,7 +51,6 @@ typedef struct ldns_client_names {
     uint16_t hostname_len;
     uint8_t hostname[LDNS_MAX_NAME];
     uint8_t msg_type;      /* DHCP message type, 0 if absent */
-    uint32_t yiaddr;       /* of the packet itself, host byte order */
 } ldns_client_names_t;
 
 /* Receives a byte string; called zero or one time, before the function returns. */

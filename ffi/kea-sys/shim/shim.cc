@@ -176,7 +176,6 @@ int ldns_arg_pkt4_names(void* handle, const char* name, ldns_client_names_t* out
         as_handle(handle)->getArgument(name, pkt);
         if (!pkt) return LDNS_ABSENT;
         out->msg_type = pkt->getType();
-        out->yiaddr = pkt->getYiaddr().toUint32();
         OptionPtr fqdn = pkt->getOption(isc::dhcp::DHO_FQDN);
         if (fqdn) {
             // Option payload: flags, rcode1, rcode2, domain-name.

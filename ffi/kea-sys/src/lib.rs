@@ -59,7 +59,6 @@ pub struct ldns_client_names_t {
     pub hostname_len: u16,
     pub hostname: [u8; LDNS_MAX_NAME],
     pub msg_type: u8,
-    pub yiaddr: u32,
 }
 
 pub type ldns_sink_fn = unsafe extern "C" fn(ctx: *mut c_void, data: *const c_char, len: usize);
