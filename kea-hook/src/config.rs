@@ -58,6 +58,14 @@ pub enum ConflictMode {
     NoCheckWithoutDhcid,
 }
 
+impl ConflictMode {
+    /// The `check-*` modes: a name is only written or removed where its
+    /// DHCID shows it is the client's (RFC 4703 prerequisites).
+    pub fn checks_ownership(self) -> bool {
+        matches!(self, Self::CheckWithDhcid | Self::CheckExistsWithDhcid)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ReplaceClientName {
     #[default]

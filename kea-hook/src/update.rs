@@ -364,6 +364,14 @@ impl<'a> UpdateExecutor<'a> {
         zone: &DdnsDomain,
         target: &Target<'_>,
     ) -> DirOutcome {
+        let mode = self.cfg.conflict_mode;
+        // The reverse sequence is one message in every mode: that message,
+        // with the zone's servers in order.
+        if direction == Direction::Reverse
+            && let &[step] = batch_steps(direction, target.change.kind, mode)
+        {
+            return self.send_one(run, direction, zone, step, target);
+        }
         let signer = match self.signer(zone) {
             Ok(signer) => signer,
             Err(invalid) => return invalid,
@@ -377,22 +385,9 @@ impl<'a> UpdateExecutor<'a> {
                 signer,
                 cfg: self.cfg,
             };
-            let outcome = match (direction, target.change.kind) {
-                (Direction::Forward, ChangeKind::Add) => {
-                    forward_add(&mut link, self.cfg.conflict_mode, &zone.name, target)
-                }
-                (Direction::Forward, ChangeKind::Remove) => {
-                    forward_remove(&mut link, self.cfg.conflict_mode, &zone.name, target)
-                }
-                (Direction::Reverse, kind) => {
-                    let step = match kind {
-                        ChangeKind::Add => StepKind::ReplaceReverse,
-                        ChangeKind::Remove => StepKind::RemoveReverse,
-                    };
-                    let msg = step_message(step, self.cfg.conflict_mode, &zone.name, target);
-                    let result = link.send(step, &msg);
-                    settle(server, result, also_ok(step))
-                }
+            let outcome = match target.change.kind {
+                ChangeKind::Add => forward_add(&mut link, mode, &zone.name, target),
+                ChangeKind::Remove => forward_remove(&mut link, mode, &zone.name, target),
             };
             match outcome {
                 DirOutcome::Retry { .. } => last = outcome,
@@ -462,8 +457,8 @@ impl<'a> UpdateExecutor<'a> {
         self.run_group(run, direction, zone, kind, step, right, out);
     }
 
-    /// A single later step of a batched sequence (the first runs through
-    /// `run_direction`), with the zone's servers in order.
+    /// One message of one change (a reverse sequence, or a later step of
+    /// a batched one), with the zone's servers in order.
     fn send_one(
         &self,
         run: &mut Run,
@@ -550,11 +545,7 @@ fn conclude(direction: Direction, outcome: DirOutcome) -> Option<ApplyOutcome> {
 /// transitions of the sequences (replace after YXDOMAIN, ...) only happen
 /// for changes isolated after a failure.
 fn batch_steps(direction: Direction, kind: ChangeKind, mode: ConflictMode) -> &'static [StepKind] {
-    let checking = matches!(
-        mode,
-        ConflictMode::CheckWithDhcid | ConflictMode::CheckExistsWithDhcid
-    );
-    match (direction, kind, checking) {
+    match (direction, kind, mode.checks_ownership()) {
         (Direction::Forward, ChangeKind::Add, true) => &[StepKind::AddForward],
         (Direction::Forward, ChangeKind::Add, false) => &[StepKind::SetForward],
         (Direction::Forward, ChangeKind::Remove, true) => {
@@ -570,11 +561,7 @@ fn batch_steps(direction: Direction, kind: ChangeKind, mode: ConflictMode) -> &'
 /// that are all in use and all ours (renewals after a restart, a replayed
 /// journal) are taken over in one message instead of one by one.
 fn batch_alternative(step: StepKind, mode: ConflictMode) -> Option<StepKind> {
-    let checking = matches!(
-        mode,
-        ConflictMode::CheckWithDhcid | ConflictMode::CheckExistsWithDhcid
-    );
-    (step == StepKind::AddForward && checking).then_some(StepKind::ReplaceForward)
+    (step == StepKind::AddForward && mode.checks_ownership()).then_some(StepKind::ReplaceForward)
 }
 
 /// Answers besides NOERROR that finish a step (the record was not there or
@@ -803,10 +790,7 @@ fn forward_add(
     t: &Target<'_>,
 ) -> DirOutcome {
     let server = link.server;
-    if matches!(
-        mode,
-        ConflictMode::NoCheckWithDhcid | ConflictMode::NoCheckWithoutDhcid
-    ) {
+    if !mode.checks_ownership() {
         let msg = forward_set_message(mode, zone, t);
         return settle(server, link.send(StepKind::SetForward, &msg), &[]);
     }
@@ -851,10 +835,7 @@ fn forward_remove(
     t: &Target<'_>,
 ) -> DirOutcome {
     let server = link.server;
-    if matches!(
-        mode,
-        ConflictMode::NoCheckWithDhcid | ConflictMode::NoCheckWithoutDhcid
-    ) {
+    if !mode.checks_ownership() {
         let msg = forward_clear_message(mode, zone, t);
         return settle(
             server,
