@@ -813,7 +813,8 @@ impl SenderThread {
                 .fetch_add(u64::from(applied.stats.sent), Ordering::Relaxed);
             self.note_servers(&applied.steps);
             let mut retry = Vec::new();
-            let mut first_failure = None;
+            // The first change to retry leads the log line and last-error.
+            let mut failure = None;
             for (work, outcome) in pending.into_iter().zip(applied.outcomes) {
                 match outcome {
                     ApplyOutcome::Done(done) => {
@@ -826,23 +827,16 @@ impl SenderThread {
                         cause,
                         detail,
                     } => {
-                        if first_failure.is_none() {
-                            first_failure = Some((
-                                work.change.fqdn.clone(),
-                                work.change.addr,
-                                direction,
-                                server,
-                                cause,
-                                detail,
-                            ));
-                        }
+                        failure.get_or_insert((direction, server, cause, detail));
                         retry.push(work);
                     }
                 }
             }
-            let Some((fqdn, addr, direction, server, cause, detail)) = first_failure else {
+            let (Some((direction, server, cause, detail)), Some(first)) = (failure, retry.first())
+            else {
                 return true;
             };
+            let (fqdn, addr) = (&first.change.fqdn, first.change.addr);
             self.stats
                 .updates_failed
                 .fetch_add(retry.len() as u64, Ordering::Relaxed);
