@@ -90,51 +90,41 @@ impl WireClock {
     }
 }
 
+/// Prefers the client namespace's UDP datagram counters: perfdhcp (a
+/// relay) talks to Kea over UDP, and nothing else there does, so ARP and
+/// neighbour probes cannot move the clock. The interface's packet counters
+/// are the fallback.
 fn sample_counters(iface: &str, stop: &AtomicBool) -> Result<WireTimes, BenchError> {
-    let (rx0, tx0) = read_counters(iface)?;
-    if read_udp().is_some() {
-        return sample_udp(stop);
+    let at_start = read_counters(iface)?;
+    if let Some(udp_at_start) = read_udp() {
+        return sample(udp_at_start, stop, || Ok(read_udp()));
     }
-    let mut times = WireTimes::default();
-    let mut last_rx = rx0;
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        let (rx, tx) = read_counters(iface)?;
-        if tx > tx0 && times.first_sent.is_none() {
-            times.first_sent = Some(now);
-        }
-        if rx != last_rx {
-            times.last_received = Some(now);
-            last_rx = rx;
-        }
-        times.sent = tx - tx0;
-        times.received = rx - rx0;
-        std::thread::sleep(COUNTER_INTERVAL);
-    }
-    Ok(times)
+    sample(at_start, stop, || read_counters(iface).map(Some))
 }
 
-/// Like the interface counters, but counting UDP datagrams of the client
-/// namespace only: perfdhcp (a relay) talks to Kea over UDP, and nothing
-/// else there does, so ARP and neighbour probes cannot move the clock.
-fn sample_udp(stop: &AtomicBool) -> Result<WireTimes, BenchError> {
-    let (rx0, tx0) = read_udp().ok_or_else(|| BenchError::Failed("no Udp line in snmp".into()))?;
+/// Samples a (received, sent) counter pair every `COUNTER_INTERVAL` until
+/// `stop`: the first send, the last receive and the totals since `start`.
+/// A reading of `None` is skipped.
+fn sample(
+    (rx0, tx0): (u64, u64),
+    stop: &AtomicBool,
+    read: impl Fn() -> Result<Option<(u64, u64)>, BenchError>,
+) -> Result<WireTimes, BenchError> {
     let mut times = WireTimes::default();
     let mut last_rx = rx0;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
-        let Some((rx, tx)) = read_udp() else {
-            continue;
-        };
-        if tx > tx0 && times.first_sent.is_none() {
-            times.first_sent = Some(now);
+        if let Some((rx, tx)) = read()? {
+            if tx > tx0 && times.first_sent.is_none() {
+                times.first_sent = Some(now);
+            }
+            if rx != last_rx {
+                times.last_received = Some(now);
+                last_rx = rx;
+            }
+            times.sent = tx - tx0;
+            times.received = rx - rx0;
         }
-        if rx != last_rx {
-            times.last_received = Some(now);
-            last_rx = rx;
-        }
-        times.sent = tx - tx0;
-        times.received = rx - rx0;
         std::thread::sleep(COUNTER_INTERVAL);
     }
     Ok(times)
