@@ -152,7 +152,7 @@ fn add(engine: &Engine, lease: &LeaseInfo) {
         forward: lease.fqdn_fwd,
         reverse: lease.fqdn_rev,
     };
-    let (previous, changed) = engine.publish(lease.addr, name);
+    let (previous, changed) = engine.publish(lease.addr, name.clone());
     if !changed {
         Stats::bump(&engine.stats().changes_unchanged);
         return;
@@ -162,7 +162,7 @@ fn add(engine: &Engine, lease: &LeaseInfo) {
     {
         submit_removal(engine, lease.addr, old);
     }
-    engine.submit(Change {
+    let queued = engine.submit(Change {
         kind: ChangeKind::Add,
         fqdn,
         addr: lease.addr,
@@ -171,6 +171,11 @@ fn add(engine: &Engine, lease: &LeaseInfo) {
         forward: lease.fqdn_fwd,
         reverse: lease.fqdn_rev,
     });
+    if !queued {
+        // Dropped: not published. The next renewal sends it again and the
+        // reconciliation the drop asked for repairs it before that.
+        engine.unpublish_if(lease.addr, &name);
+    }
 }
 
 fn remove(engine: &Engine, lease: &LeaseInfo) {
@@ -203,6 +208,8 @@ fn remove(engine: &Engine, lease: &LeaseInfo) {
     );
 }
 
+/// A dropped removal needs no bookkeeping here: the reconciliation the drop
+/// asked for finds the record without a lease and removes it.
 fn submit_removal(engine: &Engine, addr: std::net::Ipv4Addr, old: PublishedName) {
     engine.submit(Change {
         kind: ChangeKind::Remove,

@@ -63,6 +63,26 @@ const JOIN_DEADLINE: Duration = Duration::from_secs(3);
 /// Done marks are synced at most this often: losing them in a crash only
 /// means resending changes that are idempotent.
 const DONE_SYNC_INTERVAL: Duration = Duration::from_millis(200);
+/// A reconciliation asked for by dropped changes waits until none has been
+/// dropped for this long: repairing in the middle of an overload would only
+/// add to it.
+const RECONCILE_QUIET: Duration = Duration::from_secs(1);
+/// At most one "queue full" log line per this interval (with the count).
+const DROP_LOG_INTERVAL_MS: u64 = 1000;
+/// How long a reconciliation waits for room in the full queue before trying
+/// again (it never drops what it repairs).
+const RECONCILE_QUEUE_WAIT: Duration = Duration::from_millis(20);
+
+/// Why a reconciliation did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileRefused {
+    #[error("a reconciliation is already running")]
+    Running,
+    #[error("the hook is stopping")]
+    Stopping,
+    #[error("Kea's lease database is not available")]
+    NoLeaseDatabase,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -157,11 +177,45 @@ struct Shared {
     reconcile_wanted: AtomicBool,
     reconcile_running: AtomicBool,
     last_reconcile: Mutex<Option<(u64, ReconcileReport)>>,
+    /// When a change was last dropped (Unix ms; 0: never).
+    last_drop_ms: AtomicU64,
+    /// When the last "queue full" line was logged (Unix ms).
+    last_drop_log_ms: AtomicU64,
+    /// True while a reconciliation runs: callouts then record what they
+    /// touch in `touched`, under its lock, so the reconciliation leaves
+    /// those names and addresses to the callouts' own (newer) changes.
+    tracking: AtomicBool,
+    touched: Mutex<Option<Touched>>,
+}
+
+/// Names and addresses that callouts changed since a reconciliation took
+/// its snapshot of Kea's leases.
+#[derive(Default)]
+struct Touched {
+    addrs: HashSet<Ipv4Addr>,
+    names: HashSet<String>,
+}
+
+impl Touched {
+    fn note(&mut self, change: &Change) {
+        self.addrs.insert(change.addr);
+        self.names.insert(change.fqdn.clone());
+    }
+
+    fn covers(&self, change: &Change) -> bool {
+        self.addrs.contains(&change.addr) || self.names.contains(&change.fqdn)
+    }
 }
 
 impl Shared {
     fn error(&self, text: String) {
         *self.last_error.lock() = Some((unix_ms(), text));
+    }
+
+    fn end_reconcile(&self) {
+        self.tracking.store(false, Ordering::Release);
+        *self.touched.lock() = None;
+        self.reconcile_running.store(false, Ordering::Release);
     }
 }
 
@@ -222,6 +276,10 @@ impl Engine {
             reconcile_wanted: AtomicBool::new(damaged),
             reconcile_running: AtomicBool::new(false),
             last_reconcile: Mutex::new(None),
+            last_drop_ms: AtomicU64::new(0),
+            last_drop_log_ms: AtomicU64::new(0),
+            tracking: AtomicBool::new(false),
+            touched: Mutex::new(None),
         });
         let (submit_tx, submit_rx) = bounded::<Work>(cfg.queue_capacity);
         let (done_tx, done_rx) = unbounded::<u64>();
@@ -292,11 +350,43 @@ impl Engine {
         &self.stats
     }
 
-    /// Queues a change without blocking. A full queue drops it, logged and
-    /// counted: Kea must keep answering clients whatever DNS does (the next
-    /// reconciliation repairs it).
-    pub fn submit(&self, change: Change) {
-        submit(&self.submit_tx, &self.stats, change);
+    /// Queues a change without blocking; false when the queue is full and
+    /// the change was dropped. Kea must keep answering clients whatever DNS
+    /// does, so a drop is counted, logged (at most once a second) and asks
+    /// for a reconciliation, which repairs DNS once drops have stopped. The
+    /// caller must not record a dropped change as published.
+    pub fn submit(&self, change: Change) -> bool {
+        Stats::bump(&self.stats.changes_submitted);
+        let result = if self.shared.tracking.load(Ordering::Acquire) {
+            // Under the lock, so that a reconciliation either sees this
+            // change as touched or queues its own repair before it.
+            let mut touched = self.shared.touched.lock();
+            if let Some(touched) = touched.as_mut() {
+                touched.note(&change);
+            }
+            try_queue(&self.submit_tx, &self.stats, change)
+        } else {
+            try_queue(&self.submit_tx, &self.stats, change)
+        };
+        let Err(change) = result else {
+            return true;
+        };
+        Stats::bump(&self.stats.changes_dropped);
+        let now = unix_ms();
+        self.shared.last_drop_ms.store(now, Ordering::Release);
+        self.shared.reconcile_wanted.store(true, Ordering::Release);
+        let last_log = self.shared.last_drop_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last_log) >= DROP_LOG_INTERVAL_MS
+            && self
+                .shared
+                .last_drop_log_ms
+                .compare_exchange(last_log, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            let dropped = self.stats.changes_dropped.load(Ordering::Relaxed);
+            tracing::error!(fqdn = %change.fqdn, addr = %change.addr, dropped_so_far = dropped, "change queue full; DNS change dropped (a reconciliation repairs it once the overload ends)");
+        }
+        false
     }
 
     /// Records what `addr` should publish now. Returns the previous entry and
@@ -314,20 +404,48 @@ impl Engine {
         self.published.shard(addr).lock().remove(&addr)
     }
 
-    /// True once, when something asked for a reconciliation that needs
-    /// Kea's leases (read on the main thread by the caller).
-    pub fn take_reconcile_request(&self) -> bool {
-        self.shared.reconcile_wanted.swap(false, Ordering::AcqRel)
+    /// Forgets `name` for `addr` if it is still what `addr` publishes: its
+    /// change was dropped, so the next renewal must send it again.
+    pub fn unpublish_if(&self, addr: Ipv4Addr, name: &PublishedName) {
+        let mut shard = self.published.shard(addr).lock();
+        if shard.get(&addr) == Some(name) {
+            shard.remove(&addr);
+        }
     }
 
-    /// Starts a reconciliation against `leases` on a background thread.
-    /// False when one is already running or the engine is stopping.
-    pub fn start_reconcile(&self, leases: Vec<LeaseInfo>) -> bool {
-        if self.stopped.load(Ordering::Acquire)
-            || self.shared.reconcile_running.swap(true, Ordering::AcqRel)
-        {
-            return false;
+    /// True when a reconciliation was asked for (dropped changes, a damaged
+    /// or degraded journal) and may start now: none is running and no change
+    /// has been dropped for [`RECONCILE_QUIET`].
+    pub fn reconcile_due(&self) -> bool {
+        let quiet_since = self.shared.last_drop_ms.load(Ordering::Acquire);
+        self.shared.reconcile_wanted.load(Ordering::Acquire)
+            && !self.shared.reconcile_running.load(Ordering::Acquire)
+            && unix_ms().saturating_sub(quiet_since) >= RECONCILE_QUIET.as_millis() as u64
+    }
+
+    /// Starts a reconciliation on a background thread against the leases
+    /// that `leases` reads (on the caller's thread, Kea's main thread).
+    /// Callouts record what they touch from before that snapshot on, so the
+    /// reconciliation never undoes a newer change. Returns the lease count.
+    pub fn start_reconcile(
+        &self,
+        leases: impl FnOnce() -> Option<Vec<LeaseInfo>>,
+    ) -> Result<usize, ReconcileRefused> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(ReconcileRefused::Stopping);
         }
+        if self.shared.reconcile_running.swap(true, Ordering::AcqRel) {
+            return Err(ReconcileRefused::Running);
+        }
+        // This run answers every request made so far.
+        self.shared.reconcile_wanted.store(false, Ordering::Release);
+        *self.shared.touched.lock() = Some(Touched::default());
+        self.shared.tracking.store(true, Ordering::Release);
+        let Some(leases) = leases() else {
+            self.shared.end_reconcile();
+            return Err(ReconcileRefused::NoLeaseDatabase);
+        };
+        let n = leases.len();
         let run = ReconcileRun {
             cfg: Arc::clone(&self.cfg),
             stats: Arc::clone(&self.stats),
@@ -341,14 +459,12 @@ impl Engine {
                 let mut threads = self.threads.lock();
                 threads.retain(|(_, h)| !h.is_finished());
                 threads.push(handle);
-                true
+                Ok(n)
             }
             Err(err) => {
-                self.shared
-                    .reconcile_running
-                    .store(false, Ordering::Release);
+                self.shared.end_reconcile();
                 tracing::error!(%err, "cannot start reconciliation");
-                false
+                Err(ReconcileRefused::Stopping)
             }
         }
     }
@@ -449,19 +565,19 @@ impl Drop for Engine {
     }
 }
 
-fn submit(tx: &Sender<Work>, stats: &Stats, change: Change) {
-    Stats::bump(&stats.changes_submitted);
+/// Puts a change on the journal thread's queue without blocking; gives it
+/// back when the queue is full (or the engine stopped).
+fn try_queue(tx: &Sender<Work>, stats: &Stats, change: Change) -> Result<(), Change> {
     stats.queue_depth.fetch_add(1, Ordering::Relaxed);
     match tx.try_send(Work {
         seq: None,
         change,
         queued_ms: unix_ms(),
     }) {
-        Ok(()) => {}
+        Ok(()) => Ok(()),
         Err(TrySendError::Full(work)) | Err(TrySendError::Disconnected(work)) => {
             stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
-            Stats::bump(&stats.changes_dropped);
-            tracing::error!(fqdn = %work.change.fqdn, addr = %work.change.addr, "change queue full; DNS change dropped (reconciliation repairs it)");
+            Err(work.change)
         }
     }
 }
@@ -967,10 +1083,35 @@ impl ReconcileRun {
             seconds = report.seconds,
             "reconciliation finished"
         );
+        Stats::bump(&self.stats.reconcile_runs);
         *self.shared.last_reconcile.lock() = Some((unix_ms(), report));
-        self.shared
-            .reconcile_running
-            .store(false, Ordering::Release);
+        self.shared.end_reconcile();
+    }
+
+    /// Queues one repair unless a callout touched its name or address since
+    /// the snapshot (the callout's own change is newer). Waits for room in
+    /// a full queue instead of dropping. None: the engine is stopping.
+    fn queue_repair(&self, mut change: Change) -> Option<bool> {
+        loop {
+            {
+                let touched = self.shared.touched.lock();
+                if touched.as_ref().is_some_and(|t| t.covers(&change)) {
+                    return Some(false);
+                }
+                match try_queue(&self.submit_tx, &self.stats, change) {
+                    Ok(()) => {
+                        Stats::bump(&self.stats.changes_submitted);
+                        Stats::bump(&self.stats.reconcile_changes);
+                        return Some(true);
+                    }
+                    Err(back) => change = back,
+                }
+            }
+            match self.shutdown_rx.recv_timeout(RECONCILE_QUEUE_WAIT) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return None,
+            }
+        }
     }
 
     fn reconcile(&self, leases: &[LeaseInfo]) -> ReconcileReport {
@@ -1006,6 +1147,11 @@ impl ReconcileRun {
                 forward: d.forward,
                 reverse: d.reverse,
             };
+            // A callout's entry made after the snapshot is newer: keep it.
+            let touched = self.shared.touched.lock();
+            if touched.as_ref().is_some_and(|t| t.addrs.contains(&d.addr)) {
+                continue;
+            }
             self.published.shard(d.addr).lock().insert(d.addr, name);
         }
         let remove_stale = cfg.reconcile.remove_stale && report.errors.is_empty();
@@ -1015,11 +1161,16 @@ impl ReconcileRun {
         report.stale = stale;
         // Rate limit: at most `reconcile-rate` changes per second, in slices of 100 ms.
         let per_slice = (cfg.reconcile.rate / 10).max(1) as usize;
-        for chunk in changes.chunks(per_slice) {
+        'slices: for chunk in changes.chunks(per_slice) {
             for change in chunk {
-                tracing::info!(fqdn = %change.fqdn, addr = %change.addr, kind = ?change.kind, forward = change.forward, reverse = change.reverse, "reconciliation repairs DNS");
-                submit(&self.submit_tx, &self.stats, change.clone());
-                report.queued += 1;
+                match self.queue_repair(change.clone()) {
+                    Some(true) => {
+                        tracing::info!(fqdn = %change.fqdn, addr = %change.addr, kind = ?change.kind, forward = change.forward, reverse = change.reverse, "reconciliation repairs DNS");
+                        report.queued += 1;
+                    }
+                    Some(false) => report.left_to_callouts += 1,
+                    None => break 'slices,
+                }
             }
             match self.shutdown_rx.recv_timeout(Duration::from_millis(100)) {
                 Err(RecvTimeoutError::Timeout) => {}

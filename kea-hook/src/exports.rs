@@ -174,7 +174,7 @@ unsafe extern "C" fn reconcile_command(handle: *mut c_void) -> c_int {
                 &format!("reconciliation started against {n} leases"),
                 Some(&format!("{{\"leases\": {n}}}")),
             ),
-            Some(Err(why)) => co.respond(1, why, None),
+            Some(Err(why)) => co.respond(1, &why.to_string(), None),
             None => co.respond(1, "leasedns is not loaded", None),
         };
         0

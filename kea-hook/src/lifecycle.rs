@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 use parking_lot::RwLock;
 
 use crate::config::{Config, ConfigError};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, ReconcileRefused};
 use crate::stats::Stats;
 use crate::{host, logging};
 
@@ -72,7 +72,7 @@ pub fn tick() {
     logging::refresh_level();
     logging::drain(1024);
     if let Some(engine) = engine()
-        && engine.take_reconcile_request()
+        && engine.reconcile_due()
     {
         let _ = reconcile(&engine);
     }
@@ -81,17 +81,16 @@ pub fn tick() {
 
 /// Reads every lease from Kea's lease manager (main thread) and starts a
 /// reconciliation against it. Returns the number of leases, or why not.
-pub fn reconcile(engine: &Engine) -> Result<usize, &'static str> {
-    let Some(leases) = host::all_leases() else {
-        tracing::warn!("reconciliation skipped: Kea's lease database is not available");
-        return Err("Kea's lease database is not available");
-    };
-    let n = leases.len();
-    if engine.start_reconcile(leases) {
-        tracing::info!(leases = n, "reconciliation started");
-        Ok(n)
-    } else {
-        Err("a reconciliation is already running")
+pub fn reconcile(engine: &Engine) -> Result<usize, ReconcileRefused> {
+    match engine.start_reconcile(host::all_leases) {
+        Ok(n) => {
+            tracing::info!(leases = n, "reconciliation started");
+            Ok(n)
+        }
+        Err(err) => {
+            tracing::warn!(%err, "reconciliation not started");
+            Err(err)
+        }
     }
 }
 

@@ -61,6 +61,9 @@ pub struct ReconcileReport {
     pub missing: usize,
     pub stale: usize,
     pub queued: usize,
+    /// Repairs not queued because a callout changed the name or address
+    /// after the lease snapshot (its own change is newer).
+    pub left_to_callouts: usize,
     pub errors: Vec<String>,
     pub seconds: f64,
 }

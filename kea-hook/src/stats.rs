@@ -47,8 +47,14 @@ counters! {
     /// Changes not sent because a later change for the same name and
     /// address replaced them while they waited (e.g. during an outage).
     changes_superseded => "leasedns.changes-superseded",
-    /// Changes that could not be queued because the queue stayed full.
+    /// Changes that could not be queued because the queue was full (each
+    /// asks for a reconciliation, which repairs DNS once drops stop).
     changes_dropped => "leasedns.changes-dropped",
+    /// Reconciliations finished (at start-up, on request, after drops or a
+    /// degraded journal).
+    reconcile_runs => "leasedns.reconcile-runs",
+    /// Changes queued by reconciliations to repair DNS.
+    reconcile_changes => "leasedns.reconcile-changes",
     /// DNS UPDATE messages sent (each attempt, each step).
     updates_sent => "leasedns.updates-sent",
     /// Changes fully applied (records published or removed).

@@ -45,6 +45,9 @@ pub struct KeaOptions {
     pub dhcp4_extra: Map<String, Value>,
     /// Extra keys of the one subnet (e.g. `reservations`), merged last.
     pub subnet_extra: Map<String, Value>,
+    /// Extra environment of the kea-dhcp4 process (e.g. `LD_PRELOAD` for a
+    /// fault-injection library).
+    pub environment: Vec<(String, String)>,
 }
 
 impl KeaOptions {
@@ -65,6 +68,7 @@ impl KeaOptions {
             expired_leases_processing: None,
             dhcp4_extra: Map::new(),
             subnet_extra: Map::new(),
+            environment: Vec::new(),
         }
     }
 
@@ -189,7 +193,8 @@ impl Kea {
         cmd.arg("-c")
             .arg(self.conf_path())
             .env("KEA_PIDFILE_DIR", self.dir.path())
-            .env("KEA_LOCKFILE_DIR", self.dir.path());
+            .env("KEA_LOCKFILE_DIR", self.dir.path())
+            .envs(self.opts.environment.iter().map(|(k, v)| (k, v)));
         let mut guard = ChildGuard::spawn("kea-dhcp4", cmd, &self.dir.path().join("kea.out"))?;
         guard.watch_log(&self.log_path());
         self.guard = Some(guard);
@@ -468,6 +473,7 @@ mod tests {
             expired_leases_processing: Some(json!({ "reclaim-timer-wait-time": 1 })),
             dhcp4_extra: Map::new(),
             subnet_extra: Map::new(),
+            environment: Vec::new(),
         };
         opts.dhcp4_extra.insert("valid-lifetime".into(), json!(90));
         opts.subnet_extra.insert("reservations".into(), json!([]));
