@@ -6,9 +6,12 @@
 //! Readiness is always checked by talking to the daemon (a DNS query, a
 //! control-socket command), never by sleeping.
 //!
-//! The tests need root (namespaces, raw sockets). [`require_root`] prints a
-//! clear line and lets a test return early when it is not root; nothing else
-//! is a reason to skip.
+//! The tests need root (namespaces, raw sockets) and the plugins just built:
+//! they are `#[ignore]`d so a plain `cargo test` does not count them as
+//! passed, and build/test runs them with `--include-ignored` after building
+//! the plugins and naming the exact files in `LEASEDNS_HOOK_LIB` and
+//! `LEASEDNS_KNOT_MODULE`. [`require_root`] fails a test that runs without
+//! root.
 
 mod child;
 mod dhclient;
@@ -30,28 +33,23 @@ pub use netns::{Netns, SideNetns};
 pub use perfdhcp::{Exchange, Perfdhcp, PerfdhcpReport};
 pub use process::{Output, Place, program};
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How often [`wait_until`] and [`wait_for`] poll.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// True when running as root. Otherwise prints why the test is skipped, so a
-/// green run without root is never mistaken for a real pass.
-pub fn require_root(test: &str) -> bool {
+/// Fails the calling test unless it runs as root. End-to-end tests are
+/// `#[ignore]`d, so a plain `cargo test` reports them as ignored; when they
+/// are asked for (`--include-ignored`, as build/test does) without root they
+/// fail loudly instead of passing with nothing run.
+pub fn require_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    if euid == 0 {
-        return true;
-    }
-    // Written to the stderr handle rather than with eprintln!, which libtest
-    // captures and hides for passing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: end-to-end tests need root (network namespaces, raw sockets)"
+    assert_eq!(
+        euid, 0,
+        "end-to-end tests need root (network namespaces, raw sockets); run ./build/test as root"
     );
-    false
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
@@ -84,51 +82,41 @@ pub fn wait_for<T>(
     }
 }
 
-/// The leasedns hook library to load into kea-dhcp4.
-///
-/// `LEASEDNS_HOOK_LIB` wins (build/test sets it to the release build);
-/// otherwise the workspace's `target/release` and then `target/debug` are
-/// tried. Fails with a message saying how to build it.
+/// The leasedns hook library to load into kea-dhcp4: exactly the file named
+/// by `LEASEDNS_HOOK_LIB` (build/test, build/demo and build/bench set it to
+/// the library they have just built). Never guesses from `target/`: a stale
+/// build there would be tested silently.
 pub fn hook_library() -> Result<PathBuf> {
     built_library(
         "LEASEDNS_HOOK_LIB",
-        "libdhcp_leasedns.so",
         "cargo build --release -p kea-hook",
+        "libdhcp_leasedns.so",
     )
 }
 
-/// The Knot module (`libquerystats.so`), found like [`hook_library`] with
-/// `LEASEDNS_KNOT_MODULE`.
+/// The Knot module (`libquerystats.so`): exactly the file named by
+/// `LEASEDNS_KNOT_MODULE`, as [`hook_library`].
 pub fn knot_module_library() -> Result<PathBuf> {
     built_library(
         "LEASEDNS_KNOT_MODULE",
-        "libquerystats.so",
         "cargo build --release -p knot-module",
+        "libquerystats.so",
     )
 }
 
-fn built_library(env_var: &str, file: &str, build: &str) -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(env_var) {
-        let path = PathBuf::from(path);
-        if path.is_file() {
-            return Ok(path);
-        }
+fn built_library(env_var: &str, build: &str, file: &str) -> Result<PathBuf> {
+    let Some(path) = std::env::var_os(env_var) else {
+        return Err(HarnessError::Missing(format!(
+            "{env_var} is not set: ./build/test builds the plugins and sets it; by hand, \
+             run `{build}` and set {env_var}=<target dir>/release/{file}"
+        )));
+    };
+    let path = PathBuf::from(path);
+    if !path.is_file() {
         return Err(HarnessError::Missing(format!(
             "{env_var}={} does not exist",
             path.display()
         )));
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    for profile in ["release", "debug"] {
-        let candidate = target.join(profile).join(file);
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    Err(HarnessError::Missing(format!(
-        "{file} not found under {}; run `{build}` or set {env_var}",
-        target.display()
-    )))
+    Ok(path)
 }

@@ -32,10 +32,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
 fn named_client_is_published_and_removed_on_release() {
-    if !require_root("named_client_is_published_and_removed_on_release") {
-        return;
-    }
+    require_root();
     let lab = Lab::start(|_, _| {});
     let mut client = Dhclient::new(
         lab.net.client(),
@@ -141,10 +140,9 @@ fn parse_mac(text: &str) -> [u8; 6] {
 }
 
 #[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
 fn expired_and_declined_leases_lose_their_records() {
-    if !require_root("expired_and_declined_leases_lose_their_records") {
-        return;
-    }
+    require_root();
     let lab = Lab::start(|opts, _| {
         opts.valid_lifetime = 8;
         opts.expired_leases_processing = Some(json!({
@@ -207,10 +205,9 @@ fn expired_and_declined_leases_lose_their_records() {
 }
 
 #[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
 fn two_thousand_perfdhcp_clients_get_exactly_their_records() {
-    if !require_root("two_thousand_perfdhcp_clients_get_exactly_their_records") {
-        return;
-    }
+    require_root();
     let lab = Lab::start(|_, _| {});
     let report = Perfdhcp::new(500, 2000, 2000)
         .run(&lab.net.client(), lab.net.client_iface())
@@ -235,10 +232,9 @@ fn two_thousand_perfdhcp_clients_get_exactly_their_records() {
 }
 
 #[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
 fn static_records_and_other_clients_names_are_not_taken() {
-    if !require_root("static_records_and_other_clients_names_are_not_taken") {
-        return;
-    }
+    require_root();
     let lab = Lab::start(|_, _| {});
     let printer = lab.net.addr(0, 250).to_string();
     // A client asking for the static printer's name.
@@ -312,10 +308,9 @@ fn static_records_and_other_clients_names_are_not_taken() {
 }
 
 #[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
 fn wrong_tsig_secret_is_refused_counted_and_kea_keeps_serving() {
-    if !require_root("wrong_tsig_secret_is_refused_counted_and_kea_keeps_serving") {
-        return;
-    }
+    require_root();
     let lab = Lab::start(|_, params| {
         params["tsig-keys"][0]["secret"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     });
@@ -360,10 +355,9 @@ impl RunningCheck for Kea {
 }
 
 #[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
 fn hostile_client_names_are_refused_or_sanitised_without_harm() {
-    if !require_root("hostile_client_names_are_refused_or_sanitised_without_harm") {
-        return;
-    }
+    require_root();
     let lab = Lab::start(|_, _| {});
     let long_label = "a".repeat(64);
     let huge = vec![b'x'; 255];
@@ -445,10 +439,9 @@ fn thread_count(pid: u32) -> usize {
 }
 
 #[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
 fn config_reload_keeps_the_hook_working_without_leaking_threads() {
-    if !require_root("config_reload_keeps_the_hook_working_without_leaking_threads") {
-        return;
-    }
+    require_root();
     let mut lab = Lab::start(|_, _| {});
     let report = Perfdhcp::new(50, 10, 10)
         .run(&lab.net.client(), lab.net.client_iface())
@@ -485,10 +478,9 @@ fn config_reload_keeps_the_hook_working_without_leaking_threads() {
 }
 
 #[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
 fn multi_threaded_kea_publishes_every_lease() {
-    if !require_root("multi_threaded_kea_publishes_every_lease") {
-        return;
-    }
+    require_root();
     let lab = Lab::start(|opts, _| opts.multi_threading = Some(4));
     assert!(
         lab.kea.log().contains("DHCP4_MULTI_THREADING_INFO")
@@ -505,10 +497,9 @@ fn multi_threaded_kea_publishes_every_lease() {
 }
 
 #[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
 fn bad_configurations_refuse_the_load_with_a_clear_line() {
-    if !require_root("bad_configurations_refuse_the_load_with_a_clear_line") {
-        return;
-    }
+    require_root();
     let net = Netns::new().expect("namespaces");
     let knot = Knot::start(net.server(), &{
         let mut k = KnotOptions::new(ZONE);
@@ -572,6 +563,7 @@ fn bad_configurations_refuse_the_load_with_a_clear_line() {
 }
 
 #[test]
+#[ignore = "needs the built plugin (LEASEDNS_HOOK_LIB / LEASEDNS_KNOT_MODULE); build/test runs it"]
 fn the_library_exports_exactly_the_symbols_kea_looks_up() {
     let library = hook_library().expect("hook library built");
     let out = std::process::Command::new("nm")
