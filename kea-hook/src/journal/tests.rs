@@ -869,3 +869,68 @@ fn real_enospc_leaves_the_journal_usable() {
     assert_eq!(got, model);
     assert_eq!(rec.report.torn_tail, None);
 }
+
+/// The changes in the golden journal, in the order they were appended.
+fn golden_changes() -> Vec<Change> {
+    use crate::change::ChangeKind;
+    use std::net::Ipv4Addr;
+    vec![
+        Change {
+            kind: ChangeKind::Add,
+            fqdn: "laptop.lan.example.".into(),
+            addr: Ipv4Addr::new(10, 1, 2, 3),
+            dhcid: vec![0, 1, 1, 0xde, 0xad, 0xbe, 0xef],
+            ttl: 600,
+            forward: true,
+            reverse: true,
+        },
+        Change {
+            kind: ChangeKind::Remove,
+            fqdn: "old-host.lan.example.".into(),
+            addr: Ipv4Addr::new(10, 1, 2, 4),
+            dhcid: vec![0, 2, 1, 0x01, 0x02],
+            ttl: 0,
+            forward: true,
+            reverse: false,
+        },
+        Change {
+            kind: ChangeKind::Add,
+            fqdn: "printer-2.lan.example.".into(),
+            addr: Ipv4Addr::new(10, 1, 250, 9),
+            dhcid: Vec::new(),
+            ttl: 3600,
+            forward: false,
+            reverse: true,
+        },
+    ]
+}
+
+/// A journal written by the 0.1.0 release (three changes appended, the
+/// second marked done, synced) must replay the same way forever: the
+/// on-disk format and the postcard encoding of `Change` (field order,
+/// types) are a promise to every operator with pending entries. If this
+/// fails, the change broke that promise: keep the old encoding readable.
+#[test]
+fn a_journal_written_by_release_0_1_0_still_replays() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/golden");
+    let tmp = tempfile::tempdir().unwrap();
+    let segment = "journal-0000000000000001.log";
+    fs::copy(golden.join(segment), tmp.path().join(segment)).unwrap();
+    let (j, recovery) = open(tmp.path(), JournalOptions::default());
+    assert_eq!(recovery.report.torn_tail, None);
+    assert!(recovery.report.corrupt.is_empty());
+    assert_eq!(recovery.report.entries, 3);
+    assert_eq!(recovery.report.done, 1);
+    assert_eq!(recovery.report.next_seq, 4);
+    let replayed: Vec<(u64, Change)> = recovery
+        .pending
+        .iter()
+        .map(|(seq, payload)| (*seq, decode_change(payload).unwrap()))
+        .collect();
+    let expected = golden_changes();
+    assert_eq!(
+        replayed,
+        vec![(1, expected[0].clone()), (3, expected[2].clone())]
+    );
+    assert_eq!(j.pending(), 2);
+}
