@@ -29,7 +29,6 @@ pub struct LeaseInfo {
 }
 
 pub const LEASE_STATE_DEFAULT: u32 = 0;
-pub const LEASE_STATE_DECLINED: u32 = 1;
 
 /// Options 81 and 12 as the client sent them.
 #[derive(Clone, Debug)]
@@ -249,14 +248,6 @@ pub fn stat_set(name: &str, value: i64) {
     }
 }
 
-pub fn stat_remove(name: &str) {
-    let name = cstr(name);
-    // SAFETY: as stat_set.
-    unsafe {
-        sys::ldns_stat_remove(name.as_ptr());
-    }
-}
-
 /// Severity as the shim expects it: 0 debug, 1 info, 2 warn, 3 error.
 pub fn log(severity: i32, debuglevel: i32, text: &str) {
     let text = cstr(text);
@@ -290,22 +281,6 @@ pub unsafe fn register_command(library: *mut c_void, name: &str, handler: Comman
 }
 
 impl Callout {
-    /// The command's `arguments` as JSON text, if any.
-    pub fn command_args_json(&self) -> Option<String> {
-        let mut buf: Vec<u8> = Vec::new();
-        // SAFETY: live handle; `collect_string` only appends to `buf`.
-        let rc = unsafe {
-            sys::ldns_command_args_json(
-                self.handle,
-                collect_string,
-                (&mut buf as *mut Vec<u8>).cast(),
-            )
-        };
-        (rc == sys::LDNS_OK)
-            .then(|| String::from_utf8(buf).ok())
-            .flatten()
-    }
-
     /// Sets the command's answer: `result` 0 success, 1 error; `args` JSON text.
     pub fn respond(&self, result: i32, text: &str, args: Option<&str>) -> bool {
         let text = cstr(text);

@@ -57,8 +57,6 @@ typedef struct ldns_client_names {
 typedef void (*ldns_sink_fn)(void *ctx, const char *data, size_t len);
 typedef void (*ldns_timer_fn)(void);
 
-int ldns_kea_hooks_version(void) LDNS_NOEXCEPT;
-
 /* Callout arguments. `handle` is an isc::hooks::CalloutHandle*. */
 int ldns_arg_lease4(void *handle, const char *name, ldns_lease4_t *out) LDNS_NOEXCEPT;
 int ldns_arg_leases4_count(void *handle, const char *name, size_t *out) LDNS_NOEXCEPT;
@@ -78,7 +76,6 @@ typedef void (*ldns_lease_fn)(void *ctx, const ldns_lease4_t *lease);
 typedef int (*ldns_callout_fn)(void *handle);
 
 /* Control-socket commands. `handle` is the command's CalloutHandle*. */
-int ldns_command_args_json(void *handle, ldns_sink_fn sink, void *ctx) LDNS_NOEXCEPT;
 int ldns_command_respond(void *handle, int result, const char *text, const char *args_json) LDNS_NOEXCEPT;
 
 /* Every IPv4 lease of Kea's current lease manager (any backend). Main thread. */
@@ -90,7 +87,6 @@ int ldns_library_params_json(void *library, ldns_sink_fn sink, void *ctx) LDNS_N
 
 /* Statistics (isc::stats::StatsMgr, thread safe). */
 int ldns_stat_set(const char *name, int64_t value) LDNS_NOEXCEPT;
-int ldns_stat_remove(const char *name) LDNS_NOEXCEPT;
 
 /* Logging through isc::log, logger kea-dhcp4.leasedns.
  * severity: 0 debug, 1 info, 2 warn, 3 error; debuglevel 0..99 for debug. */

@@ -102,8 +102,6 @@ Lease4CollectionPtr get_collection(void* handle, const char* name) {
 
 extern "C" {
 
-int ldns_kea_hooks_version(void) noexcept { return KEA_HOOKS_VERSION; }
-
 int ldns_arg_lease4(void* handle, const char* name, ldns_lease4_t* out) noexcept {
     if (!handle || !name || !out) return LDNS_ABSENT;
     try {
@@ -257,22 +255,6 @@ int ldns_register_command(void* library, const char* name, ldns_callout_fn fn) n
     }
 }
 
-int ldns_command_args_json(void* handle, ldns_sink_fn sink, void* ctx) noexcept {
-    if (!handle || !sink) return LDNS_ABSENT;
-    try {
-        isc::data::ConstElementPtr command;
-        as_handle(handle)->getArgument("command", command);
-        if (!command) return LDNS_ABSENT;
-        isc::data::ConstElementPtr args = command->get("arguments");
-        if (!args) return LDNS_ABSENT;
-        std::string text = args->str();
-        sink(ctx, text.data(), text.size());
-        return LDNS_OK;
-    } catch (...) {
-        return LDNS_ERR;
-    }
-}
-
 int ldns_command_respond(void* handle, int result, const char* text, const char* args_json) noexcept {
     if (!handle || !text) return LDNS_ABSENT;
     try {
@@ -311,16 +293,6 @@ int ldns_stat_set(const char* name, int64_t value) noexcept {
         auto& mgr = isc::stats::StatsMgr::instance();
         mgr.setValue(std::string(name), value);
         mgr.setMaxSampleCount(std::string(name), 1);
-        return LDNS_OK;
-    } catch (...) {
-        return LDNS_ERR;
-    }
-}
-
-int ldns_stat_remove(const char* name) noexcept {
-    if (!name) return LDNS_ABSENT;
-    try {
-        isc::stats::StatsMgr::instance().del(std::string(name));
         return LDNS_OK;
     } catch (...) {
         return LDNS_ERR;

@@ -67,7 +67,6 @@ pub type ldns_lease_fn = unsafe extern "C" fn(ctx: *mut c_void, lease: *const ld
 pub type ldns_callout_fn = unsafe extern "C" fn(handle: *mut c_void) -> c_int;
 
 unsafe extern "C" {
-    pub fn ldns_kea_hooks_version() -> c_int;
     pub fn ldns_arg_lease4(
         handle: *mut c_void,
         name: *const c_char,
@@ -119,11 +118,6 @@ unsafe extern "C" {
         name: *const c_char,
         f: ldns_callout_fn,
     ) -> c_int;
-    pub fn ldns_command_args_json(
-        handle: *mut c_void,
-        sink: ldns_sink_fn,
-        ctx: *mut c_void,
-    ) -> c_int;
     pub fn ldns_command_respond(
         handle: *mut c_void,
         result: c_int,
@@ -132,7 +126,6 @@ unsafe extern "C" {
     ) -> c_int;
     pub fn ldns_leases4_all(f: ldns_lease_fn, ctx: *mut c_void) -> c_int;
     pub fn ldns_stat_set(name: *const c_char, value: i64) -> c_int;
-    pub fn ldns_stat_remove(name: *const c_char) -> c_int;
     pub fn ldns_log(severity: c_int, debuglevel: c_int, text: *const c_char) -> c_int;
     pub fn ldns_log_enabled(severity: c_int, debuglevel: c_int) -> c_int;
     pub fn ldns_timer_start(handle: *mut c_void, interval_ms: c_long, f: ldns_timer_fn) -> c_int;
