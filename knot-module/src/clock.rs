@@ -13,7 +13,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::host;
+use crate::clock_source;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -58,9 +58,9 @@ impl Clock {
     #[inline(always)]
     pub fn now(self) -> u64 {
         let ticks = if self.tsc {
-            host::tsc()
+            clock_source::tsc()
         } else {
-            host::monotonic_ns()
+            clock_source::monotonic_ns()
         };
         ticks.max(1)
     }
@@ -81,7 +81,7 @@ impl Clock {
 
 fn calibrated_tsc() -> Option<Clock> {
     let kernel_uses_tsc = std::fs::read_to_string(CLOCKSOURCE).is_ok_and(|s| s.trim() == "tsc");
-    if !kernel_uses_tsc || !host::tsc_is_invariant() {
+    if !kernel_uses_tsc || !clock_source::tsc_is_invariant() {
         return None;
     }
     let (tsc0, ns0) = reading_pair();
@@ -108,9 +108,9 @@ fn calibrated_tsc() -> Option<Clock> {
 fn reading_pair() -> (u64, u64) {
     let mut best = (u64::MAX, 0, 0);
     for _ in 0..8 {
-        let before = host::tsc();
-        let ns = host::monotonic_ns();
-        let after = host::tsc();
+        let before = clock_source::tsc();
+        let ns = clock_source::monotonic_ns();
+        let after = clock_source::tsc();
         let width = after.wrapping_sub(before);
         if width < best.0 {
             best = (width, before + width / 2, ns);
@@ -153,11 +153,11 @@ mod tests {
             assert_eq!(clock, Clock::MONOTONIC);
             return;
         }
-        let ns0 = host::monotonic_ns();
+        let ns0 = clock_source::monotonic_ns();
         let t0 = clock.now();
         std::thread::sleep(Duration::from_millis(50));
         let t1 = clock.now();
-        let ns1 = host::monotonic_ns();
+        let ns1 = clock_source::monotonic_ns();
         let by_tsc = clock.ns_from_ticks(t1 - t0) as f64;
         let by_monotonic = (ns1 - ns0) as f64;
         assert!(

@@ -10,6 +10,7 @@ use crate::dims;
 use crate::endpoint;
 use crate::host::{self, Module, names};
 use crate::instance::{Counted, Instance};
+use crate::log_bridge;
 use knot_sys as sys;
 use std::ffi::{CStr, c_char, c_int, c_uint};
 use std::ptr::{NonNull, null, null_mut};
@@ -189,7 +190,7 @@ unsafe extern "C" fn load(module: *mut sys::knotd_mod_t) -> c_int {
         let Some(module) = Module::new(module) else {
             return KNOT_EINVAL;
         };
-        host::with_log(module, || match load_instance(module) {
+        log_bridge::with_log(module, || match load_instance(module) {
             Ok(()) => KNOT_EOK,
             Err(message) => {
                 tracing::error!("{message}");
@@ -297,7 +298,7 @@ unsafe extern "C" fn unload(module: *mut sys::knotd_mod_t) {
         let Some(module) = Module::new(module) else {
             return;
         };
-        host::with_log(module, || release(module));
+        log_bridge::with_log(module, || release(module));
     })
 }
 
