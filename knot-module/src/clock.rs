@@ -26,7 +26,7 @@ const CALIBRATION: Duration = Duration::from_millis(10);
 const NS_PER_SEC: u128 = 1_000_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Clock {
+pub(crate) struct Clock {
     /// Read the TSC (true) or CLOCK_MONOTONIC in ns (false).
     tsc: bool,
     ticks_per_sec: u64,
@@ -34,29 +34,29 @@ pub struct Clock {
 
 impl Clock {
     /// CLOCK_MONOTONIC in nanoseconds.
-    pub const MONOTONIC: Clock = Clock {
+    pub(crate) const MONOTONIC: Clock = Clock {
         tsc: false,
         ticks_per_sec: 1_000_000_000,
     };
 
     /// The TSC if it is usable (decided and calibrated once per process,
     /// at the first module load), otherwise [`Clock::MONOTONIC`].
-    pub fn detect() -> Clock {
+    pub(crate) fn detect() -> Clock {
         static DETECTED: OnceLock<Clock> = OnceLock::new();
         *DETECTED.get_or_init(|| calibrated_tsc().unwrap_or(Clock::MONOTONIC))
     }
 
-    pub fn is_tsc(self) -> bool {
+    pub(crate) fn is_tsc(self) -> bool {
         self.tsc
     }
 
-    pub fn ticks_per_sec(self) -> u64 {
+    pub(crate) fn ticks_per_sec(self) -> u64 {
         self.ticks_per_sec
     }
 
     /// The current reading; never 0 (0 means "no reading" to callers).
     #[inline(always)]
-    pub fn now(self) -> u64 {
+    pub(crate) fn now(self) -> u64 {
         let ticks = if self.tsc {
             clock_source::tsc()
         } else {
@@ -66,13 +66,13 @@ impl Clock {
     }
 
     /// `ns` in ticks, rounded to the nearest tick.
-    pub fn ticks_from_ns(self, ns: u64) -> u64 {
+    pub(crate) fn ticks_from_ns(self, ns: u64) -> u64 {
         let ticks = (u128::from(ns) * u128::from(self.ticks_per_sec) + NS_PER_SEC / 2) / NS_PER_SEC;
         u64::try_from(ticks).unwrap_or(u64::MAX)
     }
 
     /// `ticks` in nanoseconds, rounded to the nearest nanosecond.
-    pub fn ns_from_ticks(self, ticks: u64) -> u64 {
+    pub(crate) fn ns_from_ticks(self, ticks: u64) -> u64 {
         let hz = u128::from(self.ticks_per_sec.max(1));
         let ns = (u128::from(ticks) * NS_PER_SEC + hz / 2) / hz;
         u64::try_from(ns).unwrap_or(u64::MAX)

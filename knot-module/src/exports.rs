@@ -33,14 +33,14 @@ const KNOT_ERROR: c_int = sys::knot_error_KNOT_ERROR;
 
 /// knotd's API struct holds raw pointers, so it is not `Sync` by itself.
 #[repr(transparent)]
-pub struct ModuleApi(sys::knotd_mod_api_t);
+struct ModuleApi(sys::knotd_mod_api_t);
 
 // SAFETY: the struct is immutable and points only to 'static data (the
 // name literal, the schema static) and to functions.
 unsafe impl Sync for ModuleApi {}
 
 #[repr(transparent)]
-pub struct Schema([sys::yp_item_t; 8]);
+struct Schema([sys::yp_item_t; 8]);
 
 // SAFETY: immutable; knotd copies the schema into its own and never writes
 // through these pointers, which all point to 'static literals.
@@ -80,7 +80,7 @@ const NONE_STR: sys::yp_var_t = sys::yp_var_t {
     s: sys::yp_var_t__bindgen_ty_4 { dflt: null() },
 };
 
-pub static SCHEMA: Schema = Schema([
+static SCHEMA: Schema = Schema([
     item(names::METRICS_LISTEN, sys::yp_type_t_YP_TSTR, NONE_STR, 0),
     item(
         names::TOP_N,
@@ -139,9 +139,12 @@ pub static SCHEMA: Schema = Schema([
     },
 ]);
 
+/// The module's only exported symbol: `#[unsafe(no_mangle)]` exports it from
+/// the cdylib whatever its Rust visibility (nothing in Rust names it; the
+/// end-to-end tests check the `nm -D` list).
 #[allow(non_upper_case_globals)]
 #[unsafe(no_mangle)]
-pub static knotd_mod_api: ModuleApi = ModuleApi(sys::knotd_mod_api_t {
+static knotd_mod_api: ModuleApi = ModuleApi(sys::knotd_mod_api_t {
     version: sys::KNOTD_MOD_ABI_VERSION,
     name: c"mod-querystats".as_ptr(),
     flags: sys::knotd_mod_flag_t_KNOTD_MOD_FLAG_OPT_CONF

@@ -417,7 +417,7 @@ mod tests {
             (names::TOP_HALF_LIFE, config::TOP_HALF_LIFE),
             (names::LATENCY_BUCKETS, config::LATENCY_BUCKETS),
             (names::MAX_ZONES, config::MAX_ZONES),
-            (names::KNOTC_STATS, config::KNOTC_STATS),
+            (names::KNOTC_STATS, "knotc-stats"),
         ] {
             assert_eq!(usize::from(raw[0]), plain.len(), "{plain}");
             assert_eq!(&raw[1..raw.len() - 1], plain.as_bytes());

@@ -17,18 +17,18 @@
 //! and `clock_source`.
 #![deny(unsafe_code)]
 
-pub mod clock;
+mod clock;
 #[allow(unsafe_code)]
 mod clock_source;
-pub mod config;
-pub mod dims;
-pub mod endpoint;
+mod config;
+mod dims;
+mod endpoint;
 #[allow(unsafe_code)]
-pub mod exports;
-pub mod heavy;
+mod exports;
+mod heavy;
 #[allow(unsafe_code)]
 mod host;
-pub mod instance;
+mod instance;
 #[allow(unsafe_code)]
 mod log_bridge;
-pub mod metrics;
+mod metrics;

@@ -11,7 +11,7 @@ use crate::dims::{FLAG_DO, FLAG_EDNS, FLAG_TC, OPERATIONS, PROTOS, SIZE_BOUNDS};
 use crate::instance::Snapshot;
 use std::fmt::Write as _;
 
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PREFIX: &str = "knot_querystats_";
 
 /// Escapes a label value: backslash, double quote and newline.
@@ -85,7 +85,7 @@ fn format_float(value: f64) -> String {
 }
 
 /// Renders everything; `instances` is how many module instances were summed.
-pub fn render(snap: &Snapshot, instances: usize) -> String {
+pub(crate) fn render(snap: &Snapshot, instances: usize) -> String {
     let mut w = Writer {
         text: String::with_capacity(16 * 1024),
     };
