@@ -11,6 +11,7 @@
 
 use crate::instance::{Instance, Snapshot};
 use crate::metrics;
+use crate::panics;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -144,7 +145,7 @@ fn respond(request: tiny_http::Request, instances: &[Arc<Instance>]) {
             (
                 200,
                 metrics::CONTENT_TYPE,
-                metrics::render(&total, instances.len()),
+                metrics::render(&total, instances.len(), panics::total()),
             )
         }
         (true, "/healthz") => (200, "text/plain; charset=utf-8", "ok\n".to_owned()),
