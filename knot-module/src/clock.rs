@@ -13,7 +13,7 @@
 
 #![forbid(unsafe_code)]
 
-use crate::host;
+use crate::clock_source;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ const CALIBRATION: Duration = Duration::from_millis(10);
 const NS_PER_SEC: u128 = 1_000_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Clock {
+pub(crate) struct Clock {
     /// Read the TSC (true) or CLOCK_MONOTONIC in ns (false).
     tsc: bool,
     ticks_per_sec: u64,
@@ -34,45 +34,45 @@ pub struct Clock {
 
 impl Clock {
     /// CLOCK_MONOTONIC in nanoseconds.
-    pub const MONOTONIC: Clock = Clock {
+    pub(crate) const MONOTONIC: Clock = Clock {
         tsc: false,
         ticks_per_sec: 1_000_000_000,
     };
 
     /// The TSC if it is usable (decided and calibrated once per process,
     /// at the first module load), otherwise [`Clock::MONOTONIC`].
-    pub fn detect() -> Clock {
+    pub(crate) fn detect() -> Clock {
         static DETECTED: OnceLock<Clock> = OnceLock::new();
         *DETECTED.get_or_init(|| calibrated_tsc().unwrap_or(Clock::MONOTONIC))
     }
 
-    pub fn is_tsc(self) -> bool {
+    pub(crate) fn is_tsc(self) -> bool {
         self.tsc
     }
 
-    pub fn ticks_per_sec(self) -> u64 {
+    pub(crate) fn ticks_per_sec(self) -> u64 {
         self.ticks_per_sec
     }
 
     /// The current reading; never 0 (0 means "no reading" to callers).
     #[inline(always)]
-    pub fn now(self) -> u64 {
+    pub(crate) fn now(self) -> u64 {
         let ticks = if self.tsc {
-            host::tsc()
+            clock_source::tsc()
         } else {
-            host::monotonic_ns()
+            clock_source::monotonic_ns()
         };
         ticks.max(1)
     }
 
     /// `ns` in ticks, rounded to the nearest tick.
-    pub fn ticks_from_ns(self, ns: u64) -> u64 {
+    pub(crate) fn ticks_from_ns(self, ns: u64) -> u64 {
         let ticks = (u128::from(ns) * u128::from(self.ticks_per_sec) + NS_PER_SEC / 2) / NS_PER_SEC;
         u64::try_from(ticks).unwrap_or(u64::MAX)
     }
 
     /// `ticks` in nanoseconds, rounded to the nearest nanosecond.
-    pub fn ns_from_ticks(self, ticks: u64) -> u64 {
+    pub(crate) fn ns_from_ticks(self, ticks: u64) -> u64 {
         let hz = u128::from(self.ticks_per_sec.max(1));
         let ns = (u128::from(ticks) * NS_PER_SEC + hz / 2) / hz;
         u64::try_from(ns).unwrap_or(u64::MAX)
@@ -81,7 +81,7 @@ impl Clock {
 
 fn calibrated_tsc() -> Option<Clock> {
     let kernel_uses_tsc = std::fs::read_to_string(CLOCKSOURCE).is_ok_and(|s| s.trim() == "tsc");
-    if !kernel_uses_tsc || !host::tsc_is_invariant() {
+    if !kernel_uses_tsc || !clock_source::tsc_is_invariant() {
         return None;
     }
     let (tsc0, ns0) = reading_pair();
@@ -108,9 +108,9 @@ fn calibrated_tsc() -> Option<Clock> {
 fn reading_pair() -> (u64, u64) {
     let mut best = (u64::MAX, 0, 0);
     for _ in 0..8 {
-        let before = host::tsc();
-        let ns = host::monotonic_ns();
-        let after = host::tsc();
+        let before = clock_source::tsc();
+        let ns = clock_source::monotonic_ns();
+        let after = clock_source::tsc();
         let width = after.wrapping_sub(before);
         if width < best.0 {
             best = (width, before + width / 2, ns);
@@ -153,11 +153,11 @@ mod tests {
             assert_eq!(clock, Clock::MONOTONIC);
             return;
         }
-        let ns0 = host::monotonic_ns();
+        let ns0 = clock_source::monotonic_ns();
         let t0 = clock.now();
         std::thread::sleep(Duration::from_millis(50));
         let t1 = clock.now();
-        let ns1 = host::monotonic_ns();
+        let ns1 = clock_source::monotonic_ns();
         let by_tsc = clock.ns_from_ticks(t1 - t0) as f64;
         let by_monotonic = (ns1 - ns0) as f64;
         assert!(

@@ -9,25 +9,24 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Item names, as they appear in `mod-querystats:` sections.
-pub const METRICS_LISTEN: &str = "metrics-listen";
-pub const TOP_N: &str = "top-n";
-pub const TOP_SAMPLE: &str = "top-sample";
-pub const TOP_HALF_LIFE: &str = "top-half-life";
-pub const LATENCY_BUCKETS: &str = "latency-buckets";
-pub const MAX_ZONES: &str = "max-zones";
-pub const KNOTC_STATS: &str = "knotc-stats";
+pub(crate) const METRICS_LISTEN: &str = "metrics-listen";
+pub(crate) const TOP_N: &str = "top-n";
+pub(crate) const TOP_SAMPLE: &str = "top-sample";
+pub(crate) const TOP_HALF_LIFE: &str = "top-half-life";
+pub(crate) const LATENCY_BUCKETS: &str = "latency-buckets";
+pub(crate) const MAX_ZONES: &str = "max-zones";
 
-pub const DEFAULT_TOP_N: i64 = 10;
-pub const MAX_TOP_N: i64 = 100;
-pub const DEFAULT_TOP_SAMPLE: i64 = 16;
-pub const MAX_TOP_SAMPLE: i64 = 65_536;
-pub const DEFAULT_TOP_HALF_LIFE: i64 = 60;
-pub const MAX_TOP_HALF_LIFE: i64 = 86_400;
-pub const DEFAULT_MAX_ZONES: i64 = 64;
-pub const MAX_MAX_ZONES: i64 = 65_535;
-pub const MAX_LATENCY_BUCKETS: usize = 32;
+pub(crate) const DEFAULT_TOP_N: i64 = 10;
+pub(crate) const MAX_TOP_N: i64 = 100;
+pub(crate) const DEFAULT_TOP_SAMPLE: i64 = 16;
+pub(crate) const MAX_TOP_SAMPLE: i64 = 65_536;
+pub(crate) const DEFAULT_TOP_HALF_LIFE: i64 = 60;
+pub(crate) const MAX_TOP_HALF_LIFE: i64 = 86_400;
+pub(crate) const DEFAULT_MAX_ZONES: i64 = 64;
+pub(crate) const MAX_MAX_ZONES: i64 = 65_535;
+pub(crate) const MAX_LATENCY_BUCKETS: usize = 32;
 /// Microseconds: 10 us to 1 s, roughly 1-2.5-5 per decade.
-pub const DEFAULT_LATENCY_BUCKETS_US: [i64; 16] = [
+pub(crate) const DEFAULT_LATENCY_BUCKETS_US: [i64; 16] = [
     10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
     500_000, 1_000_000,
 ];
@@ -35,15 +34,15 @@ const MAX_LATENCY_BOUND_US: i64 = 60_000_000;
 
 /// What knotd hands over for one section, before any check.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawSettings {
-    pub metrics_listen: Option<String>,
-    pub top_n: i64,
-    pub top_sample: i64,
-    pub top_half_life: i64,
+pub(crate) struct RawSettings {
+    pub(crate) metrics_listen: Option<String>,
+    pub(crate) top_n: i64,
+    pub(crate) top_sample: i64,
+    pub(crate) top_half_life: i64,
     /// Empty when not configured.
-    pub latency_buckets_us: Vec<i64>,
-    pub max_zones: i64,
-    pub knotc_stats: bool,
+    pub(crate) latency_buckets_us: Vec<i64>,
+    pub(crate) max_zones: i64,
+    pub(crate) knotc_stats: bool,
 }
 
 impl Default for RawSettings {
@@ -62,21 +61,21 @@ impl Default for RawSettings {
 
 /// Checked settings of one module instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
-    pub metrics_listen: Option<SocketAddr>,
+pub(crate) struct Settings {
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// 0 turns heavy-hitter tracking off.
-    pub top_n: usize,
+    pub(crate) top_n: usize,
     /// One query in `top_sample` feeds the heavy-hitter tables.
-    pub top_sample: u32,
-    pub top_half_life: Duration,
+    pub(crate) top_sample: u32,
+    pub(crate) top_half_life: Duration,
     /// Upper bounds in nanoseconds, strictly increasing.
-    pub latency_bounds_ns: Vec<u64>,
-    pub max_zones: usize,
-    pub knotc_stats: bool,
+    pub(crate) latency_bounds_ns: Vec<u64>,
+    pub(crate) max_zones: usize,
+    pub(crate) knotc_stats: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("{METRICS_LISTEN}: '{0}' is not ADDRESS@PORT (e.g. 127.0.0.1@9433 or ::1@9433)")]
     BadListen(String),
     #[error("{METRICS_LISTEN}: port 0 in '{0}'; give the port to listen on")]
@@ -108,7 +107,7 @@ fn in_range(item: &'static str, value: i64, min: i64, max: i64) -> Result<i64, C
 
 /// Parses knotd's `address@port` notation (an IPv6 address needs no
 /// brackets, as everywhere in knot.conf).
-pub fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
     let bad = || ConfigError::BadListen(text.to_owned());
     let (addr, port) = text.trim().rsplit_once('@').ok_or_else(bad)?;
     let addr: IpAddr = addr.parse().map_err(|_| bad())?;
@@ -120,7 +119,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
 }
 
 impl RawSettings {
-    pub fn check(&self) -> Result<Settings, ConfigError> {
+    pub(crate) fn check(&self) -> Result<Settings, ConfigError> {
         let metrics_listen = self
             .metrics_listen
             .as_deref()

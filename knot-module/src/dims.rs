@@ -29,7 +29,7 @@ const TYPES: [(u16, &str); 22] = [
     (252, "AXFR"),
     (257, "CAA"),
 ];
-pub const TYPE_COUNT: usize = TYPES.len() + 1;
+pub(crate) const TYPE_COUNT: usize = TYPES.len() + 1;
 const TYPE_OTHER: u8 = TYPES.len() as u8;
 
 /// qtype -> index for qtype < 256; built at compile time.
@@ -45,7 +45,7 @@ const TYPE_TABLE: [u8; 256] = {
     table
 };
 
-pub fn type_index(qtype: u16) -> usize {
+pub(crate) fn type_index(qtype: u16) -> usize {
     match qtype {
         0..=255 => usize::from(TYPE_TABLE[usize::from(qtype)]),
         257 => 21,
@@ -53,7 +53,7 @@ pub fn type_index(qtype: u16) -> usize {
     }
 }
 
-pub fn type_name(index: usize) -> &'static str {
+pub(crate) fn type_name(index: usize) -> &'static str {
     TYPES.get(index).map_or("OTHER", |(_, name)| name)
 }
 
@@ -63,9 +63,9 @@ const RCODES: [&str; 12] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
     "NXRRSET", "NOTAUTH", "NOTZONE", "BADVERS",
 ];
-pub const RCODE_COUNT: usize = RCODES.len() + 1;
+pub(crate) const RCODE_COUNT: usize = RCODES.len() + 1;
 
-pub fn rcode_index(rcode: u16) -> usize {
+pub(crate) fn rcode_index(rcode: u16) -> usize {
     match rcode {
         0..=10 => usize::from(rcode),
         16 => 11,
@@ -73,31 +73,31 @@ pub fn rcode_index(rcode: u16) -> usize {
     }
 }
 
-pub fn rcode_name(index: usize) -> &'static str {
+pub(crate) fn rcode_name(index: usize) -> &'static str {
     RCODES.get(index).copied().unwrap_or("OTHER")
 }
 
 /// Transport and address family. QUIC (not built into Debian's knotd 3.2)
 /// would count as UDP, the transport it runs on.
-pub const PROTOS: [&str; 4] = ["udp4", "udp6", "tcp4", "tcp6"];
-pub const PROTO_COUNT: usize = PROTOS.len();
+pub(crate) const PROTOS: [&str; 4] = ["udp4", "udp6", "tcp4", "tcp6"];
+pub(crate) const PROTO_COUNT: usize = PROTOS.len();
 
-pub fn proto_index(tcp: bool, ipv6: bool) -> usize {
+pub(crate) fn proto_index(tcp: bool, ipv6: bool) -> usize {
     usize::from(tcp) * 2 + usize::from(ipv6)
 }
 
 /// knotd's `knotd_query_type_t`, by value, renamed the way mod-stats
 /// names its operations.
-pub const OPERATIONS: [&str; 6] = ["invalid", "query", "axfr", "ixfr", "notify", "update"];
-pub const OP_COUNT: usize = OPERATIONS.len();
-pub const OP_INVALID: usize = 0;
-pub const OP_AXFR: usize = 2;
-pub const OP_IXFR: usize = 3;
-pub const OP_UPDATE: usize = 5;
+pub(crate) const OPERATIONS: [&str; 6] = ["invalid", "query", "axfr", "ixfr", "notify", "update"];
+pub(crate) const OP_COUNT: usize = OPERATIONS.len();
+pub(crate) const OP_INVALID: usize = 0;
+pub(crate) const OP_AXFR: usize = 2;
+pub(crate) const OP_IXFR: usize = 3;
+pub(crate) const OP_UPDATE: usize = 5;
 
 /// Operation index of a `knotd_query_type_t` value; unknown values are
 /// counted as invalid rather than trusted.
-pub fn op_index(query_type: u32) -> usize {
+pub(crate) fn op_index(query_type: u32) -> usize {
     usize::try_from(query_type)
         .ok()
         .filter(|&op| op < OP_COUNT)
@@ -105,18 +105,18 @@ pub fn op_index(query_type: u32) -> usize {
 }
 
 /// Header and EDNS flags counted per query.
-pub const FLAGS: [&str; 3] = ["edns", "do", "tc"];
-pub const FLAG_EDNS: usize = 0;
-pub const FLAG_DO: usize = 1;
-pub const FLAG_TC: usize = 2;
+pub(crate) const FLAGS: [&str; 3] = ["edns", "do", "tc"];
+pub(crate) const FLAG_EDNS: usize = 0;
+pub(crate) const FLAG_DO: usize = 1;
+pub(crate) const FLAG_TC: usize = 2;
 
 /// Upper bounds (bytes) of the response-size histogram.
-pub const SIZE_BOUNDS: [u64; 9] = [64, 128, 256, 512, 1232, 1500, 4096, 16384, 65535];
+pub(crate) const SIZE_BOUNDS: [u64; 9] = [64, 128, 256, 512, 1232, 1500, 4096, 16384, 65535];
 
 /// `bucket_index(&SIZE_BOUNDS, size)` as a compare tree the compiler
 /// lays out at build time (per request, about half the instructions of
 /// the generic binary search).
-pub fn size_bucket(size: u64) -> usize {
+pub(crate) fn size_bucket(size: u64) -> usize {
     match size {
         0..=64 => 0,
         65..=128 => 1,
@@ -131,8 +131,11 @@ pub fn size_bucket(size: u64) -> usize {
     }
 }
 
-/// Index of the first bound >= `value`, or the +Inf bucket.
-pub fn bucket_index(bounds: &[u64], value: u64) -> usize {
+/// Index of the first bound >= `value`, or the +Inf bucket: the reference
+/// that the query path's lookups (`size_bucket`, the latency table in
+/// `instance`) are tested against.
+#[cfg(test)]
+pub(crate) fn bucket_index(bounds: &[u64], value: u64) -> usize {
     bounds.partition_point(|&bound| bound < value)
 }
 

@@ -11,6 +11,7 @@
 
 use crate::instance::{Instance, Snapshot};
 use crate::metrics;
+use crate::panics;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ const TICK: Duration = Duration::from_millis(200);
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
-pub enum EndpointError {
+pub(crate) enum EndpointError {
     #[error("cannot listen on {addr} for /metrics: {reason}")]
     Bind { addr: SocketAddr, reason: String },
     #[error("cannot start the /metrics thread: {0}")]
@@ -47,7 +48,7 @@ static ENDPOINTS: Mutex<Vec<Endpoint>> = Mutex::new(Vec::new());
 
 /// Serves `instance` on `addr`, starting the listener if no other instance
 /// uses that address yet.
-pub fn attach(addr: SocketAddr, instance: Arc<Instance>) -> Result<(), EndpointError> {
+pub(crate) fn attach(addr: SocketAddr, instance: Arc<Instance>) -> Result<(), EndpointError> {
     let mut endpoints = ENDPOINTS.lock();
     if let Some(endpoint) = endpoints.iter().find(|e| e.addr == addr) {
         endpoint.shared.instances.lock().push(instance);
@@ -82,7 +83,7 @@ pub fn attach(addr: SocketAddr, instance: Arc<Instance>) -> Result<(), EndpointE
 /// Stops serving `instance`; the last instance on an address closes the
 /// listener and joins its thread. Returns false when the thread did not
 /// stop within the deadline (it is then left to finish on its own).
-pub fn detach(addr: SocketAddr, instance: &Arc<Instance>) -> bool {
+pub(crate) fn detach(addr: SocketAddr, instance: &Arc<Instance>) -> bool {
     let mut endpoints = ENDPOINTS.lock();
     let Some(pos) = endpoints.iter().position(|e| e.addr == addr) else {
         return true;
@@ -144,7 +145,7 @@ fn respond(request: tiny_http::Request, instances: &[Arc<Instance>]) {
             (
                 200,
                 metrics::CONTENT_TYPE,
-                metrics::render(&total, instances.len()),
+                metrics::render(&total, instances.len(), panics::total()),
             )
         }
         (true, "/healthz") => (200, "text/plain; charset=utf-8", "ok\n".to_owned()),

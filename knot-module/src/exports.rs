@@ -1,7 +1,8 @@
 //! The one symbol knotd looks up (`knotd_mod_api`) and the callbacks it
-//! points to. Every callback runs under [`guard!`]: a panic becomes knotd's
-//! error value (or leaves the query state untouched), never an unwind into
-//! C. Nothing runs at library load: `knotc conf-check` opens the library
+//! points to. The body of every `extern "C" fn` here is one call to
+//! [`guard`]: a panic is counted and logged, and becomes knotd's error
+//! value (or leaves the query state untouched), never an unwind into C.
+//! Nothing runs at library load: `knotc conf-check` opens the library
 //! too, so threads and sockets start in `load`.
 
 use crate::clock::Clock;
@@ -10,20 +11,12 @@ use crate::dims;
 use crate::endpoint;
 use crate::host::{self, Module, names};
 use crate::instance::{Counted, Instance};
+use crate::log_bridge;
+use crate::panic_guard::guard;
 use knot_sys as sys;
 use std::ffi::{CStr, c_char, c_int, c_uint};
 use std::ptr::{NonNull, null, null_mut};
 use std::sync::Arc;
-
-/// Runs the body; a panic returns `$on_panic` instead of unwinding into C.
-macro_rules! guard {
-    ($on_panic:expr, $body:block) => {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
-            Ok(value) => value,
-            Err(_) => $on_panic,
-        }
-    };
-}
 
 /// knotd's error codes (libknot/errcode.h).
 const KNOT_EOK: c_int = sys::knot_error_KNOT_EOK;
@@ -32,14 +25,14 @@ const KNOT_ERROR: c_int = sys::knot_error_KNOT_ERROR;
 
 /// knotd's API struct holds raw pointers, so it is not `Sync` by itself.
 #[repr(transparent)]
-pub struct ModuleApi(sys::knotd_mod_api_t);
+struct ModuleApi(sys::knotd_mod_api_t);
 
 // SAFETY: the struct is immutable and points only to 'static data (the
 // name literal, the schema static) and to functions.
 unsafe impl Sync for ModuleApi {}
 
 #[repr(transparent)]
-pub struct Schema([sys::yp_item_t; 8]);
+struct Schema([sys::yp_item_t; 8]);
 
 // SAFETY: immutable; knotd copies the schema into its own and never writes
 // through these pointers, which all point to 'static literals.
@@ -79,7 +72,7 @@ const NONE_STR: sys::yp_var_t = sys::yp_var_t {
     s: sys::yp_var_t__bindgen_ty_4 { dflt: null() },
 };
 
-pub static SCHEMA: Schema = Schema([
+static SCHEMA: Schema = Schema([
     item(names::METRICS_LISTEN, sys::yp_type_t_YP_TSTR, NONE_STR, 0),
     item(
         names::TOP_N,
@@ -138,9 +131,12 @@ pub static SCHEMA: Schema = Schema([
     },
 ]);
 
+/// The module's only exported symbol: `#[unsafe(no_mangle)]` exports it from
+/// the cdylib whatever its Rust visibility (nothing in Rust names it; the
+/// end-to-end tests check the `nm -D` list).
 #[allow(non_upper_case_globals)]
 #[unsafe(no_mangle)]
-pub static knotd_mod_api: ModuleApi = ModuleApi(sys::knotd_mod_api_t {
+static knotd_mod_api: ModuleApi = ModuleApi(sys::knotd_mod_api_t {
     version: sys::KNOTD_MOD_ABI_VERSION,
     name: c"mod-querystats".as_ptr(),
     flags: sys::knotd_mod_flag_t_KNOTD_MOD_FLAG_OPT_CONF
@@ -166,8 +162,10 @@ struct Context {
     listen: Option<std::net::SocketAddr>,
 }
 
+/// config_check gets no module handle (knotc conf-check runs it too): a
+/// panic is counted, not logged, and the section is reported as failed.
 unsafe extern "C" fn config_check(args: *mut sys::knotd_conf_check_args_t) -> c_int {
-    guard!(KNOT_ERROR, {
+    guard("config_check", None, KNOT_ERROR, |_| {
         let Some(args) = NonNull::new(args) else {
             return KNOT_EINVAL;
         };
@@ -185,11 +183,11 @@ unsafe extern "C" fn config_check(args: *mut sys::knotd_conf_check_args_t) -> c_
 }
 
 unsafe extern "C" fn load(module: *mut sys::knotd_mod_t) -> c_int {
-    guard!(KNOT_ERROR, {
-        let Some(module) = Module::new(module) else {
+    guard("load", Module::new(module), KNOT_ERROR, |module| {
+        let Some(module) = module else {
             return KNOT_EINVAL;
         };
-        host::with_log(module, || match load_instance(module) {
+        log_bridge::with_log(module, || match load_instance(module) {
             Ok(()) => KNOT_EOK,
             Err(message) => {
                 tracing::error!("{message}");
@@ -293,24 +291,23 @@ fn release(module: Module) {
 }
 
 unsafe extern "C" fn unload(module: *mut sys::knotd_mod_t) {
-    guard!((), {
-        let Some(module) = Module::new(module) else {
+    guard("unload", Module::new(module), (), |module| {
+        let Some(module) = module else {
             return;
         };
-        host::with_log(module, || release(module));
+        log_bridge::with_log(module, || release(module));
     })
 }
 
 /// The instance of a hook's module, borrowed for the hook's duration.
 ///
 /// # Safety
-/// `module` is NULL or the live module of the current hook.
-unsafe fn context<'a>(module: *mut sys::knotd_mod_t) -> Option<(Module, &'a Context)> {
-    let module = Module::new(module)?;
+/// `module` is the live module of the current hook; the borrow must not
+/// outlive the hook.
+unsafe fn context<'a>(module: Module) -> Option<&'a Context> {
     // SAFETY: ctx is NULL or our Context, alive until unload, which knotd
     // runs only after no hook of this module can run any more.
-    let context = unsafe { module.ctx().cast::<Context>().as_ref()? };
-    Some((module, context))
+    unsafe { module.ctx().cast::<Context>().as_ref() }
 }
 
 unsafe extern "C" fn begin_hook(
@@ -319,9 +316,12 @@ unsafe extern "C" fn begin_hook(
     qdata: *mut sys::knotd_qdata_t,
     module: *mut sys::knotd_mod_t,
 ) -> sys::knotd_state_t {
-    guard!(state, {
-        // SAFETY: hook arguments from knotd (or NULL).
-        let Some((_, context)) = (unsafe { context(module) }) else {
+    guard("begin_hook", Module::new(module), state, |module| {
+        let Some(module) = module else {
+            return state;
+        };
+        // SAFETY: the hook's live module.
+        let Some(context) = (unsafe { context(module) }) else {
             return state;
         };
         // SAFETY: qdata is this hook's live query data (or NULL).
@@ -338,9 +338,12 @@ unsafe extern "C" fn end_hook(
     qdata: *mut sys::knotd_qdata_t,
     module: *mut sys::knotd_mod_t,
 ) -> sys::knotd_state_t {
-    guard!(state, {
-        // SAFETY: hook arguments from knotd (or NULL).
-        let Some((module, context)) = (unsafe { context(module) }) else {
+    guard("end_hook", Module::new(module), state, |module| {
+        let Some(module) = module else {
+            return state;
+        };
+        // SAFETY: the hook's live module.
+        let Some(context) = (unsafe { context(module) }) else {
             return state;
         };
         let now = context.instance.now();
@@ -401,113 +404,43 @@ fn mirror_to_knotc(module: Module, thread: usize, counted: &Counted) {
     }
 }
 
+/// A knotc counter index's name in malloc'ed memory (NULL if knotd asks
+/// for an index beyond u32, which it cannot).
 fn index_name(idx: c_uint, names: impl Fn(usize) -> &'static str) -> *mut c_char {
-    guard!(null_mut(), {
-        usize::try_from(idx).map_or(null_mut(), |i| host::malloc_str(names(i)))
+    usize::try_from(idx).map_or(null_mut(), |i| host::malloc_str(names(i)))
+}
+
+// The `idx_to_str` callbacks get no module handle: a panic is counted, not
+// logged, and knotd prints the counter without a name.
+
+unsafe extern "C" fn type_to_str(idx: u32, _count: u32) -> *mut c_char {
+    guard("type_to_str", None, null_mut(), |_| {
+        index_name(idx, dims::type_name)
     })
 }
 
-unsafe extern "C" fn type_to_str(idx: u32, _count: u32) -> *mut c_char {
-    index_name(idx, dims::type_name)
-}
-
 unsafe extern "C" fn rcode_to_str(idx: u32, _count: u32) -> *mut c_char {
-    index_name(idx, dims::rcode_name)
+    guard("rcode_to_str", None, null_mut(), |_| {
+        index_name(idx, dims::rcode_name)
+    })
 }
 
 unsafe extern "C" fn proto_to_str(idx: u32, _count: u32) -> *mut c_char {
-    index_name(idx, |i| dims::PROTOS.get(i).copied().unwrap_or("other"))
+    guard("proto_to_str", None, null_mut(), |_| {
+        index_name(idx, |i| dims::PROTOS.get(i).copied().unwrap_or("other"))
+    })
 }
 
 unsafe extern "C" fn op_to_str(idx: u32, _count: u32) -> *mut c_char {
-    index_name(idx, |i| dims::OPERATIONS.get(i).copied().unwrap_or("other"))
+    guard("op_to_str", None, null_mut(), |_| {
+        index_name(idx, |i| dims::OPERATIONS.get(i).copied().unwrap_or("other"))
+    })
 }
 
 unsafe extern "C" fn flag_to_str(idx: u32, _count: u32) -> *mut c_char {
-    index_name(idx, |i| dims::FLAGS.get(i).copied().unwrap_or("other"))
-}
-
-/// Unit tests run without knotd, whose functions the callbacks reference.
-/// Whether the test binary links used to depend on the optimiser folding
-/// the NULL-argument tests into nothing; these definitions make it link
-/// regardless. They behave like a knotd with no module state, and are
-/// never reached: every callback test passes NULL, which the callbacks
-/// reject first. Not part of the module (cfg(test) only).
-#[cfg(test)]
-mod knotd_link_doubles {
-    use super::sys;
-    use std::ffi::{c_char, c_int, c_uint, c_void};
-    use std::ptr::{null, null_mut};
-
-    fn no_conf() -> sys::knotd_conf_t {
-        sys::knotd_conf_t {
-            single: sys::knotd_conf_val_t { integer: 0 },
-            multi: null_mut(),
-            count: 0,
-        }
-    }
-
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_mod_ctx(_: *mut sys::knotd_mod_t) -> *mut c_void {
-        null_mut()
-    }
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_mod_ctx_set(_: *mut sys::knotd_mod_t, _: *mut c_void) {}
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_mod_zone(_: *mut sys::knotd_mod_t) -> *const u8 {
-        null()
-    }
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_mod_threads(_: *mut sys::knotd_mod_t) -> c_uint {
-        0
-    }
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_qdata_zone_name(_: *mut sys::knotd_qdata_t) -> *const u8 {
-        null()
-    }
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_mod_stats_add(
-        _: *mut sys::knotd_mod_t,
-        _: *const c_char,
-        _: u32,
-        _: sys::knotd_mod_idx_to_str_f,
-    ) -> c_int {
-        super::KNOT_EINVAL
-    }
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_mod_stats_incr(
-        _: *mut sys::knotd_mod_t,
-        _: c_uint,
-        _: u32,
-        _: u32,
-        _: u64,
-    ) {
-    }
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_mod_hook(
-        _: *mut sys::knotd_mod_t,
-        _: sys::knotd_stage_t,
-        _: sys::knotd_mod_hook_f,
-    ) -> c_int {
-        super::KNOT_EINVAL
-    }
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_conf_mod(_: *mut sys::knotd_mod_t, _: *const u8) -> sys::knotd_conf_t {
-        no_conf()
-    }
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_conf_check_item(
-        _: *mut sys::knotd_conf_check_args_t,
-        _: *const u8,
-    ) -> sys::knotd_conf_t {
-        no_conf()
-    }
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_conf_free(_: *mut sys::knotd_conf_t) {}
-    /// Declared variadic by knotd; never called here, so the fixed
-    /// arguments are enough for the symbol.
-    #[unsafe(no_mangle)]
-    extern "C" fn knotd_mod_log(_: *mut sys::knotd_mod_t, _: c_int, _: *const c_char) {}
+    guard("flag_to_str", None, null_mut(), |_| {
+        index_name(idx, |i| dims::FLAGS.get(i).copied().unwrap_or("other"))
+    })
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// Keys are already well-mixed 64-bit hashes; hashing them again would
 /// only cost instructions.
 #[derive(Default)]
-pub struct IdentityHasher(u64);
+pub(crate) struct IdentityHasher(u64);
 
 impl Hasher for IdentityHasher {
     fn finish(&self) -> u64 {
@@ -48,7 +48,7 @@ struct Slot<P> {
 
 /// One Space-Saving summary.
 #[derive(Debug)]
-pub struct SpaceSaving<P> {
+pub(crate) struct SpaceSaving<P> {
     capacity: usize,
     index: KeyIndex,
     slots: Vec<Slot<P>>,
@@ -58,15 +58,15 @@ pub struct SpaceSaving<P> {
 
 /// One reported entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hitter<P> {
-    pub key: u64,
-    pub count: u64,
-    pub error: u64,
-    pub payload: P,
+pub(crate) struct Hitter<P> {
+    pub(crate) key: u64,
+    pub(crate) count: u64,
+    pub(crate) error: u64,
+    pub(crate) payload: P,
 }
 
 impl<P: Clone> SpaceSaving<P> {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         Self {
             capacity,
@@ -77,17 +77,9 @@ impl<P: Clone> SpaceSaving<P> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// Counts `weight` occurrences of `key`; `payload` is called only when
     /// the key enters the table.
-    pub fn observe(&mut self, key: u64, weight: u64, payload: impl FnOnce() -> P) {
+    pub(crate) fn observe(&mut self, key: u64, weight: u64, payload: impl FnOnce() -> P) {
         if let Some(&slot) = self.index.get(&key) {
             self.slots[slot].count = self.slots[slot].count.saturating_add(weight);
             self.sift_down(self.slots[slot].heap_pos);
@@ -125,21 +117,15 @@ impl<P: Clone> SpaceSaving<P> {
 
     /// Halves every count (exponential decay). Halving keeps the heap
     /// order, so no re-sort is needed.
-    pub fn decay(&mut self) {
+    pub(crate) fn decay(&mut self) {
         for slot in &mut self.slots {
             slot.count /= 2;
             slot.error /= 2;
         }
     }
 
-    pub fn clear(&mut self) {
-        self.index.clear();
-        self.slots.clear();
-        self.heap.clear();
-    }
-
     /// Every tracked entry with a non-zero count, in no particular order.
-    pub fn entries(&self) -> impl Iterator<Item = Hitter<P>> + '_ {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Hitter<P>> + '_ {
         self.slots.iter().filter(|s| s.count > 0).map(|s| Hitter {
             key: s.key,
             count: s.count,
@@ -192,7 +178,7 @@ impl<P: Clone> SpaceSaving<P> {
 
 /// Sums several summaries (one per worker thread) and returns the `n`
 /// largest, biggest first; ties broken by key so output is stable.
-pub fn merge_top<P: Clone>(
+pub(crate) fn merge_top<P: Clone>(
     tables: impl IntoIterator<Item = Vec<Hitter<P>>>,
     n: usize,
 ) -> Vec<Hitter<P>> {
@@ -216,7 +202,7 @@ pub fn merge_top<P: Clone>(
 
 /// A cheap 64-bit hash of a byte string (FxHash-style, 8 bytes a step),
 /// used for query names on the query path.
-pub fn hash_bytes(bytes: &[u8]) -> u64 {
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mut hash: u64 = bytes.len() as u64;
     let mut chunks = bytes.chunks_exact(8);
@@ -264,7 +250,7 @@ mod tests {
         let mut entries: Vec<_> = ss.entries().map(|h| (h.key, h.count, h.error)).collect();
         entries.sort();
         assert_eq!(entries, vec![(1, 5, 0), (3, 3, 2)]);
-        assert_eq!(ss.len(), 2);
+        assert_eq!(ss.entries().count(), 2);
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! The adapter: the only module besides `exports` that touches knotd's raw
-//! pointers. Everything leaves here as owned Rust values or as borrows
-//! that the caller drops before its callback returns.
+//! The host adapter: the only module besides `exports` that touches
+//! knotd's raw pointers. It reads knotd's structures and converts them into
+//! engine types (`RawSettings`, `EndEvent`, `Client`); everything leaves
+//! here as owned Rust values or as borrows that the caller drops before its
+//! callback returns. Nothing in the engine imports this module.
 
 use crate::config::RawSettings;
 use crate::instance::{Client, EndEvent};
 use knot_sys as sys;
 use std::ffi::{CStr, CString, c_char, c_void};
-use std::fmt::Write as _;
 use std::ptr::NonNull;
 
 /// The knotd module handle of the current callback.
@@ -183,71 +184,6 @@ impl Module {
         unsafe {
             sys::knotd_mod_log(self.0.as_ptr(), priority, c"%s".as_ptr(), text.as_ptr());
         }
-    }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds. One vDSO call: `Instant::now()` plus
-/// `elapsed()` costs several times the instructions (checked timespec
-/// arithmetic, u128 nanoseconds), twice per query.
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid, writable timespec; CLOCK_MONOTONIC exists on
-    // every Linux, so the call cannot fail and ts is always written.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    // Both fields are non-negative for CLOCK_MONOTONIC.
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
-}
-
-/// The CPU's time-stamp counter; 0 where there is none (see
-/// [`tsc_is_invariant`], which gates its use).
-#[inline(always)]
-pub(crate) fn tsc() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: RDTSC exists on every x86_64 CPU and only reads the
-        // counter; user mode may execute it unless the kernel set CR4.TSD,
-        // which Linux does only for seccomp-strict or PR_SET_TSC processes
-        // (tsc_is_invariant checks PR_GET_TSC before the TSC is chosen).
-        unsafe { std::arch::x86_64::_rdtsc() }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        0
-    }
-}
-
-/// Whether the time-stamp counter ticks at a constant rate through
-/// frequency changes and sleep states (CPUID 0x8000_0007, EDX bit 8,
-/// "invariant TSC") and this process may read it.
-pub(crate) fn tsc_is_invariant() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::__cpuid;
-        // `__cpuid` became a safe function in recent Rust; the workspace's
-        // minimum Rust still needs the unsafe block.
-        #[allow(unused_unsafe)]
-        // SAFETY: CPUID exists on every x86_64 CPU; leaf 0x8000_0000
-        // reports the highest extended leaf, read before asking for one.
-        let max_extended = unsafe { __cpuid(0x8000_0000) }.eax;
-        if max_extended < 0x8000_0007 {
-            return false;
-        }
-        #[allow(unused_unsafe)]
-        // SAFETY: as above; the leaf is supported (checked).
-        let invariant = unsafe { __cpuid(0x8000_0007) }.edx & (1 << 8) != 0;
-        let mut mode: libc::c_int = 0;
-        // SAFETY: PR_GET_TSC writes one int through the pointer given.
-        let ret = unsafe { libc::prctl(libc::PR_GET_TSC, &mut mode as *mut libc::c_int) };
-        invariant && ret == 0 && mode == libc::PR_TSC_ENABLE
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
@@ -467,70 +403,6 @@ pub(crate) fn malloc_str(text: &str) -> *mut c_char {
     unsafe { libc::strdup(text.as_ptr()) }
 }
 
-/// Forwards `tracing` events to knotd's log for the module of the current
-/// callback. Installed only around knotd callbacks (never on our own
-/// threads), so the handle is always used on the knotd thread that gave it.
-pub(crate) struct KnotdLog {
-    module: Module,
-}
-
-// SAFETY: a KnotdLog lives only inside `with_log` on the calling knotd
-// thread (a thread-local default dispatcher); it is never sent to or used
-// from another thread, and knotd_mod_log itself is thread-safe.
-unsafe impl Send for KnotdLog {}
-// SAFETY: as above.
-unsafe impl Sync for KnotdLog {}
-
-/// Runs `f` with `tracing` events going to knotd's log through `module`.
-pub(crate) fn with_log<R>(module: Module, f: impl FnOnce() -> R) -> R {
-    tracing::subscriber::with_default(KnotdLog { module }, f)
-}
-
-struct MessageVisitor(String);
-
-impl tracing::field::Visit for MessageVisitor {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.0, "{value:?}");
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
-        }
-    }
-
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.0.push_str(value);
-        } else {
-            let _ = write!(self.0, " {}={value}", field.name());
-        }
-    }
-}
-
-impl tracing::Subscriber for KnotdLog {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        // knotd filters by its own configured severity.
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut visitor = MessageVisitor(String::new());
-        event.record(&mut visitor);
-        let priority = match *event.metadata().level() {
-            tracing::Level::ERROR => libc::LOG_ERR,
-            tracing::Level::WARN => libc::LOG_WARNING,
-            tracing::Level::INFO => libc::LOG_INFO,
-            _ => libc::LOG_DEBUG,
-        };
-        self.module.log(priority, &visitor.0);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,7 +417,7 @@ mod tests {
             (names::TOP_HALF_LIFE, config::TOP_HALF_LIFE),
             (names::LATENCY_BUCKETS, config::LATENCY_BUCKETS),
             (names::MAX_ZONES, config::MAX_ZONES),
-            (names::KNOTC_STATS, config::KNOTC_STATS),
+            (names::KNOTC_STATS, "knotc-stats"),
         ] {
             assert_eq!(usize::from(raw[0]), plain.len(), "{plain}");
             assert_eq!(&raw[1..raw.len() - 1], plain.as_bytes());

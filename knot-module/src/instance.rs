@@ -36,11 +36,11 @@ const MAX_UPDATE_SERIES: usize = 4096;
 /// error bounds.
 const SLOTS_PER_TOP_ENTRY: usize = 8;
 /// Zone label for queries outside every served zone (knotd answers REFUSED).
-pub const ZONE_NONE: &str = "(none)";
+pub(crate) const ZONE_NONE: &str = "(none)";
 /// Zone label once `max-zones` distinct zones have been seen.
-pub const ZONE_OTHER: &str = "(other)";
+pub(crate) const ZONE_OTHER: &str = "(other)";
 /// TSIG key label for unsigned updates.
-pub const KEY_NONE: &str = "(none)";
+pub(crate) const KEY_NONE: &str = "(none)";
 
 fn bump(counter: &AtomicU64, by: u64) {
     // Single writer per shard: a plain load+store is exact and avoids a
@@ -148,7 +148,7 @@ fn for_each_word(name: &[u8], mut f: impl FnMut(usize, u64)) {
 /// A query name as it arrived (wire format, lower case), kept inline so a
 /// heavy-hitter eviction never allocates.
 #[derive(Clone, Debug)]
-pub struct NameBuf {
+pub(crate) struct NameBuf {
     len: u8,
     bytes: [u8; 255],
 }
@@ -164,7 +164,7 @@ impl NameBuf {
         }
     }
 
-    pub fn wire(&self) -> &[u8] {
+    pub(crate) fn wire(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
 }
@@ -261,7 +261,7 @@ impl LatencyBuckets {
 
 /// The client address of a query, as far as the statistics care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Client {
+pub(crate) enum Client {
     V4([u8; 4]),
     V6([u8; 16]),
     Unknown,
@@ -271,40 +271,40 @@ pub enum Client {
 /// Only what every request needs: the heavy-hitter inputs (query name,
 /// client address) are read separately, for sampled requests only.
 #[derive(Debug)]
-pub struct EndEvent<'a> {
-    pub thread: usize,
+pub(crate) struct EndEvent<'a> {
+    pub(crate) thread: usize,
     /// `knotd_query_type_t` value.
-    pub query_type: u32,
+    pub(crate) query_type: u32,
     /// The zone's pointer (identity) and wire name; None outside zones.
-    pub zone: Option<(usize, &'a [u8])>,
-    pub qtype: u16,
-    pub rcode: u16,
-    pub tcp: bool,
-    pub ipv6: bool,
-    pub edns: bool,
-    pub dnssec_ok: bool,
+    pub(crate) zone: Option<(usize, &'a [u8])>,
+    pub(crate) qtype: u16,
+    pub(crate) rcode: u16,
+    pub(crate) tcp: bool,
+    pub(crate) ipv6: bool,
+    pub(crate) edns: bool,
+    pub(crate) dnssec_ok: bool,
     /// False when knotd sends nothing (state NOOP).
-    pub responded: bool,
-    pub truncated: bool,
-    pub response_size: u64,
+    pub(crate) responded: bool,
+    pub(crate) truncated: bool,
+    pub(crate) response_size: u64,
     /// Distinguishes one transfer request from the next (read for AXFR
     /// and IXFR only; 0 otherwise).
-    pub request_id: u64,
+    pub(crate) request_id: u64,
 }
 
 /// The indexes a counted query got, for mirroring into knotd's own
 /// statistics (`knotc stats`), and whether it is a heavy-hitter sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Counted {
-    pub op: usize,
-    pub type_index: usize,
-    pub rcode_index: usize,
-    pub proto: usize,
-    pub edns: bool,
-    pub dnssec_ok: bool,
-    pub truncated: bool,
+pub(crate) struct Counted {
+    pub(crate) op: usize,
+    pub(crate) type_index: usize,
+    pub(crate) rcode_index: usize,
+    pub(crate) proto: usize,
+    pub(crate) edns: bool,
+    pub(crate) dnssec_ok: bool,
+    pub(crate) truncated: bool,
     /// Pass the query name and client to [`Instance::observe_heavy`].
-    pub sample: bool,
+    pub(crate) sample: bool,
 }
 
 #[derive(Debug, Default)]
@@ -322,7 +322,7 @@ struct ZoneTable {
     rows: Mutex<HashMap<Box<[u8]>, usize>>,
 }
 
-pub struct Instance {
+pub(crate) struct Instance {
     settings: Settings,
     shards: Box<[Shard]>,
     clock: Clock,
@@ -350,7 +350,12 @@ impl Instance {
     /// `threads` is knotd's worker count (thread ids are below it);
     /// `zone` is the wire name for a zone-scoped instance; `clock` times
     /// requests (usually [`Clock::detect`]).
-    pub fn new(settings: Settings, threads: usize, zone: Option<&[u8]>, clock: Clock) -> Self {
+    pub(crate) fn new(
+        settings: Settings,
+        threads: usize,
+        zone: Option<&[u8]>,
+        clock: Clock,
+    ) -> Self {
         let rows = settings.max_zones + 2;
         let hh_slots = (settings.top_n * SLOTS_PER_TOP_ENTRY).max(1);
         let shards = (0..threads.max(1))
@@ -398,17 +403,9 @@ impl Instance {
         }
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    pub fn threads(&self) -> usize {
-        self.shards.len()
-    }
-
     /// BEGIN: remember when this worker started on the query.
     #[inline(always)]
-    pub fn on_begin(&self, thread: usize) {
+    pub(crate) fn on_begin(&self, thread: usize) {
         if let Some(shard) = self.shards.get(thread) {
             shard.begin.store(self.clock.now(), Relaxed);
         }
@@ -418,7 +415,7 @@ impl Instance {
     /// takes it before it reads the request: then no field read from knotd
     /// has to be kept across the (fallback) clock call.
     #[inline(always)]
-    pub fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.clock.now()
     }
 
@@ -426,7 +423,7 @@ impl Instance {
     /// skipped); `now` is [`Instance::now`] at the start of the hook.
     /// Returns what was counted, None when nothing was.
     #[inline(always)]
-    pub fn on_end(&self, ev: &EndEvent<'_>, now: u64) -> Option<Counted> {
+    pub(crate) fn on_end(&self, ev: &EndEvent<'_>, now: u64) -> Option<Counted> {
         let shard = self.shards.get(ev.thread)?;
         // Single writer: load and store, no locked exchange.
         let begin = shard.begin.load(Relaxed);
@@ -515,7 +512,7 @@ impl Instance {
     /// Feeds one sampled request (see [`Counted::sample`]) to the worker's
     /// heavy-hitter tables. `qname` is the lower-cased wire name (empty
     /// when unparsed).
-    pub fn observe_heavy(&self, thread: usize, qname: &[u8], client: Client) {
+    pub(crate) fn observe_heavy(&self, thread: usize, qname: &[u8], client: Client) {
         let Some(shard) = self.shards.get(thread) else {
             return;
         };
@@ -555,7 +552,7 @@ impl Instance {
     /// UPDATE at END: one arrival per (zone, key); a non-zero rcode is a
     /// rejection knotd decided before queueing the update. Accepted updates
     /// are applied later, outside every module hook.
-    pub fn on_update(&self, zone: Option<&[u8]>, key: Option<&[u8]>, rcode: u16) {
+    pub(crate) fn on_update(&self, zone: Option<&[u8]>, key: Option<&[u8]>, rcode: u16) {
         let zone = zone.map_or_else(|| ZONE_NONE.to_owned(), dname_to_text);
         let key = key.map_or_else(|| KEY_NONE.to_owned(), dname_to_text);
         let mut updates = self.updates.lock();
@@ -583,7 +580,7 @@ impl Instance {
     /// Halves the heavy-hitter counts when a half-life has passed. Called
     /// by the endpoint thread; a worker that finds a table locked skips one
     /// sample instead of waiting.
-    pub fn decay_if_due(&self, now: Instant) {
+    pub(crate) fn decay_if_due(&self, now: Instant) {
         let mut last = self.last_decay.lock();
         let half_life = self.settings.top_half_life;
         while now.duration_since(*last) >= half_life {
@@ -596,7 +593,7 @@ impl Instance {
     }
 
     /// Sums every shard.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let rows = self.zones.max_zones + 2;
         let mut snap = Snapshot {
             latency_bounds_ns: self.settings.latency_bounds_ns.clone(),
@@ -708,38 +705,38 @@ impl ZoneTable {
 
 /// Labels of one `queries_total` series.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct QueryKey {
-    pub zone: String,
-    pub qtype: &'static str,
-    pub rcode: &'static str,
-    pub proto: &'static str,
+pub(crate) struct QueryKey {
+    pub(crate) zone: String,
+    pub(crate) qtype: &'static str,
+    pub(crate) rcode: &'static str,
+    pub(crate) proto: &'static str,
 }
 
 /// Summed counters of one instance; instances sharing an endpoint are
 /// added up with [`Snapshot::add`].
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Snapshot {
-    pub queries: HashMap<QueryKey, u64>,
-    pub ops: [u64; OP_COUNT],
-    pub flags: [u64; 3],
-    pub sizes: [[u64; SIZE_BOUNDS.len() + 1]; PROTO_COUNT],
-    pub size_sum: [u64; PROTO_COUNT],
-    pub latency_bounds_ns: Vec<u64>,
+pub(crate) struct Snapshot {
+    pub(crate) queries: HashMap<QueryKey, u64>,
+    pub(crate) ops: [u64; OP_COUNT],
+    pub(crate) flags: [u64; 3],
+    pub(crate) sizes: [[u64; SIZE_BOUNDS.len() + 1]; PROTO_COUNT],
+    pub(crate) size_sum: [u64; PROTO_COUNT],
+    pub(crate) latency_bounds_ns: Vec<u64>,
     /// Per bucket, not cumulative; the last is +Inf.
-    pub latency: Vec<u64>,
-    pub latency_sum_ns: u64,
-    pub updates: HashMap<(String, String), u64>,
-    pub update_rejections: HashMap<(String, &'static str), u64>,
-    pub top_names: Vec<(String, u64)>,
-    pub top_networks: Vec<(String, u64)>,
-    pub heavy_skipped: u64,
+    pub(crate) latency: Vec<u64>,
+    pub(crate) latency_sum_ns: u64,
+    pub(crate) updates: HashMap<(String, String), u64>,
+    pub(crate) update_rejections: HashMap<(String, &'static str), u64>,
+    pub(crate) top_names: Vec<(String, u64)>,
+    pub(crate) top_networks: Vec<(String, u64)>,
+    pub(crate) heavy_skipped: u64,
 }
 
 impl Snapshot {
     /// Adds `other` into `self`. Latency histograms are added only when
     /// the bucket bounds agree (they may differ for a moment while a
     /// reload replaces an instance with new `latency-buckets`).
-    pub fn add(&mut self, other: Snapshot) {
+    pub(crate) fn add(&mut self, other: Snapshot) {
         for (key, count) in other.queries {
             *self.queries.entry(key).or_insert(0) += count;
         }
@@ -793,7 +790,7 @@ fn merge_ranked(a: Vec<(String, u64)>, b: Vec<(String, u64)>) -> Vec<(String, u6
 }
 
 /// /24 for IPv4, /56 for IPv6, tagged so the two families never collide.
-pub fn network_key(client: Client) -> Option<u64> {
+pub(crate) fn network_key(client: Client) -> Option<u64> {
     match client {
         Client::V4(o) => Some((4 << 56) | u64::from(u32::from_be_bytes([o[0], o[1], o[2], 0]))),
         Client::V6(o) => {
@@ -805,7 +802,7 @@ pub fn network_key(client: Client) -> Option<u64> {
     }
 }
 
-pub fn network_text(key: u64) -> String {
+pub(crate) fn network_text(key: u64) -> String {
     let bytes = key.to_be_bytes();
     if bytes[0] == 4 {
         let addr = Ipv4Addr::new(bytes[4], bytes[5], bytes[6], 0);
@@ -824,7 +821,7 @@ fn mix(key: u64) -> u64 {
 
 /// Presentation form of a wire-format name: `www.example.com.`, with
 /// dots and unprintable bytes inside labels escaped as in zone files.
-pub fn dname_to_text(wire: &[u8]) -> String {
+pub(crate) fn dname_to_text(wire: &[u8]) -> String {
     let mut text = String::new();
     let mut rest = wire;
     while let Some((&len, tail)) = rest.split_first() {

@@ -11,7 +11,7 @@ use crate::dims::{FLAG_DO, FLAG_EDNS, FLAG_TC, OPERATIONS, PROTOS, SIZE_BOUNDS};
 use crate::instance::Snapshot;
 use std::fmt::Write as _;
 
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PREFIX: &str = "knot_querystats_";
 
 /// Escapes a label value: backslash, double quote and newline.
@@ -84,8 +84,9 @@ fn format_float(value: f64) -> String {
     format!("{value}")
 }
 
-/// Renders everything; `instances` is how many module instances were summed.
-pub fn render(snap: &Snapshot, instances: usize) -> String {
+/// Renders everything; `instances` is how many module instances were
+/// summed, `panics` the process-wide count of caught panics.
+pub(crate) fn render(snap: &Snapshot, instances: usize, panics: u64) -> String {
     let mut w = Writer {
         text: String::with_capacity(16 * 1024),
     };
@@ -226,6 +227,13 @@ pub fn render(snap: &Snapshot, instances: usize) -> String {
         "Module instances summed into this exposition.",
     );
     w.sample("instances", &[], instances);
+
+    w.header(
+        "panics_total",
+        "counter",
+        "Panics caught at the module's boundary with knotd (the callback returned knotd's error value or left the query state unchanged); process-wide, not reset by knotc reload.",
+    );
+    w.sample("panics_total", &[], panics);
     w.text
 }
 
@@ -251,7 +259,7 @@ mod tests {
             },
             7,
         );
-        let text = render(&snap, 1);
+        let text = render(&snap, 1, 3);
         assert!(text.contains(
             "knot_querystats_queries_total{zone=\"a\\\"b.\",type=\"A\",rcode=\"NOERROR\",proto=\"udp4\"} 7\n"
         ));
@@ -261,6 +269,8 @@ mod tests {
         assert!(text.contains("knot_querystats_query_duration_seconds_sum 1.5\n"));
         assert!(text.contains("knot_querystats_query_duration_seconds_count 6\n"));
         assert!(text.contains("# TYPE knot_querystats_queries_total counter\n"));
+        assert!(text.contains("# TYPE knot_querystats_panics_total counter\n"));
+        assert!(text.contains("\nknot_querystats_panics_total 3\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with(PREFIX), "{line}");
         }
