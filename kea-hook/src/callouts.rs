@@ -3,11 +3,9 @@
 //! Callouts never block: naming is computed in place, DNS work is handed to
 //! the engine's bounded queue.
 
-use crate::change::{Change, ChangeKind, absolute_fqdn};
-use crate::config::ConflictMode;
-use crate::dhcid;
-use crate::engine::{Engine, PublishedName};
-use crate::host::{self, Callout, LeaseInfo, PacketNames};
+use crate::change::{Change, Lease, LeaseRecords};
+use crate::engine::Engine;
+use crate::host::{self, Callout, PacketNames};
 use crate::naming::{self, ClientFqdn, ClientNames, NameOutcome};
 use crate::stats::Stats;
 
@@ -99,7 +97,7 @@ pub fn committed(engine: &Engine, co: &Callout) {
         remove(engine, &lease);
     }
     for lease in co.leases(c"leases4") {
-        if lease.state == host::LEASE_STATE_DEFAULT {
+        if lease.state == crate::change::LEASE_STATE_DEFAULT {
             add(engine, &lease);
         } else {
             remove(engine, &lease);
@@ -114,110 +112,55 @@ pub fn lease_gone(engine: &Engine, co: &Callout) {
     }
 }
 
-fn lease_dhcid(engine: &Engine, lease: &LeaseInfo, fqdn: &str) -> Option<Vec<u8>> {
-    if engine.config().conflict_mode == ConflictMode::NoCheckWithoutDhcid {
-        return Some(Vec::new());
-    }
-    match dhcid::dhcid_rdata(lease.client_id.as_deref(), lease.htype, &lease.hwaddr, fqdn) {
-        Ok(rdata) => Some(rdata),
-        Err(err) => {
-            tracing::warn!(addr = %lease.addr, %fqdn, %err, "cannot compute the DHCID; no DNS change");
-            None
-        }
-    }
+/// The records `lease` asks for, by the one lease -> DNS rule. A DHCID that
+/// cannot be computed is logged and means no DNS change (`Err`).
+fn lease_records(engine: &Engine, lease: &Lease) -> Result<Option<LeaseRecords>, ()> {
+    let cfg = engine.config();
+    LeaseRecords::of_lease(lease, cfg.conflict_mode, &cfg.ttl).map_err(|err| {
+        tracing::warn!(addr = %lease.addr, hostname = ?lease.hostname, %err, "cannot compute the DHCID; no DNS change");
+    })
 }
 
-fn add(engine: &Engine, lease: &LeaseInfo) {
-    let Some(hostname) = lease.hostname.as_deref() else {
-        if let Some(old) = engine.unpublish(lease.addr) {
-            submit_removal(engine, lease.addr, old);
+fn add(engine: &Engine, lease: &Lease) {
+    let records = match lease_records(engine, lease) {
+        Ok(Some(records)) => records,
+        Ok(None) => {
+            // The lease no longer asks for a name: what it published goes.
+            if let Some(old) = engine.unpublish(lease.addr) {
+                engine.submit(Change::remove(old));
+            }
+            return;
         }
-        return;
+        Err(()) => return,
     };
-    if !lease.fqdn_fwd && !lease.fqdn_rev {
-        if let Some(old) = engine.unpublish(lease.addr) {
-            submit_removal(engine, lease.addr, old);
-        }
-        return;
-    }
-    let fqdn = absolute_fqdn(hostname);
-    let Some(dhcid) = lease_dhcid(engine, lease, &fqdn) else {
-        return;
-    };
-    let ttl = dhcid::ttl(&engine.config().ttl, lease.valid_lft);
-    let name = PublishedName {
-        fqdn: fqdn.clone(),
-        dhcid: dhcid.clone(),
-        ttl,
-        forward: lease.fqdn_fwd,
-        reverse: lease.fqdn_rev,
-    };
-    let (previous, changed) = engine.publish(lease.addr, name.clone());
+    let (previous, changed) = engine.publish(records.clone());
     if !changed {
         Stats::bump(&engine.stats().changes_unchanged);
         return;
     }
     if let Some(old) = previous
-        && (old.fqdn != fqdn || old.dhcid != dhcid)
+        && (old.fqdn != records.fqdn || old.dhcid != records.dhcid)
     {
-        submit_removal(engine, lease.addr, old);
+        // A dropped removal needs no bookkeeping: the reconciliation the
+        // drop asks for finds the record without a lease and removes it.
+        engine.submit(Change::remove(old));
     }
-    let queued = engine.submit(Change {
-        kind: ChangeKind::Add,
-        fqdn,
-        addr: lease.addr,
-        dhcid,
-        ttl,
-        forward: lease.fqdn_fwd,
-        reverse: lease.fqdn_rev,
-    });
-    if !queued {
+    if !engine.submit(Change::add(records.clone())) {
         // Dropped: not published. The next renewal sends it again and the
         // reconciliation the drop asked for repairs it before that.
-        engine.unpublish_if(lease.addr, &name);
+        engine.unpublish_if(&records);
     }
 }
 
-fn remove(engine: &Engine, lease: &LeaseInfo) {
-    if let Some(old) = engine.unpublish(lease.addr) {
-        submit_removal(engine, lease.addr, old);
-        return;
-    }
-    // Not published by this process (e.g. added before a restart): the lease
-    // itself still carries the name and the client's identity.
-    let Some(hostname) = lease.hostname.as_deref() else {
-        return;
-    };
-    if !lease.fqdn_fwd && !lease.fqdn_rev {
-        return;
-    }
-    let fqdn = absolute_fqdn(hostname);
-    let Some(dhcid) = lease_dhcid(engine, lease, &fqdn) else {
-        return;
-    };
-    submit_removal(
-        engine,
-        lease.addr,
-        PublishedName {
-            fqdn,
-            dhcid,
-            ttl: 0,
-            forward: lease.fqdn_fwd,
-            reverse: lease.fqdn_rev,
+fn remove(engine: &Engine, lease: &Lease) {
+    // What this process published; else (e.g. added before a restart) the
+    // lease itself still carries the name and the client's identity.
+    let records = match engine.unpublish(lease.addr) {
+        Some(old) => old,
+        None => match lease_records(engine, lease) {
+            Ok(Some(records)) => records,
+            Ok(None) | Err(()) => return,
         },
-    );
-}
-
-/// A dropped removal needs no bookkeeping here: the reconciliation the drop
-/// asked for finds the record without a lease and removes it.
-fn submit_removal(engine: &Engine, addr: std::net::Ipv4Addr, old: PublishedName) {
-    engine.submit(Change {
-        kind: ChangeKind::Remove,
-        fqdn: old.fqdn,
-        addr,
-        dhcid: old.dhcid,
-        ttl: 0,
-        forward: old.forward,
-        reverse: old.reverse,
-    });
+    };
+    engine.submit(Change::remove(records));
 }

@@ -23,10 +23,9 @@ use parking_lot::Mutex;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use crate::change::{Change, ChangeKind};
+use crate::change::{Change, ChangeKind, Lease, LeaseRecords};
 use crate::config::{Config, JournalSync};
 use crate::dns::TsigSigner;
-use crate::host::LeaseInfo;
 use crate::journal::{Journal, JournalOptions};
 use crate::reconcile::{self, ReconcileReport, ZoneView};
 use crate::stats::Stats;
@@ -95,19 +94,9 @@ pub enum EngineError {
     },
 }
 
-/// What the hook last asked DNS to hold for one address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PublishedName {
-    pub fqdn: String,
-    pub dhcid: Vec<u8>,
-    pub ttl: u32,
-    pub forward: bool,
-    pub reverse: bool,
-}
-
 /// Address -> published name, sharded so packet threads rarely contend.
 struct Published {
-    shards: Vec<Mutex<HashMap<Ipv4Addr, PublishedName>>>,
+    shards: Vec<Mutex<HashMap<Ipv4Addr, LeaseRecords>>>,
 }
 
 impl Published {
@@ -121,7 +110,7 @@ impl Published {
         }
     }
 
-    fn shard(&self, addr: Ipv4Addr) -> &Mutex<HashMap<Ipv4Addr, PublishedName>> {
+    fn shard(&self, addr: Ipv4Addr) -> &Mutex<HashMap<Ipv4Addr, LeaseRecords>> {
         &self.shards[u32::from(addr) as usize % PUBLISHED_SHARDS]
     }
 }
@@ -146,10 +135,10 @@ type CollapseKey = (String, Ipv4Addr, bool, bool);
 
 fn collapse_key(change: &Change) -> CollapseKey {
     (
-        change.fqdn.clone(),
-        change.addr,
-        change.forward,
-        change.reverse,
+        change.records.fqdn.clone(),
+        change.records.addr,
+        change.records.forward,
+        change.records.reverse,
     )
 }
 
@@ -198,12 +187,12 @@ struct Touched {
 
 impl Touched {
     fn note(&mut self, change: &Change) {
-        self.addrs.insert(change.addr);
-        self.names.insert(change.fqdn.clone());
+        self.addrs.insert(change.records.addr);
+        self.names.insert(change.records.fqdn.clone());
     }
 
     fn covers(&self, change: &Change) -> bool {
-        self.addrs.contains(&change.addr) || self.names.contains(&change.fqdn)
+        self.addrs.contains(&change.records.addr) || self.names.contains(&change.records.fqdn)
     }
 }
 
@@ -384,7 +373,7 @@ impl Engine {
                 .is_ok()
         {
             let dropped = self.stats.changes_dropped.load(Ordering::Relaxed);
-            tracing::error!(fqdn = %change.fqdn, addr = %change.addr, dropped_so_far = dropped, "change queue full; DNS change dropped (a reconciliation repairs it once the overload ends)");
+            tracing::error!(fqdn = %change.records.fqdn, addr = %change.records.addr, dropped_so_far = dropped, "change queue full; DNS change dropped (a reconciliation repairs it once the overload ends)");
         }
         false
     }
@@ -392,24 +381,24 @@ impl Engine {
     /// Records what `addr` should publish now. Returns the previous entry and
     /// whether anything changed (a renewal with the same name, address and
     /// TTL needs no DNS traffic).
-    pub fn publish(&self, addr: Ipv4Addr, name: PublishedName) -> (Option<PublishedName>, bool) {
-        let mut shard = self.published.shard(addr).lock();
-        let previous = shard.insert(addr, name.clone());
-        let changed = previous.as_ref() != Some(&name);
+    pub fn publish(&self, records: LeaseRecords) -> (Option<LeaseRecords>, bool) {
+        let mut shard = self.published.shard(records.addr).lock();
+        let previous = shard.insert(records.addr, records.clone());
+        let changed = previous.as_ref() != Some(&records);
         (previous, changed)
     }
 
     /// Forgets what `addr` published, returning it.
-    pub fn unpublish(&self, addr: Ipv4Addr) -> Option<PublishedName> {
+    pub fn unpublish(&self, addr: Ipv4Addr) -> Option<LeaseRecords> {
         self.published.shard(addr).lock().remove(&addr)
     }
 
-    /// Forgets `name` for `addr` if it is still what `addr` publishes: its
-    /// change was dropped, so the next renewal must send it again.
-    pub fn unpublish_if(&self, addr: Ipv4Addr, name: &PublishedName) {
-        let mut shard = self.published.shard(addr).lock();
-        if shard.get(&addr) == Some(name) {
-            shard.remove(&addr);
+    /// Forgets `records` if they are still what their address publishes:
+    /// their change was dropped, so the next renewal must send it again.
+    pub fn unpublish_if(&self, records: &LeaseRecords) {
+        let mut shard = self.published.shard(records.addr).lock();
+        if shard.get(&records.addr) == Some(records) {
+            shard.remove(&records.addr);
         }
     }
 
@@ -429,7 +418,7 @@ impl Engine {
     /// reconciliation never undoes a newer change. Returns the lease count.
     pub fn start_reconcile(
         &self,
-        leases: impl FnOnce() -> Option<Vec<LeaseInfo>>,
+        leases: impl FnOnce() -> Option<Vec<Lease>>,
     ) -> Result<usize, ReconcileRefused> {
         if self.stopped.load(Ordering::Acquire) {
             return Err(ReconcileRefused::Stopping);
@@ -768,7 +757,7 @@ impl JournalThread {
 
     /// False once the senders are gone.
     fn dispatch(&mut self, work: Work) -> bool {
-        let idx = worker_for(&work.change.fqdn, self.workers.len());
+        let idx = worker_for(&work.change.records.fqdn, self.workers.len());
         self.workers[idx].send(work).is_ok()
     }
 }
@@ -858,7 +847,9 @@ impl SenderThread {
             let Some(front) = local.items.front() else {
                 break;
             };
-            if names.contains(&front.change.fqdn) || addrs.contains(&front.change.addr) {
+            if names.contains(&front.change.records.fqdn)
+                || addrs.contains(&front.change.records.addr)
+            {
                 break;
             }
             let Some(work) = local.pop() else { break };
@@ -866,8 +857,8 @@ impl SenderThread {
                 self.finish(&work, None);
                 continue;
             }
-            names.insert(work.change.fqdn.clone());
-            addrs.insert(work.change.addr);
+            names.insert(work.change.records.fqdn.clone());
+            addrs.insert(work.change.records.addr);
             batch.push(work);
         }
         batch
@@ -878,7 +869,7 @@ impl SenderThread {
             Some(done) => self.record_done(&work.change, done),
             None => {
                 Stats::bump(&self.stats.changes_superseded);
-                tracing::debug!(fqdn = %work.change.fqdn, addr = %work.change.addr, "change superseded by a later one; not sent");
+                tracing::debug!(fqdn = %work.change.records.fqdn, addr = %work.change.records.addr, "change superseded by a later one; not sent");
             }
         }
         self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
@@ -952,7 +943,7 @@ impl SenderThread {
             else {
                 return true;
             };
-            let (fqdn, addr) = (&first.change.fqdn, first.change.addr);
+            let (fqdn, addr) = (&first.change.records.fqdn, first.change.records.addr);
             self.stats
                 .updates_failed
                 .fetch_add(retry.len() as u64, Ordering::Relaxed);
@@ -1040,7 +1031,7 @@ impl SenderThread {
         match done {
             DoneKind::Published | DoneKind::Removed => {
                 Stats::bump(&self.stats.updates_succeeded);
-                tracing::debug!(fqdn = %change.fqdn, addr = %change.addr, kind = ?change.kind, "DNS updated");
+                tracing::debug!(fqdn = %change.records.fqdn, addr = %change.records.addr, kind = ?change.kind, "DNS updated");
             }
             DoneKind::Conflict { reason } => {
                 Stats::bump(&self.stats.updates_conflict);
@@ -1049,13 +1040,15 @@ impl SenderThread {
                 } else {
                     "not removed"
                 };
-                tracing::warn!(fqdn = %change.fqdn, addr = %change.addr, %reason, "name owned by another client or a static record; {verb}");
+                tracing::warn!(fqdn = %change.records.fqdn, addr = %change.records.addr, %reason, "name owned by another client or a static record; {verb}");
             }
             other => {
                 Stats::bump(&self.stats.updates_refused);
-                self.shared
-                    .error(format!("{} {}: {other:?}", change.fqdn, change.addr));
-                tracing::error!(fqdn = %change.fqdn, addr = %change.addr, outcome = ?other, "DNS update refused; not retried");
+                self.shared.error(format!(
+                    "{} {}: {other:?}",
+                    change.records.fqdn, change.records.addr
+                ));
+                tracing::error!(fqdn = %change.records.fqdn, addr = %change.records.addr, outcome = ?other, "DNS update refused; not retried");
             }
         }
     }
@@ -1071,7 +1064,7 @@ struct ReconcileRun {
 }
 
 impl ReconcileRun {
-    fn run(self, leases: Vec<LeaseInfo>) {
+    fn run(self, leases: Vec<Lease>) {
         let report = self.reconcile(&leases);
         tracing::info!(
             leases = report.leases,
@@ -1114,7 +1107,7 @@ impl ReconcileRun {
         }
     }
 
-    fn reconcile(&self, leases: &[LeaseInfo]) -> ReconcileReport {
+    fn reconcile(&self, leases: &[Lease]) -> ReconcileReport {
         let started = Instant::now();
         let cfg = &self.cfg;
         let now = SystemTime::now()
@@ -1140,19 +1133,15 @@ impl ReconcileRun {
             tracing::warn!(errors = ?report.errors, "reconciliation could not read every zone; nothing is removed this time");
         }
         for d in &desired {
-            let name = PublishedName {
-                fqdn: d.fqdn.clone(),
-                dhcid: d.dhcid.clone(),
-                ttl: d.ttl,
-                forward: d.forward,
-                reverse: d.reverse,
-            };
             // A callout's entry made after the snapshot is newer: keep it.
             let touched = self.shared.touched.lock();
             if touched.as_ref().is_some_and(|t| t.addrs.contains(&d.addr)) {
                 continue;
             }
-            self.published.shard(d.addr).lock().insert(d.addr, name);
+            self.published
+                .shard(d.addr)
+                .lock()
+                .insert(d.addr, d.clone());
         }
         let remove_stale = cfg.reconcile.remove_stale && report.errors.is_empty();
         let (changes, missing, stale) =
@@ -1165,7 +1154,7 @@ impl ReconcileRun {
             for change in chunk {
                 match self.queue_repair(change.clone()) {
                     Some(true) => {
-                        tracing::info!(fqdn = %change.fqdn, addr = %change.addr, kind = ?change.kind, forward = change.forward, reverse = change.reverse, "reconciliation repairs DNS");
+                        tracing::info!(fqdn = %change.records.fqdn, addr = %change.records.addr, kind = ?change.kind, forward = change.records.forward, reverse = change.records.reverse, "reconciliation repairs DNS");
                         report.queued += 1;
                     }
                     Some(false) => report.left_to_callouts += 1,
@@ -1189,12 +1178,14 @@ mod tests {
     fn change(fqdn: &str, last: u8, kind: ChangeKind) -> Change {
         Change {
             kind,
-            fqdn: fqdn.into(),
-            addr: Ipv4Addr::new(10, 0, 0, last),
-            dhcid: vec![1],
-            ttl: 600,
-            forward: true,
-            reverse: true,
+            records: LeaseRecords {
+                fqdn: fqdn.into(),
+                addr: Ipv4Addr::new(10, 0, 0, last),
+                dhcid: vec![1],
+                ttl: 600,
+                forward: true,
+                reverse: true,
+            },
         }
     }
 
@@ -1241,14 +1232,10 @@ mod tests {
     #[test]
     fn changes_of_other_directions_do_not_supersede() {
         let mut q = LocalQueue::default();
-        let reverse_only = Change {
-            forward: false,
-            ..change("a.", 1, ChangeKind::Remove)
-        };
-        let forward_only = Change {
-            reverse: false,
-            ..change("a.", 1, ChangeKind::Remove)
-        };
+        let mut reverse_only = change("a.", 1, ChangeKind::Remove);
+        reverse_only.records.forward = false;
+        let mut forward_only = change("a.", 1, ChangeKind::Remove);
+        forward_only.records.reverse = false;
         q.push(work(reverse_only));
         q.push(work(forward_only));
         let first = q.pop().unwrap();

@@ -10,25 +10,7 @@ use std::net::Ipv4Addr;
 
 use kea_sys as sys;
 
-/// A lease as Kea handed it to a callout.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeaseInfo {
-    pub addr: Ipv4Addr,
-    pub valid_lft: u32,
-    pub cltt: i64,
-    pub subnet_id: u32,
-    /// 0 default, 1 declined, 2 expired-reclaimed.
-    pub state: u32,
-    pub htype: u8,
-    pub hwaddr: Vec<u8>,
-    pub client_id: Option<Vec<u8>>,
-    /// `None` when empty, longer than we accept, or not UTF-8.
-    pub hostname: Option<String>,
-    pub fqdn_fwd: bool,
-    pub fqdn_rev: bool,
-}
-
-pub const LEASE_STATE_DEFAULT: u32 = 0;
+use crate::change::Lease;
 
 /// Options 81 and 12 as the client sent them.
 #[derive(Clone, Debug)]
@@ -54,7 +36,7 @@ fn cstr(text: &str) -> CString {
     CString::new(text).unwrap_or_else(|_| CString::new(text.replace('\0', "")).unwrap_or_default())
 }
 
-fn lease_from_raw(raw: &sys::ldns_lease4_t) -> LeaseInfo {
+fn lease_from_raw(raw: &sys::ldns_lease4_t) -> Lease {
     let hw_len = usize::from(raw.hwaddr_len).min(raw.hwaddr.len());
     let cid_len = usize::from(raw.client_id_len).min(raw.client_id.len());
     let hn_len = usize::from(raw.hostname_len).min(raw.hostname.len());
@@ -64,7 +46,7 @@ fn lease_from_raw(raw: &sys::ldns_lease4_t) -> LeaseInfo {
     } else {
         String::from_utf8(hostname_bytes).ok()
     };
-    LeaseInfo {
+    Lease {
         addr: Ipv4Addr::from(raw.addr),
         valid_lft: raw.valid_lft,
         cltt: raw.cltt,
@@ -87,7 +69,7 @@ impl Callout {
         (!handle.is_null()).then_some(Callout { handle })
     }
 
-    pub fn lease(&self, arg: &CStr) -> Option<LeaseInfo> {
+    pub fn lease(&self, arg: &CStr) -> Option<Lease> {
         let name = arg;
         let mut raw = MaybeUninit::<sys::ldns_lease4_t>::zeroed();
         // SAFETY: the handle is live for this callout (Callout::from_raw); the
@@ -101,7 +83,7 @@ impl Callout {
         Some(lease_from_raw(&raw))
     }
 
-    pub fn leases(&self, arg: &CStr) -> Vec<LeaseInfo> {
+    pub fn leases(&self, arg: &CStr) -> Vec<Lease> {
         let name = arg;
         let mut count = 0usize;
         // SAFETY: live handle; `count` is a valid out pointer.
@@ -297,20 +279,19 @@ unsafe extern "C" fn collect_lease(ctx: *mut c_void, lease: *const sys::ldns_lea
     if ctx.is_null() || lease.is_null() {
         return;
     }
-    // SAFETY: `ctx` is the `&mut Vec<LeaseInfo>` of `all_leases`; `lease`
+    // SAFETY: `ctx` is the `&mut Vec<Lease>` of `all_leases`; `lease`
     // points to a filled struct valid for this call.
     unsafe {
-        let out = &mut *(ctx as *mut Vec<LeaseInfo>);
+        let out = &mut *(ctx as *mut Vec<Lease>);
         out.push(lease_from_raw(&*lease));
     }
 }
 
 /// Every IPv4 lease in Kea's lease database. Main thread only (command
 /// handlers, dhcp4_srv_configured, the timer).
-pub fn all_leases() -> Option<Vec<LeaseInfo>> {
-    let mut out: Vec<LeaseInfo> = Vec::new();
+pub fn all_leases() -> Option<Vec<Lease>> {
+    let mut out: Vec<Lease> = Vec::new();
     // SAFETY: called on Kea's main thread; `collect_lease` only pushes to `out`.
-    let rc =
-        unsafe { sys::ldns_leases4_all(collect_lease, (&mut out as *mut Vec<LeaseInfo>).cast()) };
+    let rc = unsafe { sys::ldns_leases4_all(collect_lease, (&mut out as *mut Vec<Lease>).cast()) };
     (rc == sys::LDNS_OK).then_some(out)
 }

@@ -20,11 +20,12 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use serde::Serialize;
 
-use crate::change::{Change, ChangeKind, absolute_fqdn, reverse_name};
+use crate::change::{
+    Change, LEASE_STATE_DEFAULT, Lease, LeaseRecords, absolute_fqdn, addr_of_reverse, reverse_name,
+};
 use crate::config::{ConflictMode, DdnsDomain};
 use crate::dns::{Judged, Pending, TsigSigner, unix_now};
-use crate::host::{LEASE_STATE_DEFAULT, LeaseInfo};
-use crate::{dhcid, update};
+use crate::update;
 
 const DHCID_TYPE: u16 = 49;
 /// Upper bound on one zone transfer's size: far beyond any DHCP zone.
@@ -68,58 +69,19 @@ pub struct ReconcileReport {
     pub seconds: f64,
 }
 
-/// One lease as DNS should show it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Desired {
-    pub fqdn: String,
-    pub addr: Ipv4Addr,
-    pub dhcid: Vec<u8>,
-    pub ttl: u32,
-    pub forward: bool,
-    pub reverse: bool,
-}
-
-fn addr_of_reverse(name: &str) -> Option<Ipv4Addr> {
-    let rest = name.strip_suffix(".in-addr.arpa.")?;
-    let parts: Vec<u8> = rest
-        .split('.')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    match parts.as_slice() {
-        [d, c, b, a] => Some(Ipv4Addr::new(*a, *b, *c, *d)),
-        _ => None,
-    }
-}
-
 /// Active, named leases as DNS should show them; `now` in Unix seconds.
+/// A lease whose DHCID cannot be computed is left out (the callouts logged it).
 pub fn desired_state(
-    leases: &[LeaseInfo],
+    leases: &[Lease],
     mode: ConflictMode,
     ttl: &crate::config::TtlPolicy,
     now: i64,
-) -> Vec<Desired> {
+) -> Vec<LeaseRecords> {
     leases
         .iter()
         .filter(|l| l.state == LEASE_STATE_DEFAULT)
         .filter(|l| l.valid_lft == u32::MAX || l.cltt + i64::from(l.valid_lft) > now)
-        .filter(|l| l.fqdn_fwd || l.fqdn_rev)
-        .filter_map(|l| {
-            let fqdn = absolute_fqdn(l.hostname.as_deref()?);
-            let dhcid = if mode == ConflictMode::NoCheckWithoutDhcid {
-                Vec::new()
-            } else {
-                dhcid::dhcid_rdata(l.client_id.as_deref(), l.htype, &l.hwaddr, &fqdn).ok()?
-            };
-            Some(Desired {
-                fqdn,
-                addr: l.addr,
-                dhcid,
-                ttl: dhcid::ttl(ttl, l.valid_lft),
-                forward: l.fqdn_fwd,
-                reverse: l.fqdn_rev,
-            })
-        })
+        .filter_map(|l| LeaseRecords::of_lease(l, mode, ttl).ok().flatten())
         .collect()
 }
 
@@ -129,7 +91,7 @@ fn covered(zones: &[DdnsDomain], name: &str) -> bool {
 
 /// The changes that make `view` match `desired`.
 pub fn plan(
-    desired: &[Desired],
+    desired: &[LeaseRecords],
     view: &ZoneView,
     forward_zones: &[DdnsDomain],
     reverse_zones: &[DdnsDomain],
@@ -153,15 +115,11 @@ pub fn plan(
             d.reverse && covered(reverse_zones, &rev_name) && rev.ptr != [d.fqdn.clone()];
         if need_fwd || need_rev {
             missing += 1;
-            changes.push(Change {
-                kind: ChangeKind::Add,
-                fqdn: d.fqdn.clone(),
-                addr: d.addr,
-                dhcid: d.dhcid.clone(),
-                ttl: d.ttl,
+            changes.push(Change::add(LeaseRecords {
                 forward: need_fwd,
                 reverse: need_rev,
-            });
+                ..d.clone()
+            }));
         }
     }
     let mut stale = 0;
@@ -195,15 +153,14 @@ pub fn plan(
 }
 
 fn removal(fqdn: &str, addr: Ipv4Addr, dhcid: &[u8], forward: bool, reverse: bool) -> Change {
-    Change {
-        kind: ChangeKind::Remove,
+    Change::remove(LeaseRecords {
         fqdn: fqdn.to_string(),
         addr,
         dhcid: dhcid.to_vec(),
         ttl: 0,
         forward,
         reverse,
-    }
+    })
 }
 
 /// Adds one zone's records to `view`.
@@ -338,6 +295,7 @@ fn axfr(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::change::ChangeKind;
 
     fn zone(name: &str) -> DdnsDomain {
         DdnsDomain {
@@ -347,8 +305,8 @@ mod tests {
         }
     }
 
-    fn desired(fqdn: &str, addr: [u8; 4]) -> Desired {
-        Desired {
+    fn desired(fqdn: &str, addr: [u8; 4]) -> LeaseRecords {
+        LeaseRecords {
             fqdn: fqdn.into(),
             addr: Ipv4Addr::from(addr),
             dhcid: vec![0, 1, 1, 9],
@@ -408,7 +366,7 @@ mod tests {
         assert_eq!(missing, 1);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].kind, ChangeKind::Add);
-        assert!(!changes[0].forward && changes[0].reverse);
+        assert!(!changes[0].records.forward && changes[0].records.reverse);
         // A wrong address is as good as missing.
         view.insert(
             d.fqdn.clone(),
@@ -419,7 +377,7 @@ mod tests {
             },
         );
         let (changes, _, _) = plan(&[d], &view, &f, &r, true);
-        assert!(changes[0].forward && changes[0].reverse);
+        assert!(changes[0].records.forward && changes[0].records.reverse);
     }
 
     #[test]
@@ -456,21 +414,21 @@ mod tests {
         assert!(
             changes
                 .iter()
-                .all(|c| c.kind == ChangeKind::Remove && c.dhcid == vec![7])
+                .all(|c| c.kind == ChangeKind::Remove && c.records.dhcid == vec![7])
         );
-        assert!(changes.iter().any(|c| c.forward
-            && c.fqdn == "old.lan.example."
-            && c.addr == Ipv4Addr::new(10, 77, 0, 7)));
-        assert!(changes.iter().any(|c| c.reverse
-            && c.fqdn == "old.lan.example."
-            && c.addr == Ipv4Addr::new(10, 77, 0, 7)));
+        assert!(changes.iter().any(|c| c.records.forward
+            && c.records.fqdn == "old.lan.example."
+            && c.records.addr == Ipv4Addr::new(10, 77, 0, 7)));
+        assert!(changes.iter().any(|c| c.records.reverse
+            && c.records.fqdn == "old.lan.example."
+            && c.records.addr == Ipv4Addr::new(10, 77, 0, 7)));
         let (changes, _, _) = plan(&[], &view, &f, &r, false);
         assert!(changes.is_empty(), "remove-stale off keeps everything");
     }
 
     #[test]
     fn expired_declined_and_unnamed_leases_are_not_desired() {
-        let base = LeaseInfo {
+        let base = Lease {
             addr: Ipv4Addr::new(10, 77, 0, 5),
             valid_lft: 600,
             cltt: 1_000,
@@ -503,15 +461,15 @@ mod tests {
             )
             .is_empty()
         );
-        let declined = LeaseInfo {
+        let declined = Lease {
             state: 1,
             ..base.clone()
         };
-        let unnamed = LeaseInfo {
+        let unnamed = Lease {
             hostname: None,
             ..base.clone()
         };
-        let no_dns = LeaseInfo {
+        let no_dns = Lease {
             fqdn_fwd: false,
             fqdn_rev: false,
             ..base

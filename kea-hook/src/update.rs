@@ -229,7 +229,7 @@ impl<'a> UpdateExecutor<'a> {
         let outcome = self.apply_inner(change, &mut run);
         // The engine logs what it decides from the outcome (retry, conflict,
         // refusal) at the right level; here only the trace for debugging.
-        debug!(fqdn = %change.fqdn, addr = %change.addr, ?outcome, "change applied");
+        debug!(fqdn = %change.records.fqdn, addr = %change.records.addr, ?outcome, "change applied");
         Applied {
             outcome,
             steps: run.steps,
@@ -305,20 +305,22 @@ impl<'a> UpdateExecutor<'a> {
     /// Names and zones of a change, or why it needs no message at all.
     fn plan<'c>(&self, change: &'c Change) -> Result<Plan<'c, 'a>, DoneKind> {
         let target = Target::new(change).map_err(|reason| DoneKind::Invalid { reason })?;
-        if self.cfg.conflict_mode != ConflictMode::NoCheckWithoutDhcid && change.dhcid.is_empty() {
+        if self.cfg.conflict_mode != ConflictMode::NoCheckWithoutDhcid
+            && change.records.dhcid.is_empty()
+        {
             return Err(DoneKind::Invalid {
                 reason: "empty DHCID in a mode that publishes DHCID records".into(),
             });
         }
         // Like D2: an empty zone list turns the direction off; a list that
         // does not cover the name drops the whole change before any message.
-        let forward = pick(change.forward, &self.cfg.forward, &target.fqdn)
+        let forward = pick(change.records.forward, &self.cfg.forward, &target.fqdn)
             .map_err(|name| DoneKind::NoZone { name })?;
-        let reverse = pick(change.reverse, &self.cfg.reverse, &target.reverse)
+        let reverse = pick(change.records.reverse, &self.cfg.reverse, &target.reverse)
             .map_err(|name| DoneKind::NoZone { name })?;
         if forward.is_none() && reverse.is_none() {
             return Err(DoneKind::NoZone {
-                name: change.fqdn.clone(),
+                name: change.records.fqdn.clone(),
             });
         }
         Ok(Plan {
@@ -630,10 +632,10 @@ pub(crate) fn pick<'z>(
 
 impl<'c> Target<'c> {
     fn new(change: &'c Change) -> Result<Self, String> {
-        let mut fqdn = Name::from_ascii(&change.fqdn)
-            .map_err(|e| format!("bad FQDN {:?}: {e}", change.fqdn))?;
+        let mut fqdn = Name::from_ascii(&change.records.fqdn)
+            .map_err(|e| format!("bad FQDN {:?}: {e}", change.records.fqdn))?;
         fqdn.set_fqdn(true);
-        let reverse = reverse_name(change.addr)?;
+        let reverse = reverse_name(change.records.addr)?;
         Ok(Self {
             change,
             fqdn,
@@ -644,12 +646,12 @@ impl<'c> Target<'c> {
     fn dhcid(&self) -> RData {
         RData::Unknown {
             code: DHCID,
-            rdata: NULL::with(self.change.dhcid.clone()),
+            rdata: NULL::with(self.change.records.dhcid.clone()),
         }
     }
 
     fn a(&self) -> RData {
-        RData::A(A(self.change.addr))
+        RData::A(A(self.change.records.addr))
     }
 
     fn ptr(&self) -> RData {
@@ -943,8 +945,8 @@ fn delete_rr(name: &Name, rdata: RData) -> Record {
 fn forward_add_message(zone: &Name, t: &Target<'_>) -> Message {
     let mut msg = new_update(zone);
     msg.add_pre_requisite(name_not_in_use(&t.fqdn));
-    msg.add_update(add(&t.fqdn, t.change.ttl, t.a()));
-    msg.add_update(add(&t.fqdn, t.change.ttl, t.dhcid()));
+    msg.add_update(add(&t.fqdn, t.change.records.ttl, t.a()));
+    msg.add_update(add(&t.fqdn, t.change.records.ttl, t.dhcid()));
     msg
 }
 
@@ -956,13 +958,13 @@ fn forward_replace_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> M
         msg.add_pre_requisite(rrset_exists(&t.fqdn, DHCID));
         msg.add_update(delete_rrset(&t.fqdn, RecordType::A));
         msg.add_update(delete_rrset(&t.fqdn, DHCID));
-        msg.add_update(add(&t.fqdn, t.change.ttl, t.a()));
-        msg.add_update(add(&t.fqdn, t.change.ttl, t.dhcid()));
+        msg.add_update(add(&t.fqdn, t.change.records.ttl, t.a()));
+        msg.add_update(add(&t.fqdn, t.change.records.ttl, t.dhcid()));
     } else {
         msg.add_pre_requisite(name_in_use(&t.fqdn));
         msg.add_pre_requisite(rr_present(&t.fqdn, t.dhcid()));
         msg.add_update(delete_rrset(&t.fqdn, RecordType::A));
-        msg.add_update(add(&t.fqdn, t.change.ttl, t.a()));
+        msg.add_update(add(&t.fqdn, t.change.records.ttl, t.a()));
     }
     msg
 }
@@ -994,9 +996,9 @@ fn replace_message(
     if with_dhcid {
         msg.add_update(delete_rrset(name, DHCID));
     }
-    msg.add_update(add(name, t.change.ttl, rdata));
+    msg.add_update(add(name, t.change.records.ttl, rdata));
     if with_dhcid {
-        msg.add_update(add(name, t.change.ttl, t.dhcid()));
+        msg.add_update(add(name, t.change.records.ttl, t.dhcid()));
     }
     msg
 }
@@ -1082,12 +1084,14 @@ mod tests {
     fn change(kind: ChangeKind, fqdn: &str, addr: [u8; 4], dhcid: &[u8]) -> Change {
         Change {
             kind,
-            fqdn: fqdn.into(),
-            addr: Ipv4Addr::from(addr),
-            dhcid: dhcid.to_vec(),
-            ttl: 1200,
-            forward: true,
-            reverse: true,
+            records: crate::change::LeaseRecords {
+                fqdn: fqdn.into(),
+                addr: Ipv4Addr::from(addr),
+                dhcid: dhcid.to_vec(),
+                ttl: 1200,
+                forward: true,
+                reverse: true,
+            },
         }
     }
 

@@ -637,12 +637,14 @@ fn changes_roundtrip_through_postcard() {
     let tmp = tempfile::tempdir().unwrap();
     let change = Change {
         kind: ChangeKind::Add,
-        fqdn: "laptop.lan.example.".into(),
-        addr: "192.0.2.7".parse().unwrap(),
-        dhcid: vec![0, 1, 2],
-        ttl: 300,
-        forward: true,
-        reverse: false,
+        records: crate::change::LeaseRecords {
+            fqdn: "laptop.lan.example.".into(),
+            addr: "192.0.2.7".parse().unwrap(),
+            dhcid: vec![0, 1, 2],
+            ttl: 300,
+            forward: true,
+            reverse: false,
+        },
     };
     let (mut j, _) = open(tmp.path(), JournalOptions::default());
     j.append_changes(std::slice::from_ref(&change)).unwrap();
@@ -877,30 +879,36 @@ fn golden_changes() -> Vec<Change> {
     vec![
         Change {
             kind: ChangeKind::Add,
-            fqdn: "laptop.lan.example.".into(),
-            addr: Ipv4Addr::new(10, 1, 2, 3),
-            dhcid: vec![0, 1, 1, 0xde, 0xad, 0xbe, 0xef],
-            ttl: 600,
-            forward: true,
-            reverse: true,
+            records: crate::change::LeaseRecords {
+                fqdn: "laptop.lan.example.".into(),
+                addr: Ipv4Addr::new(10, 1, 2, 3),
+                dhcid: vec![0, 1, 1, 0xde, 0xad, 0xbe, 0xef],
+                ttl: 600,
+                forward: true,
+                reverse: true,
+            },
         },
         Change {
             kind: ChangeKind::Remove,
-            fqdn: "old-host.lan.example.".into(),
-            addr: Ipv4Addr::new(10, 1, 2, 4),
-            dhcid: vec![0, 2, 1, 0x01, 0x02],
-            ttl: 0,
-            forward: true,
-            reverse: false,
+            records: crate::change::LeaseRecords {
+                fqdn: "old-host.lan.example.".into(),
+                addr: Ipv4Addr::new(10, 1, 2, 4),
+                dhcid: vec![0, 2, 1, 0x01, 0x02],
+                ttl: 0,
+                forward: true,
+                reverse: false,
+            },
         },
         Change {
             kind: ChangeKind::Add,
-            fqdn: "printer-2.lan.example.".into(),
-            addr: Ipv4Addr::new(10, 1, 250, 9),
-            dhcid: Vec::new(),
-            ttl: 3600,
-            forward: false,
-            reverse: true,
+            records: crate::change::LeaseRecords {
+                fqdn: "printer-2.lan.example.".into(),
+                addr: Ipv4Addr::new(10, 1, 250, 9),
+                dhcid: Vec::new(),
+                ttl: 3600,
+                forward: false,
+                reverse: true,
+            },
         },
     ]
 }
