@@ -1,6 +1,6 @@
 //! The benchmark's output: a header naming the machine and versions, one
 //! Markdown table of every run, the ratios, callout latencies and the
-//! issue's targets, ready to paste into the README.
+//! issue's targets, ready to paste into docs/benchmarks.md.
 
 use crate::run::{Mode, RunResult, Setup, Workload};
 use leasedns_callout_timer::CPU_SUFFIX;
