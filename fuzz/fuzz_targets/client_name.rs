@@ -9,8 +9,8 @@
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 
-use dhcp_leasedns::config::Config;
-use dhcp_leasedns::naming::{ClientFqdn, ClientNames, NameOutcome, decide};
+use ddns_engine::config::Config;
+use ddns_engine::naming::{ClientFqdn, ClientNames, NameOutcome, decide};
 use libfuzzer_sys::fuzz_target;
 
 const ZONES: [&str; 2] = ["lan.example.", "other.test."];

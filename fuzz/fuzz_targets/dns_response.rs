@@ -6,8 +6,8 @@
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use dhcp_leasedns::config::{TsigAlgorithm, TsigKey};
-use dhcp_leasedns::dns::{Judged, Pending, Rcode, TsigSigner, judge, unix_now};
+use ddns_engine::config::{TsigAlgorithm, TsigKey};
+use ddns_engine::dns::{Judged, Pending, Rcode, TsigSigner, judge, unix_now};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, UpdateMessage};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use libfuzzer_sys::fuzz_target;

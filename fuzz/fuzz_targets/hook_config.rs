@@ -5,7 +5,7 @@
 //! valid configuration, so the validation of each parameter is reached.
 #![no_main]
 
-use dhcp_leasedns::config::Config;
+use ddns_engine::config::Config;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

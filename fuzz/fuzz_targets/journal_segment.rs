@@ -7,10 +7,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
-    dhcp_leasedns::journal::fuzz_read_segment(bytes);
+    ddns_engine::journal::fuzz_read_segment(bytes);
     // Most random inputs fail at the magic; also try them behind a valid
     // header so the record parser sees them.
     let mut with_header = b"LDNSJRNL\x01\x00\x00\x00".to_vec();
     with_header.extend_from_slice(bytes);
-    dhcp_leasedns::journal::fuzz_read_segment(&with_header);
+    ddns_engine::journal::fuzz_read_segment(&with_header);
 });

@@ -32,7 +32,7 @@ fn decide(engine: &Engine, names: &PacketNames, addr: std::net::Ipv4Addr) -> Nam
 
 /// lease4_select (real allocations) and lease4_renew: the hook owns naming,
 /// so the final FQDN goes into the lease before Kea writes it to its database.
-pub fn name_lease(engine: &Engine, co: &Callout) {
+pub(crate) fn name_lease(engine: &Engine, co: &Callout) {
     let Some(names) = co.packet_names(c"query4") else {
         return;
     };
@@ -63,7 +63,7 @@ pub fn name_lease(engine: &Engine, co: &Callout) {
 }
 
 /// pkt4_send: answer option 81 (RFC 4702) when the client sent it.
-pub fn answer_fqdn(engine: &Engine, co: &Callout) {
+pub(crate) fn answer_fqdn(engine: &Engine, co: &Callout) {
     let Some(query) = co.packet_names(c"query4") else {
         return;
     };
@@ -87,7 +87,7 @@ pub fn answer_fqdn(engine: &Engine, co: &Callout) {
 }
 
 /// leases4_committed: the database holds the final state of this exchange.
-pub fn committed(engine: &Engine, co: &Callout) {
+pub(crate) fn committed(engine: &Engine, co: &Callout) {
     if let Some((msg_type, _)) = co.packet_header(c"query4")
         && (msg_type == host::DHCPDISCOVER || msg_type == host::DHCPINFORM)
     {
@@ -106,7 +106,7 @@ pub fn committed(engine: &Engine, co: &Callout) {
 }
 
 /// lease4_decline, lease4_expire, lease4_recover: the address loses its name.
-pub fn lease_gone(engine: &Engine, co: &Callout) {
+pub(crate) fn lease_gone(engine: &Engine, co: &Callout) {
     if let Some(lease) = co.lease(c"lease4") {
         remove(engine, &lease);
     }

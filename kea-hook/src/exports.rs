@@ -55,12 +55,12 @@ fn with_engine(handle: *mut c_void, f: impl FnOnce(&lifecycle::EngineRef, &Callo
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn version() -> c_int {
+pub(crate) extern "C" fn version() -> c_int {
     kea_sys::KEA_HOOKS_VERSION
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn multi_threading_compatible() -> c_int {
+pub(crate) extern "C" fn multi_threading_compatible() -> c_int {
     // Callouts share no unsynchronised state: the engine's queue is a
     // crossbeam channel and the published-name map is sharded behind mutexes.
     1
@@ -72,7 +72,7 @@ pub extern "C" fn multi_threading_compatible() -> c_int {
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn load(library: *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn load(library: *mut c_void) -> c_int {
     guard!("load", {
         // SAFETY: Kea passes its `LibraryHandle&`, live during load().
         let params = unsafe { host::library_params_json(library) };
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn load(library: *mut c_void) -> c_int {
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn unload() -> c_int {
+pub(crate) extern "C" fn unload() -> c_int {
     guard!("unload", {
         lifecycle::unload();
         0
@@ -120,7 +120,7 @@ extern "C" fn on_timer() {
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_int {
     guard!("dhcp4_srv_configured", {
         // SAFETY: Kea's live `CalloutHandle&` for this callout.
         let Some(co) = (unsafe { Callout::from_raw(handle) }) else {
@@ -185,7 +185,7 @@ unsafe extern "C" fn reconcile_command(handle: *mut c_void) -> c_int {
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
     guard!("lease4_select", {
         with_engine(handle, |engine, co| {
             if co.bool_arg(c"fake_allocation") != Some(false) {
@@ -200,7 +200,7 @@ pub unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lease4_renew(handle: *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn lease4_renew(handle: *mut c_void) -> c_int {
     guard!("lease4_renew", {
         with_engine(handle, |engine, co| callouts::name_lease(engine, co))
     })
@@ -210,7 +210,7 @@ pub unsafe extern "C" fn lease4_renew(handle: *mut c_void) -> c_int {
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pkt4_send(handle: *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn pkt4_send(handle: *mut c_void) -> c_int {
     guard!("pkt4_send", {
         with_engine(handle, |engine, co| callouts::answer_fqdn(engine, co))
     })
@@ -220,7 +220,7 @@ pub unsafe extern "C" fn pkt4_send(handle: *mut c_void) -> c_int {
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn leases4_committed(handle: *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn leases4_committed(handle: *mut c_void) -> c_int {
     guard!("leases4_committed", {
         with_engine(handle, |engine, co| callouts::committed(engine, co))
     })
@@ -230,7 +230,7 @@ pub unsafe extern "C" fn leases4_committed(handle: *mut c_void) -> c_int {
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lease4_decline(handle: *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn lease4_decline(handle: *mut c_void) -> c_int {
     guard!("lease4_decline", {
         with_engine(handle, |engine, co| callouts::lease_gone(engine, co))
     })
@@ -240,7 +240,7 @@ pub unsafe extern "C" fn lease4_decline(handle: *mut c_void) -> c_int {
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lease4_expire(handle: *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn lease4_expire(handle: *mut c_void) -> c_int {
     guard!("lease4_expire", {
         with_engine(handle, |engine, co| callouts::lease_gone(engine, co))
     })
@@ -250,7 +250,7 @@ pub unsafe extern "C" fn lease4_expire(handle: *mut c_void) -> c_int {
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lease4_recover(handle: *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn lease4_recover(handle: *mut c_void) -> c_int {
     guard!("lease4_recover", {
         with_engine(handle, |engine, co| callouts::lease_gone(engine, co))
     })

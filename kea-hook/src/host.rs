@@ -14,7 +14,7 @@ use crate::change::Lease;
 
 /// Options 81 and 12 as the client sent them.
 #[derive(Clone, Debug)]
-pub struct PacketNames {
+pub(crate) struct PacketNames {
     /// (flags, raw domain-name field); `None` if absent or longer than the shim's buffer.
     pub fqdn: Option<(u8, Vec<u8>)>,
     pub hostname: Option<Vec<u8>>,
@@ -23,11 +23,11 @@ pub struct PacketNames {
     pub oversized: bool,
 }
 
-pub const DHCPDISCOVER: u8 = 1;
-pub const DHCPINFORM: u8 = 8;
+pub(crate) const DHCPDISCOVER: u8 = 1;
+pub(crate) const DHCPINFORM: u8 = 8;
 
 /// A borrowed `isc::hooks::CalloutHandle&`, valid for the duration of one callout.
-pub struct Callout {
+pub(crate) struct Callout {
     handle: *mut c_void,
 }
 
@@ -65,11 +65,11 @@ impl Callout {
     /// # Safety
     /// `handle` must be the `CalloutHandle&` Kea passed to the running callout
     /// (or null), and the returned value must not outlive that callout.
-    pub unsafe fn from_raw(handle: *mut c_void) -> Option<Callout> {
+    pub(crate) unsafe fn from_raw(handle: *mut c_void) -> Option<Callout> {
         (!handle.is_null()).then_some(Callout { handle })
     }
 
-    pub fn lease(&self, arg: &CStr) -> Option<Lease> {
+    pub(crate) fn lease(&self, arg: &CStr) -> Option<Lease> {
         let name = arg;
         let mut raw = MaybeUninit::<sys::ldns_lease4_t>::zeroed();
         // SAFETY: the handle is live for this callout (Callout::from_raw); the
@@ -83,7 +83,7 @@ impl Callout {
         Some(lease_from_raw(&raw))
     }
 
-    pub fn leases(&self, arg: &CStr) -> Vec<Lease> {
+    pub(crate) fn leases(&self, arg: &CStr) -> Vec<Lease> {
         let name = arg;
         let mut count = 0usize;
         // SAFETY: live handle; `count` is a valid out pointer.
@@ -106,7 +106,7 @@ impl Callout {
         out
     }
 
-    pub fn bool_arg(&self, arg: &CStr) -> Option<bool> {
+    pub(crate) fn bool_arg(&self, arg: &CStr) -> Option<bool> {
         let name = arg;
         let mut value: c_int = 0;
         // SAFETY: live handle, valid out pointer; a type mismatch is reported as LDNS_ERR.
@@ -114,7 +114,7 @@ impl Callout {
         (rc == sys::LDNS_OK).then_some(value != 0)
     }
 
-    pub fn packet_names(&self, arg: &CStr) -> Option<PacketNames> {
+    pub(crate) fn packet_names(&self, arg: &CStr) -> Option<PacketNames> {
         let name = arg;
         let mut raw = MaybeUninit::<sys::ldns_client_names_t>::zeroed();
         // SAFETY: live handle; the shim fills `raw` on LDNS_OK.
@@ -136,7 +136,7 @@ impl Callout {
 
     /// Message type and `yiaddr` of the packet argument `arg`, without
     /// its options.
-    pub fn packet_header(&self, arg: &CStr) -> Option<(u8, Ipv4Addr)> {
+    pub(crate) fn packet_header(&self, arg: &CStr) -> Option<(u8, Ipv4Addr)> {
         let mut msg_type: u8 = 0;
         let mut yiaddr: u32 = 0;
         // SAFETY: live handle, valid out pointers; the shim catches every exception.
@@ -147,7 +147,7 @@ impl Callout {
     }
 
     /// Stores the final FQDN in the lease argument, so Kea's lease database records it.
-    pub fn set_lease_hostname(&self, arg: &CStr, fqdn: &str, fwd: bool, rev: bool) -> bool {
+    pub(crate) fn set_lease_hostname(&self, arg: &CStr, fqdn: &str, fwd: bool, rev: bool) -> bool {
         let name = arg;
         let value = cstr(fqdn);
         // SAFETY: live handle; both strings are NUL-terminated and outlive the call.
@@ -164,7 +164,7 @@ impl Callout {
     }
 
     /// Replaces option 81 of the packet argument `arg` (the response).
-    pub fn set_packet_fqdn(&self, arg: &CStr, flags: u8, fqdn: &str) -> bool {
+    pub(crate) fn set_packet_fqdn(&self, arg: &CStr, flags: u8, fqdn: &str) -> bool {
         let name = arg;
         let value = cstr(fqdn);
         // SAFETY: live handle; both strings are NUL-terminated and outlive the call.
@@ -174,7 +174,7 @@ impl Callout {
     }
 
     /// Starts the repeating main-thread timer from `dhcp4_srv_configured`'s io_context.
-    pub fn start_timer(&self, interval_ms: i64, f: sys::ldns_timer_fn) -> bool {
+    pub(crate) fn start_timer(&self, interval_ms: i64, f: sys::ldns_timer_fn) -> bool {
         // SAFETY: live handle; `f` is a plain extern "C" function of this library,
         // and the timer is stopped in `unload` before the library can go away.
         let rc = unsafe { sys::ldns_timer_start(self.handle, interval_ms as std::ffi::c_long, f) };
@@ -182,7 +182,7 @@ impl Callout {
     }
 }
 
-pub fn stop_timer() {
+pub(crate) fn stop_timer() {
     // SAFETY: no arguments; called on Kea's main thread (unload).
     unsafe {
         sys::ldns_timer_stop();
@@ -205,7 +205,7 @@ unsafe extern "C" fn collect_string(ctx: *mut c_void, data: *const c_char, len: 
 ///
 /// # Safety
 /// `library` must be the `LibraryHandle&` Kea passed to `load`.
-pub unsafe fn library_params_json(library: *mut c_void) -> Option<String> {
+pub(crate) unsafe fn library_params_json(library: *mut c_void) -> Option<String> {
     if library.is_null() {
         return None;
     }
@@ -221,7 +221,7 @@ pub unsafe fn library_params_json(library: *mut c_void) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
-pub fn stat_set(name: &str, value: i64) {
+pub(crate) fn stat_set(name: &str, value: i64) {
     let name = cstr(name);
     // SAFETY: NUL-terminated name; StatsMgr is thread safe, and this is called
     // from Kea's threads only (timer, callouts, load/unload).
@@ -231,7 +231,7 @@ pub fn stat_set(name: &str, value: i64) {
 }
 
 /// Severity as the shim expects it: 0 debug, 1 info, 2 warn, 3 error.
-pub fn log(severity: i32, debuglevel: i32, text: &str) {
+pub(crate) fn log(severity: i32, debuglevel: i32, text: &str) {
     let text = cstr(text);
     // SAFETY: NUL-terminated text passed as a message argument (never as a
     // format string); Kea's logging is thread safe and this runs on Kea's threads.
@@ -240,20 +240,24 @@ pub fn log(severity: i32, debuglevel: i32, text: &str) {
     }
 }
 
-pub fn log_enabled(severity: i32, debuglevel: i32) -> bool {
+pub(crate) fn log_enabled(severity: i32, debuglevel: i32) -> bool {
     // SAFETY: plain integers; reads the logger's configured level.
     unsafe { sys::ldns_log_enabled(severity, debuglevel) != 0 }
 }
 
 /// A control-socket command handler Kea calls with the command's `CalloutHandle&`.
-pub type CommandHandler = kea_sys::ldns_callout_fn;
+pub(crate) type CommandHandler = kea_sys::ldns_callout_fn;
 
 /// Registers `handler` for control-socket command `name`.
 ///
 /// # Safety
 /// `library` must be the `LibraryHandle&` Kea passed to `load`; `handler`
 /// must be a function of this library that runs under the panic guard.
-pub unsafe fn register_command(library: *mut c_void, name: &str, handler: CommandHandler) -> bool {
+pub(crate) unsafe fn register_command(
+    library: *mut c_void,
+    name: &str,
+    handler: CommandHandler,
+) -> bool {
     if library.is_null() {
         return false;
     }
@@ -264,7 +268,7 @@ pub unsafe fn register_command(library: *mut c_void, name: &str, handler: Comman
 
 impl Callout {
     /// Sets the command's answer: `result` 0 success, 1 error; `args` JSON text.
-    pub fn respond(&self, result: i32, text: &str, args: Option<&str>) -> bool {
+    pub(crate) fn respond(&self, result: i32, text: &str, args: Option<&str>) -> bool {
         let text = cstr(text);
         let args = args.map(cstr);
         let args_ptr = args.as_ref().map_or(std::ptr::null(), |a| a.as_ptr());
@@ -289,7 +293,7 @@ unsafe extern "C" fn collect_lease(ctx: *mut c_void, lease: *const sys::ldns_lea
 
 /// Every IPv4 lease in Kea's lease database. Main thread only (command
 /// handlers, dhcp4_srv_configured, the timer).
-pub fn all_leases() -> Option<Vec<Lease>> {
+pub(crate) fn all_leases() -> Option<Vec<Lease>> {
     let mut out: Vec<Lease> = Vec::new();
     // SAFETY: called on Kea's main thread; `collect_lease` only pushes to `out`.
     let rc = unsafe { sys::ldns_leases4_all(collect_lease, (&mut out as *mut Vec<Lease>).cast()) };

@@ -1,28 +1,20 @@
 //! leasedns Kea hook: lease events become TSIG-signed RFC 2136 updates.
 //!
-//! `exports` and `host` are the boundary with kea-dhcp4 (the only files with
-//! `unsafe`); everything else is the DDNS engine in safe Rust: `config`,
-//! `naming`, `dhcid`, `update` and `dns` (what to send), `journal` and
-//! `engine` (how it gets there without blocking Kea or losing a change).
-//! The compiler holds that line: `unsafe` is denied crate-wide and allowed
-//! only on the two boundary modules.
+//! This crate is the boundary with kea-dhcp4: `exports` (the symbols Kea
+//! looks up, each under the panic guard) and `host` (the adapter that copies
+//! Kea's objects into the engine's types) are the only modules with
+//! `unsafe`, and the compiler holds that line (`unsafe` is denied crate-wide
+//! and allowed on those two). `callouts` and `lifecycle` say what each hook
+//! point does, `logging` bridges tracing into Kea's log. Everything else is
+//! the `ddns_engine` crate, which needs no Kea header.
 #![deny(unsafe_code)]
 
-pub mod callout_timing;
-pub mod callouts;
-pub mod change;
-pub mod config;
-pub mod dhcid;
-pub mod dns;
-pub mod engine;
+mod callouts;
 #[allow(unsafe_code)]
-pub mod exports;
+mod exports;
 #[allow(unsafe_code)]
-pub mod host;
-pub mod journal;
-pub mod lifecycle;
-pub mod logging;
-pub mod naming;
-pub mod reconcile;
-pub mod stats;
-pub mod update;
+mod host;
+mod lifecycle;
+mod logging;
+
+use ddns_engine::{change, config, engine, naming, stats};

@@ -12,18 +12,18 @@ use crate::engine::{Engine, EngineError, ReconcileRefused};
 use crate::stats::Stats;
 use crate::{host, logging};
 
-pub type EngineRef = Arc<Engine>;
+pub(crate) type EngineRef = Arc<Engine>;
 
 /// Period of the main-thread timer that publishes statistics and writes
 /// background log lines.
-pub const TICK_MS: i64 = 1000;
+pub(crate) const TICK_MS: i64 = 1000;
 
 static ENGINE: RwLock<Option<EngineRef>> = RwLock::new(None);
 /// Counters outlive reloads, as Kea's own statistics do.
 static STATS: LazyLock<Arc<Stats>> = LazyLock::new(|| Arc::new(Stats::default()));
 
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     #[error(
         "the hook needs a 'parameters' map (journal-dir, tsig-keys, forward-ddns, reverse-ddns)"
     )]
@@ -34,11 +34,11 @@ pub enum LoadError {
     Engine(#[from] EngineError),
 }
 
-pub fn engine() -> Option<EngineRef> {
+pub(crate) fn engine() -> Option<EngineRef> {
     ENGINE.read().clone()
 }
 
-pub fn load(params: Option<&str>) -> Result<(), LoadError> {
+pub(crate) fn load(params: Option<&str>) -> Result<(), LoadError> {
     logging::install();
     // A load without an unload (should not happen) must not leave threads behind.
     unload_engine();
@@ -59,7 +59,7 @@ fn unload_engine() {
     }
 }
 
-pub fn unload() {
+pub(crate) fn unload() {
     host::stop_timer();
     unload_engine();
     publish_stats();
@@ -68,7 +68,7 @@ pub fn unload() {
 }
 
 /// Main-thread housekeeping, once per second.
-pub fn tick() {
+pub(crate) fn tick() {
     logging::refresh_level();
     logging::drain(1024);
     if let Some(engine) = engine()
@@ -81,7 +81,7 @@ pub fn tick() {
 
 /// Reads every lease from Kea's lease manager (main thread) and starts a
 /// reconciliation against it. Returns the number of leases, or why not.
-pub fn reconcile(engine: &Engine) -> Result<usize, ReconcileRefused> {
+pub(crate) fn reconcile(engine: &Engine) -> Result<usize, ReconcileRefused> {
     match engine.start_reconcile(host::all_leases) {
         Ok(n) => {
             tracing::info!(leases = n, "reconciliation started");
@@ -96,7 +96,7 @@ pub fn reconcile(engine: &Engine) -> Result<usize, ReconcileRefused> {
 
 /// dhcp4_srv_configured: the lease database is open now (it is not yet
 /// during `load`), so the start-up reconciliation begins here.
-pub fn server_configured() {
+pub(crate) fn server_configured() {
     if let Some(engine) = engine()
         && engine.config().reconcile.on_start
     {

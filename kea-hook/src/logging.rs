@@ -69,12 +69,12 @@ fn kea_severity(level: &Level) -> (i32, i32) {
 }
 
 /// Marks the current thread as one of Kea's for the guard's duration.
-pub struct HostThreadGuard {
+pub(crate) struct HostThreadGuard {
     was: bool,
 }
 
 impl HostThreadGuard {
-    pub fn enter() -> HostThreadGuard {
+    pub(crate) fn enter() -> HostThreadGuard {
         let was = HOST_THREAD.with(|c| c.replace(true));
         HostThreadGuard { was }
     }
@@ -156,7 +156,7 @@ impl<S: Subscriber> Layer<S> for KeaLayer {
 
 /// Installs the bridge once per process. Rust statics survive Kea's
 /// unload/reload of the library, so a second call is a no-op.
-pub fn install() {
+pub(crate) fn install() {
     BRIDGE.get_or_init(|| {
         let (tx, rx) = bounded(QUEUE_CAPACITY);
         let subscriber = tracing_subscriber::registry().with(KeaLayer);
@@ -169,7 +169,7 @@ pub fn install() {
 }
 
 /// Re-reads the logger's level from Kea. Host threads only.
-pub fn refresh_level() {
+pub(crate) fn refresh_level() {
     let rank = if host::log_enabled(0, DEBUG_LEVEL_TRACE) {
         4
     } else if host::log_enabled(0, DEBUG_LEVEL_DEBUG) {
@@ -185,7 +185,7 @@ pub fn refresh_level() {
 }
 
 /// Writes queued background events into Kea's log. Host threads only.
-pub fn drain(max: usize) {
+pub(crate) fn drain(max: usize) {
     let Some(bridge) = BRIDGE.get() else { return };
     for record in bridge.rx.try_iter().take(max) {
         if host::log_enabled(record.severity, record.debuglevel) {
@@ -195,6 +195,6 @@ pub fn drain(max: usize) {
 }
 
 /// Background log events dropped because the queue was full.
-pub fn dropped() -> u64 {
+pub(crate) fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }

@@ -1,0 +1,21 @@
+//! The leasedns DDNS engine, in safe Rust and without any Kea header, so it
+//! builds, tests and fuzzes anywhere. What to publish: `change` (the lease's
+//! DNS state and the one lease -> DNS rule), `naming` (the client's FQDN),
+//! `dhcid`, `config`. How it gets there: `update` (RFC 4703 messages and
+//! their outcomes) over `dns` (UDP/TCP with TSIG), through `journal` and
+//! `engine` (without blocking the host or losing a change), repaired by
+//! `reconcile`. `stats` and `callout_timing` are what the host shows.
+//! The Kea boundary (exports, adapter, callouts) lives in the kea-hook crate.
+#![forbid(unsafe_code)]
+
+pub mod callout_timing;
+pub mod change;
+pub mod config;
+pub mod dhcid;
+pub mod dns;
+pub mod engine;
+pub mod journal;
+pub mod naming;
+pub mod reconcile;
+pub mod stats;
+pub mod update;
