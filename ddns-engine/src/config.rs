@@ -49,6 +49,33 @@ pub struct DdnsDomain {
     pub servers: Vec<SocketAddr>,
 }
 
+impl DdnsDomain {
+    /// The zone of `zones` that holds the name whose labels are `labels`
+    /// (leaf first, without the root), the longest one when zones nest;
+    /// labels compare case-insensitively. The one zone matcher: naming
+    /// (is the client's name in a forward zone?), updates (which zone and
+    /// servers) and reconciliation (is this record ours?) all ask it.
+    pub fn longest_match<'z, L: AsRef<[u8]>>(
+        zones: &'z [DdnsDomain],
+        labels: &[L],
+    ) -> Option<&'z DdnsDomain> {
+        zones
+            .iter()
+            .filter(|zone| {
+                let zone_len = zone.name.iter().len();
+                zone_len > 0
+                    && zone_len <= labels.len()
+                    && zone
+                        .name
+                        .iter()
+                        .rev()
+                        .zip(labels.iter().rev())
+                        .all(|(z, l)| z.eq_ignore_ascii_case(l.as_ref()))
+            })
+            .max_by_key(|zone| zone.name.iter().len())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ConflictMode {
     #[default]

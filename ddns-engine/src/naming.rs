@@ -377,22 +377,9 @@ fn publish(
 }
 
 /// Label count of the longest configured zone containing the name (apex included).
+/// Labels of the longest configured zone holding `labels`.
 fn longest_zone(zones: &[DdnsDomain], labels: &[String]) -> Option<usize> {
-    zones
-        .iter()
-        .filter(|zone| {
-            let zone_len = zone.name.iter().len();
-            zone_len > 0
-                && zone_len <= labels.len()
-                && zone
-                    .name
-                    .iter()
-                    .rev()
-                    .zip(labels.iter().rev())
-                    .all(|(z, l)| z.eq_ignore_ascii_case(l.as_bytes()))
-        })
-        .map(|zone| zone.name.iter().len())
-        .max()
+    DdnsDomain::longest_match(zones, labels).map(|zone| zone.name.iter().len())
 }
 
 fn reject(kind: RejectionKind, reason: String) -> NameOutcome {

@@ -622,10 +622,8 @@ pub(crate) fn pick<'z>(
     if !wanted || zones.is_empty() {
         return Ok(None);
     }
-    zones
-        .iter()
-        .filter(|z| z.name.zone_of(name))
-        .max_by_key(|z| z.name.num_labels())
+    let labels: Vec<&[u8]> = name.iter().collect();
+    DdnsDomain::longest_match(zones, &labels)
         .map(Some)
         .ok_or_else(|| name.to_string())
 }
