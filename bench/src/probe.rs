@@ -373,11 +373,7 @@ pub(crate) fn axfr(server: SocketAddr, zone: &str) -> Result<ZoneContents, Bench
     Ok(contents)
 }
 
-/// `d.c.b.a.in-addr.arpa.` for `a.b.c.d`.
-pub(crate) fn ptr_name(addr: Ipv4Addr) -> String {
-    let o = addr.octets();
-    format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0])
-}
+pub(crate) use harness::reverse_name as ptr_name;
 
 #[cfg(test)]
 mod tests {

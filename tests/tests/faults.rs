@@ -574,10 +574,7 @@ fn release_of_a_pending_add_leaves_no_ghost_record() {
     lab.figures("release-of-pending-add", report.acks(), peaks, converged);
     let dns = lab.dns();
     let ghost_name = format!("ghost.{ZONE}");
-    let ptr = {
-        let o = lease.address.octets();
-        format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0])
-    };
+    let ptr = harness::reverse_name(lease.address);
     for (name, rtype) in [
         (ghost_name.as_str(), "A"),
         (ghost_name.as_str(), "DHCID"),

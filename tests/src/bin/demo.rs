@@ -15,7 +15,7 @@
 
 use harness::{
     Dhclient, DhclientOptions, Dns, HarnessError, Kea, KeaOptions, Knot, KnotOptions, Lease, Netns,
-    Perfdhcp, PerfdhcpReport, wait_for, wait_until,
+    Perfdhcp, PerfdhcpReport, reverse_name, wait_for, wait_until,
 };
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
@@ -438,11 +438,6 @@ fn lease_records(fqdn: &str, addr: Ipv4Addr) -> Vec<Expected> {
         Expected::new(&ptr, "PTR", Some(fqdn.to_owned())),
         Expected::new(&ptr, "DHCID", None),
     ]
-}
-
-fn reverse_name(addr: Ipv4Addr) -> String {
-    let [a, b, c, d] = addr.octets();
-    format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
 }
 
 /// The name the hook generates for a client that sent none.

@@ -72,8 +72,7 @@ impl Lab {
     }
 
     pub(crate) fn ptr_name(&self, addr: Ipv4Addr) -> String {
-        let o = addr.octets();
-        format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0])
+        harness::reverse_name(addr)
     }
 
     pub(crate) fn stat(&self, name: &str) -> i64 {
