@@ -6,11 +6,11 @@
 //! sample and the observers cost the machine almost nothing.
 
 use crate::BenchError;
+use ddns_engine::dns;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -318,56 +318,30 @@ pub(crate) struct ZoneContents {
 }
 
 /// Transfers `zone` by AXFR over TCP from `server` (run inside the
-/// namespace the server listens in).
+/// namespace the server listens in), with the hook's own transport.
 pub(crate) fn axfr(server: SocketAddr, zone: &str) -> Result<ZoneContents, BenchError> {
     let context = || format!("AXFR {zone} from {server}");
-    let mut stream = TcpStream::connect_timeout(&server, DNS_TIMEOUT)
-        .map_err(|e| BenchError::io(context(), e))?;
-    stream
-        .set_read_timeout(Some(DNS_TIMEOUT))
-        .map_err(|e| BenchError::io(context(), e))?;
-    let query = query_bytes(zone, RecordType::AXFR)?;
-    let len = u16::try_from(query.len()).map_err(|_| BenchError::Failed(context()))?;
-    let mut framed = len.to_be_bytes().to_vec();
-    framed.extend_from_slice(&query);
-    stream
-        .write_all(&framed)
-        .map_err(|e| BenchError::io(context(), e))?;
+    let name = Name::from_ascii(zone).map_err(|e| BenchError::Failed(format!("{zone}: {e}")))?;
+    let records = dns::transfer(
+        &name,
+        server,
+        None,
+        DNS_TIMEOUT,
+        Instant::now() + DNS_TIMEOUT * 4,
+    )
+    .map_err(|e| BenchError::Failed(format!("{}: {e}", context())))?;
     let mut contents = ZoneContents::default();
-    let mut soas = 0;
-    while soas < 2 {
-        let mut len = [0u8; 2];
-        stream
-            .read_exact(&mut len)
-            .map_err(|e| BenchError::io(context(), e))?;
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        stream
-            .read_exact(&mut body)
-            .map_err(|e| BenchError::io(context(), e))?;
-        let message = Message::from_vec(&body)
-            .map_err(|e| BenchError::Failed(format!("{}: {e}", context())))?;
-        if message.answers.is_empty() {
-            return Err(BenchError::Failed(format!(
-                "{}: refused ({:?})",
-                context(),
-                message.metadata.response_code
-            )));
-        }
-        for record in &message.answers {
-            let owner = record.name.to_lowercase().to_ascii();
-            match &record.data {
-                RData::SOA(soa) => {
-                    soas += 1;
-                    contents.serial = soa.serial;
-                }
-                RData::A(a) => contents.a.entry(owner).or_default().push(a.0),
-                RData::PTR(ptr) => contents
-                    .ptr
-                    .entry(owner)
-                    .or_default()
-                    .push(ptr.0.to_lowercase().to_ascii()),
-                _ => {}
-            }
+    for record in &records {
+        let owner = record.name.to_lowercase().to_ascii();
+        match &record.data {
+            RData::SOA(soa) => contents.serial = soa.serial,
+            RData::A(a) => contents.a.entry(owner).or_default().push(a.0),
+            RData::PTR(ptr) => contents
+                .ptr
+                .entry(owner)
+                .or_default()
+                .push(ptr.0.to_lowercase().to_ascii()),
+            _ => {}
         }
     }
     Ok(contents)

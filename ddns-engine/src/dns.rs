@@ -16,7 +16,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::tsig::{
     TSIG, TsigAlgorithm as WireAlgorithm, make_tsig_record, message_tbs, signed_bitmessage_to_buf,
 };
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hmac::{Hmac, Mac};
 use tracing::debug;
 
@@ -640,27 +640,8 @@ fn exchange_tcp(
 ) -> Result<Response, ExchangeError> {
     let pending = Pending::new(request, signer)?;
     let deadline = Instant::now() + timeout;
-    let len = u16::try_from(pending.bytes.len())
-        .map_err(|_| ExchangeError::Request("message longer than 65535 bytes".into()))?;
-    let mut stream =
-        TcpStream::connect_timeout(&server, timeout).map_err(ExchangeError::from_io)?;
-    drop(stream.set_nodelay(true));
-    let mut framed = Vec::with_capacity(pending.bytes.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(&pending.bytes);
-    set_deadline(&stream, deadline)?;
-    stream.write_all(&framed).map_err(ExchangeError::from_io)?;
-
-    let mut prefix = [0u8; 2];
-    set_deadline(&stream, deadline)?;
-    stream
-        .read_exact(&mut prefix)
-        .map_err(ExchangeError::from_io)?;
-    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
-    set_deadline(&stream, deadline)?;
-    stream
-        .read_exact(&mut reply)
-        .map_err(ExchangeError::from_io)?;
+    let mut stream = connect_and_send(server, &pending, timeout, deadline)?;
+    let reply = read_frame(&mut stream, deadline)?;
     match judge(&reply, &pending, unix_now()) {
         Judged::Answer { rcode, message } => Ok(Response {
             rcode,
@@ -676,6 +657,123 @@ fn exchange_tcp(
         )),
         Judged::Bad(why) => Err(ExchangeError::BadResponse(why)),
     }
+}
+
+/// Connects to `server` and writes `pending` as one length-prefixed frame
+/// (RFC 1035 section 4.2.2).
+fn connect_and_send(
+    server: SocketAddr,
+    pending: &Pending,
+    timeout: Duration,
+    deadline: Instant,
+) -> Result<TcpStream, ExchangeError> {
+    let len = u16::try_from(pending.bytes.len())
+        .map_err(|_| ExchangeError::Request("message longer than 65535 bytes".into()))?;
+    let mut stream =
+        TcpStream::connect_timeout(&server, timeout).map_err(ExchangeError::from_io)?;
+    drop(stream.set_nodelay(true));
+    let mut framed = Vec::with_capacity(pending.bytes.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(&pending.bytes);
+    set_deadline(&stream, deadline)?;
+    stream.write_all(&framed).map_err(ExchangeError::from_io)?;
+    Ok(stream)
+}
+
+/// Reads one length-prefixed DNS message from `stream` before `deadline`.
+fn read_frame(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, ExchangeError> {
+    let mut prefix = [0u8; 2];
+    set_deadline(stream, deadline)?;
+    stream
+        .read_exact(&mut prefix)
+        .map_err(ExchangeError::from_io)?;
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+    set_deadline(stream, deadline)?;
+    stream
+        .read_exact(&mut message)
+        .map_err(ExchangeError::from_io)?;
+    Ok(message)
+}
+
+/// Upper bound on one zone transfer's size: far beyond any DHCP zone.
+const MAX_TRANSFER_BYTES: usize = 512 * 1024 * 1024;
+
+/// A zone transfer (AXFR) of `zone` from `server` over TCP, every record of
+/// every message in order (the SOA first and last). The request is signed
+/// when `signer` is set and the first message's TSIG verified; later
+/// messages are checked for the id and parsed (their chained MACs are not
+/// verified: transfers here only read). The whole transfer must end before
+/// `deadline`.
+pub fn transfer(
+    zone: &Name,
+    server: SocketAddr,
+    signer: Option<&TsigSigner>,
+    timeout: Duration,
+    deadline: Instant,
+) -> Result<Vec<Record>, ExchangeError> {
+    let mut msg = Message::new(0, MessageType::Query, OpCode::Query);
+    msg.add_query(
+        Query::query(zone.clone(), RecordType::AXFR)
+            .set_query_class(DNSClass::IN)
+            .clone(),
+    );
+    let pending = Pending::new(&msg, signer)?;
+    let mut stream = connect_and_send(server, &pending, timeout, deadline)?;
+    let mut records = Vec::new();
+    let mut soas = 0;
+    let mut total = 0usize;
+    let mut first = true;
+    while soas < 2 {
+        let frame = read_frame(&mut stream, deadline)?;
+        total += frame.len();
+        if total > MAX_TRANSFER_BYTES {
+            return Err(ExchangeError::BadResponse(
+                "transfer larger than the limit".into(),
+            ));
+        }
+        let message = if first {
+            first = false;
+            match judge(&frame, &pending, unix_now()) {
+                Judged::Answer {
+                    rcode: Rcode::Success,
+                    message,
+                } => *message,
+                Judged::Answer { rcode, .. } => {
+                    return Err(ExchangeError::BadResponse(format!(
+                        "refused: {rcode} (is AXFR allowed for the key?)"
+                    )));
+                }
+                Judged::Foreign => {
+                    return Err(ExchangeError::BadResponse("reply with a foreign id".into()));
+                }
+                Judged::Truncated => {
+                    return Err(ExchangeError::BadResponse("truncated over TCP".into()));
+                }
+                Judged::Bad(reason) => return Err(ExchangeError::BadResponse(reason)),
+            }
+        } else {
+            let m = Message::from_vec(&frame)
+                .map_err(|e| ExchangeError::BadResponse(format!("unparseable: {e}")))?;
+            if m.metadata.id != pending.id {
+                return Err(ExchangeError::BadResponse(
+                    "message with a foreign id".into(),
+                ));
+            }
+            m
+        };
+        if message.answers.is_empty() {
+            return Err(ExchangeError::BadResponse(
+                "a transfer message without records".into(),
+            ));
+        }
+        for record in message.answers {
+            if record.record_type() == RecordType::SOA {
+                soas += 1;
+            }
+            records.push(record);
+        }
+    }
+    Ok(records)
 }
 
 fn set_deadline(stream: &TcpStream, deadline: Instant) -> Result<(), ExchangeError> {

@@ -19,3 +19,7 @@ pub mod naming;
 pub mod reconcile;
 pub mod stats;
 pub mod update;
+
+/// The `tracing` target prefix of every event this crate emits: a host's
+/// log bridge that keeps only its own INFO/DEBUG lines must keep these too.
+pub const TRACING_TARGET: &str = module_path!();

@@ -12,24 +12,20 @@
 #![forbid(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde::Serialize;
 
 use crate::change::{
     Change, LEASE_STATE_DEFAULT, Lease, LeaseRecords, absolute_fqdn, addr_of_reverse, reverse_name,
 };
 use crate::config::{ConflictMode, DdnsDomain};
-use crate::dns::{Judged, Pending, TsigSigner, unix_now};
+use crate::dns::{self, TsigSigner};
 use crate::update;
 
 const DHCID_TYPE: u16 = 49;
-/// Upper bound on one zone transfer's size: far beyond any DHCP zone.
-const MAX_AXFR_BYTES: usize = 512 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -175,12 +171,25 @@ pub fn read_zone(
         zone: zone_name.clone(),
     };
     for server in &zone.servers {
-        match axfr(&zone.name, *server, signer, timeout) {
+        // Generous: a large zone takes many messages.
+        let patience = timeout.max(Duration::from_secs(5));
+        match dns::transfer(
+            &zone.name,
+            *server,
+            signer,
+            patience,
+            Instant::now() + patience * 4,
+        ) {
             Ok(records) => {
+                let records: Vec<Record> = records
+                    .into_iter()
+                    .filter(|r| r.record_type() != RecordType::SOA)
+                    .collect();
                 let n = records.len();
-                for (name, rdata) in records {
+                for record in records {
+                    let name = absolute_fqdn(&record.name.to_ascii());
                     let entry = view.entry(name).or_default();
-                    match rdata {
+                    match record.data {
                         RData::A(a) => entry.a.push(a.0),
                         RData::PTR(p) => entry.ptr.push(absolute_fqdn(&p.0.to_ascii())),
                         RData::Unknown { code, rdata } if u16::from(code) == DHCID_TYPE => {
@@ -191,7 +200,8 @@ pub fn read_zone(
                 }
                 return Ok(n);
             }
-            Err(reason) => {
+            Err(err) => {
+                let reason = err.to_string();
                 tracing::warn!(zone = %zone_name, %server, %reason, "zone transfer for reconciliation failed");
                 last = ReconcileError::Transfer {
                     zone: zone_name.clone(),
@@ -202,94 +212,6 @@ pub fn read_zone(
         }
     }
     Err(last)
-}
-
-fn read_frame(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
-    let mut len = [0u8; 2];
-    stream
-        .read_exact(&mut len)
-        .map_err(|e| format!("read: {e}"))?;
-    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream
-        .read_exact(&mut buf)
-        .map_err(|e| format!("read: {e}"))?;
-    Ok(buf)
-}
-
-/// A zone transfer over TCP. The request is TSIG-signed and the first
-/// message's TSIG verified; later messages are checked for id and parsed
-/// (their chained MACs are not verified: reconciliation only reads).
-fn axfr(
-    zone: &Name,
-    server: SocketAddr,
-    signer: Option<&TsigSigner>,
-    timeout: Duration,
-) -> Result<Vec<(String, RData)>, String> {
-    let mut msg = Message::new(0, MessageType::Query, OpCode::Query);
-    msg.add_query(
-        Query::query(zone.clone(), RecordType::AXFR)
-            .set_query_class(DNSClass::IN)
-            .clone(),
-    );
-    let pending = Pending::new(&msg, signer).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + timeout.max(Duration::from_secs(5)) * 4;
-    let mut stream =
-        TcpStream::connect_timeout(&server, timeout).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout.max(Duration::from_secs(5))))
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(pending.bytes.len() + 2);
-    out.extend_from_slice(
-        &u16::try_from(pending.bytes.len())
-            .map_err(|_| "request too large")?
-            .to_be_bytes(),
-    );
-    out.extend_from_slice(&pending.bytes);
-    stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
-
-    let mut records = Vec::new();
-    let mut soas = 0;
-    let mut total = 0usize;
-    let mut first = true;
-    while soas < 2 {
-        if Instant::now() > deadline {
-            return Err("transfer took too long".into());
-        }
-        let frame = read_frame(&mut stream)?;
-        total += frame.len();
-        if total > MAX_AXFR_BYTES {
-            return Err("transfer larger than the limit".into());
-        }
-        let message = if first {
-            first = false;
-            match crate::dns::judge(&frame, &pending, unix_now()) {
-                Judged::Answer {
-                    rcode: crate::dns::Rcode::Success,
-                    message,
-                } => *message,
-                Judged::Answer { rcode, .. } => {
-                    return Err(format!("refused: {rcode:?} (is AXFR allowed for the key?)"));
-                }
-                Judged::Foreign => return Err("reply with a foreign id".into()),
-                Judged::Truncated => return Err("truncated over TCP".into()),
-                Judged::Bad(reason) => return Err(reason),
-            }
-        } else {
-            let m = Message::from_vec(&frame).map_err(|e| format!("unparseable: {e}"))?;
-            if m.metadata.id != pending.id {
-                return Err("message with a foreign id".into());
-            }
-            m
-        };
-        for record in message.answers {
-            if record.record_type() == RecordType::SOA {
-                soas += 1;
-                continue;
-            }
-            records.push((absolute_fqdn(&record.name.to_ascii()), record.data));
-        }
-    }
-    Ok(records)
 }
 
 #[cfg(test)]
