@@ -4,11 +4,10 @@
 //! `dhcid`, `config`. How it gets there: `update` (RFC 4703 messages and
 //! their outcomes) over `dns` (UDP/TCP with TSIG), through `journal` and
 //! `engine` (without blocking the host or losing a change), repaired by
-//! `reconcile`. `stats` and `callout_timing` are what the host shows.
+//! `reconcile`. `stats` is what the host shows.
 //! The Kea boundary (exports, adapter, callouts) lives in the kea-hook crate.
 #![forbid(unsafe_code)]
 
-pub mod callout_timing;
 pub mod change;
 pub mod config;
 pub mod dhcid;

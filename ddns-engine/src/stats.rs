@@ -15,8 +15,8 @@ macro_rules! counters {
             pub journal_entries: AtomicI64,
             /// 1 while the journal cannot be written (changes in memory only).
             pub journal_degraded: AtomicI64,
-            /// Time spent inside packet callouts.
-            pub callouts: crate::callout_timing::CalloutTiming,
+            /// Time spent inside packet callouts (ns).
+            pub callouts: latency_histogram::AtomicHistogram,
         }
 
         impl Stats {
@@ -29,10 +29,11 @@ macro_rules! counters {
                 out.push(("leasedns.journal-entries", self.journal_entries.load(Ordering::Relaxed)));
                 out.push(("leasedns.journal-degraded", self.journal_degraded.load(Ordering::Relaxed)));
                 let ns = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                out.push(("leasedns.callout-count", ns(self.callouts.count())));
-                out.push(("leasedns.callout-p50-ns", ns(self.callouts.quantile_ns(0.50))));
-                out.push(("leasedns.callout-p99-ns", ns(self.callouts.quantile_ns(0.99))));
-                out.push(("leasedns.callout-max-ns", ns(self.callouts.max_ns())));
+                let callouts = self.callouts.snapshot();
+                out.push(("leasedns.callout-count", ns(callouts.count)));
+                out.push(("leasedns.callout-p50-ns", ns(callouts.quantile(0.50))));
+                out.push(("leasedns.callout-p99-ns", ns(callouts.quantile(0.99))));
+                out.push(("leasedns.callout-max-ns", ns(callouts.max)));
                 out
             }
         }

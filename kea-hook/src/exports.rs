@@ -50,7 +50,11 @@ fn with_engine(handle: *mut c_void, f: impl FnOnce(&lifecycle::EngineRef, &Callo
     // Two vDSO clock reads: the callout-p50/p99/max-ns statistics.
     let started = Instant::now();
     f(&engine, &co);
-    engine.stats().callouts.record(started.elapsed());
+    let elapsed = started.elapsed().as_nanos();
+    engine
+        .stats()
+        .callouts
+        .record(u64::try_from(elapsed).unwrap_or(u64::MAX));
     0
 }
 
