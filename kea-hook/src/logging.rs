@@ -9,12 +9,10 @@
 //! and counts it.
 
 use std::cell::Cell;
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
-use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
@@ -92,30 +90,6 @@ fn on_host_thread() -> bool {
     HOST_THREAD.with(|c| c.get())
 }
 
-#[derive(Default)]
-struct MessageVisitor {
-    message: String,
-    fields: String,
-}
-
-impl Visit for MessageVisitor {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.fields, " {}={value}", field.name());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.fields, " {}={value:?}", field.name());
-        }
-    }
-}
-
 struct KeaLayer;
 
 impl<S: Subscriber> Layer<S> for KeaLayer {
@@ -131,10 +105,7 @@ impl<S: Subscriber> Layer<S> for KeaLayer {
         if rank > 1 && !OWN_TARGETS.iter().any(|own| target.starts_with(own)) {
             return;
         }
-        let mut visitor = MessageVisitor::default();
-        event.record(&mut visitor);
-        let mut text = visitor.message;
-        text.push_str(&visitor.fields);
+        let text = tracing_line::line(event);
         let (severity, debuglevel) = kea_severity(level);
         if on_host_thread() {
             if host::log_enabled(severity, debuglevel) {

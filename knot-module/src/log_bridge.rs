@@ -3,7 +3,6 @@
 //! module's verbosity where they set knotd's.
 
 use crate::host::Module;
-use std::fmt::Write as _;
 
 /// Forwards `tracing` events to knotd's log for the module of the current
 /// callback. Installed only around knotd callbacks (never on our own
@@ -24,26 +23,6 @@ pub(crate) fn with_log<R>(module: Module, f: impl FnOnce() -> R) -> R {
     tracing::subscriber::with_default(KnotdLog { module }, f)
 }
 
-struct MessageVisitor(String);
-
-impl tracing::field::Visit for MessageVisitor {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.0, "{value:?}");
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
-        }
-    }
-
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.0.push_str(value);
-        } else {
-            let _ = write!(self.0, " {}={value}", field.name());
-        }
-    }
-}
-
 impl tracing::Subscriber for KnotdLog {
     fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
         // knotd filters by its own configured severity.
@@ -55,15 +34,14 @@ impl tracing::Subscriber for KnotdLog {
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
     fn event(&self, event: &tracing::Event<'_>) {
-        let mut visitor = MessageVisitor(String::new());
-        event.record(&mut visitor);
+        let text = tracing_line::line(event);
         let priority = match *event.metadata().level() {
             tracing::Level::ERROR => libc::LOG_ERR,
             tracing::Level::WARN => libc::LOG_WARNING,
             tracing::Level::INFO => libc::LOG_INFO,
             _ => libc::LOG_DEBUG,
         };
-        self.module.log(priority, &visitor.0);
+        self.module.log(priority, &text);
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
