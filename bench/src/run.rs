@@ -339,18 +339,7 @@ fn quiet_logging(kea: &mut Kea, mut opts: KeaOptions) -> Result<(), BenchError> 
 
 /// The hook's parameters: the same zones, server, key and naming as D2.
 fn hook_params(knot: &Knot, journal: &Path, setup: &Setup) -> Value {
-    let key = knot.key();
-    let server = json!([{ "ip-address": knot.addr().to_string(), "port": knot.port() }]);
-    let mut params = json!({
-        "journal-dir": journal.to_string_lossy(),
-        "tsig-keys": [{ "name": key.name, "algorithm": key.algorithm, "secret": key.secret }],
-        "forward-ddns": { "ddns-domains": [{ "name": ZONE, "key-name": key.name, "dns-servers": server }] },
-        "reverse-ddns": { "ddns-domains": [{ "name": knot.reverse_zone().unwrap_or_default(), "key-name": key.name, "dns-servers": server }] },
-        "ddns-qualifying-suffix": ZONE,
-        "ddns-replace-client-name": "when-not-present",
-        "ddns-generated-prefix": "host",
-        "ddns-conflict-resolution-mode": "check-with-dhcid"
-    });
+    let mut params = knot.hook_parameters(journal);
     if let Value::Object(map) = &mut params {
         for (key, value) in &setup.hook_params {
             map.insert(key.clone(), value.clone());

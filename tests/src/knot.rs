@@ -285,6 +285,33 @@ impl Knot {
         self.zones.get(1).map(String::as_str)
     }
 
+    /// The leasedns hook's parameters for this server, written once for the
+    /// tests, the demo and the bench: its TSIG key, its forward and reverse
+    /// zones, generated names `host-...` under the forward zone, RFC 4703
+    /// `check-with-dhcid`. Callers change single fields by indexing the JSON.
+    pub fn hook_parameters(&self, journal: &Path) -> serde_json::Value {
+        let key = self.key();
+        let servers =
+            serde_json::json!([{ "ip-address": self.addr().to_string(), "port": self.port() }]);
+        let reverse: Vec<serde_json::Value> = self
+            .reverse_zone()
+            .map(|zone| serde_json::json!({ "name": zone, "key-name": key.name, "dns-servers": servers }))
+            .into_iter()
+            .collect();
+        serde_json::json!({
+            "journal-dir": journal.to_string_lossy(),
+            "tsig-keys": [{ "name": key.name, "algorithm": key.algorithm, "secret": key.secret }],
+            "forward-ddns": { "ddns-domains": [
+                { "name": self.forward_zone(), "key-name": key.name, "dns-servers": servers }
+            ] },
+            "reverse-ddns": { "ddns-domains": reverse },
+            "ddns-qualifying-suffix": self.forward_zone(),
+            "ddns-replace-client-name": "when-not-present",
+            "ddns-generated-prefix": "host",
+            "ddns-conflict-resolution-mode": "check-with-dhcid"
+        })
+    }
+
     pub fn conf_path(&self) -> &Path {
         &self.conf
     }

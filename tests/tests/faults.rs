@@ -77,7 +77,7 @@ impl Lab {
             .prefix("leasedns-journal-")
             .tempdir()
             .expect("temp dir");
-        let params = common::hook_params(&knot, journal.path(), &knot.key().secret);
+        let params = knot.hook_parameters(journal.path());
         let mut opts = KeaOptions::for_netns(&net);
         // Long enough that nothing expires during a test: every lease in the
         // file must be in DNS.

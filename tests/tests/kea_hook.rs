@@ -9,7 +9,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Lab, ZONE, hook_params};
+use common::{Lab, ZONE};
 use harness::{
     Dhclient, DhclientOptions, Kea, KeaOptions, Knot, KnotOptions, Netns, Perfdhcp, hook_library,
     require_root, wait_until,
@@ -508,7 +508,7 @@ fn bad_configurations_refuse_the_load_with_a_clear_line() {
     })
     .expect("knotd");
     let journal = tempfile::tempdir().unwrap();
-    let good = hook_params(&knot, journal.path(), &knot.key().secret);
+    let good = knot.hook_parameters(journal.path());
     let a_file = journal.path().join("not-a-dir");
     std::fs::write(&a_file, "x").unwrap();
     type Edit = Box<dyn Fn(&mut Value)>;

@@ -17,7 +17,7 @@ use harness::{
     Dhclient, DhclientOptions, Dns, HarnessError, Kea, KeaOptions, Knot, KnotOptions, Lease, Netns,
     Perfdhcp, PerfdhcpReport, reverse_name, wait_for, wait_until,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -477,24 +477,6 @@ fn knot_options(net: &Netns, module: &Path) -> KnotOptions {
 }
 
 /// The hook's parameters, named as in a kea-dhcp-ddns configuration.
-fn hook_parameters(knot: &Knot, reverse_zone: &str, journal: &Path) -> Value {
-    let key = knot.key();
-    let servers = json!([{ "ip-address": knot.addr().to_string(), "port": knot.port() }]);
-    json!({
-        "journal-dir": journal.to_string_lossy(),
-        "tsig-keys": [{ "name": key.name, "algorithm": key.algorithm, "secret": key.secret }],
-        "forward-ddns": { "ddns-domains": [
-            { "name": FORWARD_ZONE, "key-name": key.name, "dns-servers": servers }
-        ] },
-        "reverse-ddns": { "ddns-domains": [
-            { "name": reverse_zone, "key-name": key.name, "dns-servers": servers }
-        ] },
-        "ddns-qualifying-suffix": FORWARD_ZONE,
-        "ddns-replace-client-name": "when-not-present",
-        "ddns-generated-prefix": GENERATED_PREFIX,
-    })
-}
-
 /// kea-dhcp4 with the hook and Kea's own DDNS left off (its default,
 /// `dhcp-ddns.enable-updates` false). The harness's `kea-dhcp4` logger at
 /// INFO is the parent of the hook's `kea-dhcp4.leasedns`, so the hook's INFO
@@ -542,7 +524,7 @@ fn section_start_servers(clock: &Clock) -> Result<Demo<'_>> {
         "knotd loaded mod-querystats ({}), Prometheus endpoint 127.0.0.1:{METRICS_PORT} in the server namespace answers",
         module.display()
     ));
-    let parameters = hook_parameters(&knot, &net.reverse_zone(), &journal_dir(files.path()));
+    let parameters = knot.hook_parameters(&journal_dir(files.path()));
     let kea = Kea::start(net.server(), kea_options(&net, &hook, parameters))?;
     check_hook_loaded(&kea, &hook)?;
     clock.say(&format!(

@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::Duration;
 
 use harness::{Dns, Kea, KeaOptions, Knot, KnotOptions, Netns, hook_library, wait_until};
@@ -13,22 +12,6 @@ use serde_json::{Value, json};
 
 pub(crate) const ZONE: &str = "lan.example.";
 pub(crate) const DNS_DEADLINE: Duration = Duration::from_secs(30);
-
-/// The hook's parameters for a Knot in the same namespace.
-pub(crate) fn hook_params(knot: &Knot, journal: &Path, secret: &str) -> Value {
-    let key = knot.key();
-    let server = json!([{"ip-address": knot.addr().to_string(), "port": knot.port()}]);
-    json!({
-        "journal-dir": journal.to_string_lossy(),
-        "tsig-keys": [{"name": key.name, "algorithm": key.algorithm, "secret": secret}],
-        "forward-ddns": {"ddns-domains": [{"name": ZONE, "key-name": key.name, "dns-servers": server}]},
-        "reverse-ddns": {"ddns-domains": [{"name": knot.reverse_zone().unwrap_or_default(), "key-name": key.name, "dns-servers": server}]},
-        "ddns-qualifying-suffix": ZONE,
-        "ddns-replace-client-name": "when-not-present",
-        "ddns-generated-prefix": "host",
-        "ddns-conflict-resolution-mode": "check-with-dhcid"
-    })
-}
 
 pub(crate) struct Lab {
     pub(crate) net: Netns,
@@ -51,7 +34,7 @@ impl Lab {
             .prefix("leasedns-journal-")
             .tempdir()
             .expect("temp dir");
-        let mut params = hook_params(&knot, journal.path(), &knot.key().secret);
+        let mut params = knot.hook_parameters(journal.path());
         let mut opts = KeaOptions::for_netns(&net);
         opts.valid_lifetime = 600;
         tweak(&mut opts, &mut params);
