@@ -1,7 +1,6 @@
 //! The hook's `parameters`, parsed and validated at `load`.
 //!
 //! Mirrors kea-dhcp-ddns (D2) so that an operator can paste a D2 configuration.
-#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -6,7 +6,6 @@
 //! operators' key files) also use hmac-md5, sha1 and sha224. So the MAC is
 //! computed here over RustCrypto for all six algorithms, and hickory's
 //! `message_tbs` / `signed_bitmessage_to_buf` produce the bytes it covers.
-#![forbid(unsafe_code)]
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};

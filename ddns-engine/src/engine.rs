@@ -6,7 +6,6 @@
 //! retryable failures with backoff until they succeed or the engine stops,
 //! then reports them done to the journal thread. A change superseded by a
 //! later one for the same name and address while it waited is not sent.
-#![forbid(unsafe_code)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};

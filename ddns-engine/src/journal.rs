@@ -69,7 +69,6 @@
 //! and the file truncated at the last good record; damage in an older segment
 //! skips the rest of that segment. Opening never fails because of damaged
 //! contents, only because of the directory itself.
-#![forbid(unsafe_code)]
 
 mod format;
 

@@ -9,7 +9,6 @@
 //!
 //! "Ours" means: inside a configured zone and carrying a DHCID. With several
 //! DHCP servers updating one zone, set `reconcile-remove-stale` to false.
-#![forbid(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};

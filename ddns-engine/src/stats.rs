@@ -1,6 +1,5 @@
 //! The hook's counters. Bumped lock-free from any thread; published to Kea's
 //! StatsMgr (`statistic-get-all`) from Kea's main thread by the timer.
-#![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 

@@ -5,7 +5,6 @@
 //! Synchronous: one `apply` runs the whole exchange sequence on the calling
 //! (sender) thread. Every sequence is safe to repeat: a change that failed
 //! half-way is retried whole.
-#![forbid(unsafe_code)]
 
 use std::net::{Ipv4Addr, SocketAddr};
 

@@ -1,7 +1,6 @@
 //! The process-wide state behind the exports: at most one engine, replaced on
 //! every `load`/`unload` pair (Kea reloads hook libraries on every
 //! reconfiguration, in the same process, and Rust statics survive that).
-#![forbid(unsafe_code)]
 
 use std::sync::{Arc, LazyLock};
 

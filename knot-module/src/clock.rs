@@ -11,8 +11,6 @@
 //! the query path and converted to nanoseconds only when a scrape reads
 //! them; the histogram bounds are converted to ticks once at load.
 
-#![forbid(unsafe_code)]
-
 use crate::clock_source;
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -3,8 +3,6 @@
 //! the types; every range and format check lives here so all errors read
 //! the same way.
 
-#![forbid(unsafe_code)]
-
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 

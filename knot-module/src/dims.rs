@@ -2,8 +2,6 @@
 //! names. Mapping a query to indexes is a couple of compares and a table
 //! load, so the query path never hashes or allocates for these.
 
-#![forbid(unsafe_code)]
-
 /// Query types with their own index; everything else is `OTHER`.
 const TYPES: [(u16, &str); 22] = [
     (1, "A"),

@@ -7,8 +7,6 @@
 //! detaches. The endpoint therefore never goes away or rebinds across a
 //! reload. The thread only reads counters and never calls into knotd.
 
-#![forbid(unsafe_code)]
-
 use crate::instance::{Instance, Snapshot};
 use crate::metrics;
 use crate::panics;

@@ -12,8 +12,6 @@
 //! the shards with relaxed loads; a scrape may see a query counted in one
 //! family and not yet in another, never a torn or lost count.
 
-#![forbid(unsafe_code)]
-
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::dims::{self, OP_COUNT, PROTO_COUNT, RCODE_COUNT, SIZE_BOUNDS, TYPE_COUNT};

@@ -5,8 +5,6 @@
 //! the format is small. `promtool check metrics` runs on this output in the
 //! end-to-end tests.
 
-#![forbid(unsafe_code)]
-
 use crate::dims::{FLAG_DO, FLAG_EDNS, FLAG_TC, OPERATIONS, PROTOS, SIZE_BOUNDS};
 use crate::instance::Snapshot;
 use std::fmt::Write as _;

@@ -1,6 +1,5 @@
 //! Byte layout of a segment: the file header and the records after it.
 //! See the parent module's documentation for the format itself.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 
