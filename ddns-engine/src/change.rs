@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConflictMode, TtlPolicy};
-use crate::dhcid::{self, DhcidError};
+use crate::naming::dhcid::{self, DhcidError};
 
 /// A lease, copied out of Kea by the adapter (`host.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]

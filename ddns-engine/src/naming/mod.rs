@@ -57,6 +57,9 @@
 //! Host reservations with a hostname are not handled here: the hook does not
 //! see them.
 
+/// The DHCID of a client and name (RFC 4701), and record TTLs.
+pub mod dhcid;
+
 use std::fmt::{self, Write as _};
 use std::net::Ipv4Addr;
 

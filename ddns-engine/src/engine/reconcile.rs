@@ -22,7 +22,7 @@ use crate::change::{
 };
 use crate::config::{ConflictMode, DdnsDomain};
 use crate::dns::{self, TsigSigner};
-use crate::update;
+use crate::dns::update;
 
 const DHCID_TYPE: u16 = 49;
 

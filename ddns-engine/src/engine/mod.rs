@@ -7,6 +7,9 @@
 //! then reports them done to the journal thread. A change superseded by a
 //! later one for the same name and address while it waited is not sent.
 
+/// Reconciliation of the zones against Kea's lease database.
+pub mod reconcile;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -26,9 +29,9 @@ use crate::change::{Change, ChangeKind, Lease, LeaseRecords};
 use crate::config::{Config, JournalSync};
 use crate::dns::TsigSigner;
 use crate::journal::{Journal, JournalOptions};
-use crate::reconcile::{self, ReconcileReport, ZoneView};
+use self::reconcile::{ReconcileReport, ZoneView};
 use crate::stats::Stats;
-use crate::update::{ApplyOutcome, DoneKind, RetryCause, StepResult, UpdateExecutor};
+use crate::dns::update::{ApplyOutcome, DoneKind, RetryCause, StepResult, UpdateExecutor};
 
 const PUBLISHED_SHARDS: usize = 64;
 const PUBLISHED_SHARD_CAPACITY: usize = 256;
@@ -877,7 +880,7 @@ impl SenderThread {
         }
     }
 
-    fn note_servers(&self, steps: &[crate::update::StepRecord]) {
+    fn note_servers(&self, steps: &[crate::dns::update::StepRecord]) {
         let now = unix_ms();
         let mut servers = self.shared.servers.lock();
         for step in steps {

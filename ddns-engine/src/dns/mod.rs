@@ -7,6 +7,9 @@
 //! computed here over RustCrypto for all six algorithms, and hickory's
 //! `message_tbs` / `signed_bitmessage_to_buf` produce the bytes it covers.
 
+/// RFC 4703 update messages over this transport.
+pub mod update;
+
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
