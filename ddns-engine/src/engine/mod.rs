@@ -25,13 +25,13 @@ use parking_lot::Mutex;
 use rand::Rng;
 use serde_json::{Value, json};
 
+use self::reconcile::{ReconcileReport, ZoneView};
 use crate::change::{Change, ChangeKind, Lease, LeaseRecords};
 use crate::config::{Config, JournalSync};
 use crate::dns::TsigSigner;
-use crate::journal::{Journal, JournalOptions};
-use self::reconcile::{ReconcileReport, ZoneView};
-use crate::stats::Stats;
 use crate::dns::update::{ApplyOutcome, DoneKind, RetryCause, StepResult, UpdateExecutor};
+use crate::journal::{Journal, JournalOptions};
+use crate::stats::Stats;
 
 const PUBLISHED_SHARDS: usize = 64;
 const PUBLISHED_SHARD_CAPACITY: usize = 256;

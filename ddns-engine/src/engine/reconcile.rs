@@ -21,8 +21,8 @@ use crate::change::{
     Change, LEASE_STATE_DEFAULT, Lease, LeaseRecords, absolute_fqdn, addr_of_reverse, reverse_name,
 };
 use crate::config::{ConflictMode, DdnsDomain};
-use crate::dns::{self, TsigSigner};
 use crate::dns::update;
+use crate::dns::{self, TsigSigner};
 
 const DHCID_TYPE: u16 = 49;
 
