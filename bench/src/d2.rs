@@ -4,8 +4,6 @@
 use crate::BenchError;
 use harness::{ChildGuard, Knot, Place, wait_until};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -105,33 +103,12 @@ fn config(dir: &Path, knot: &Knot) -> Value {
     }})
 }
 
-/// One command over D2's control socket (one request per connection).
+/// One command over D2's control socket, with the harness's client.
 fn command(socket: &Path, name: &str) -> Result<Value, BenchError> {
-    let context = || format!("D2 control socket {}", socket.display());
-    let mut stream = UnixStream::connect(socket).map_err(|e| BenchError::io(context(), e))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| BenchError::io(context(), e))?;
-    stream
-        .write_all(json!({ "command": name }).to_string().as_bytes())
-        .map_err(|e| BenchError::io(context(), e))?;
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = stream
-            .read(&mut buf)
-            .map_err(|e| BenchError::io(context(), e))?;
-        if n == 0 {
-            break;
-        }
-        reply.extend_from_slice(&buf[..n]);
-        if let Ok(value) = serde_json::from_slice::<Value>(&reply) {
-            return check(value, name);
-        }
-    }
-    let value = serde_json::from_slice(&reply)
-        .map_err(|e| BenchError::Failed(format!("{}: {e}", context())))?;
-    check(value, name)
+    check(
+        harness::send_command(socket, &json!({ "command": name }))?,
+        name,
+    )
 }
 
 fn check(value: Value, name: &str) -> Result<Value, BenchError> {

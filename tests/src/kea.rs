@@ -382,7 +382,9 @@ fn log_since(path: &Path, offset: u64) -> String {
 }
 
 /// One request per connection: Kea 2.2 answers and closes the socket.
-fn send_command(socket: &Path, command: &Value) -> Result<Value> {
+/// One command over a Kea control socket (kea-dhcp4, kea-dhcp-ddns: one
+/// request per connection), returning the whole JSON reply.
+pub fn send_command(socket: &Path, command: &Value) -> Result<Value> {
     let context = || format!("kea control socket {}", socket.display());
     let mut stream = UnixStream::connect(socket).map_err(|e| HarnessError::io(context(), e))?;
     stream
