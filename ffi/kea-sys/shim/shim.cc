@@ -68,9 +68,8 @@ struct Absent : std::runtime_error {
     explicit Absent(const std::string& name) : std::runtime_error("argument " + name + " is null") {}
 };
 
-void append(rust::Vec<uint8_t>& out, const uint8_t* data, size_t n) {
-    out.reserve(n);
-    for (size_t i = 0; i < n; ++i) out.push_back(data[i]);
+rust::Vec<uint8_t> bytes(const uint8_t* data, size_t n) {
+    return copy_bytes(rust::Slice<const uint8_t>(data, n));
 }
 
 Lease4 copy_lease(const isc::dhcp::Lease4& l) {
@@ -86,14 +85,14 @@ Lease4 copy_lease(const isc::dhcp::Lease4& l) {
     if (l.hwaddr_) {
         out.htype = l.hwaddr_->htype_;
         const auto& hw = l.hwaddr_->hwaddr_;
-        append(out.hwaddr, hw.data(), hw.size());
+        out.hwaddr = bytes(hw.data(), hw.size());
     }
     if (l.client_id_) {
         const auto& cid = l.client_id_->getClientId();
-        append(out.client_id, cid.data(), cid.size());
+        out.client_id = bytes(cid.data(), cid.size());
     }
     const std::string& hn = l.hostname_;
-    append(out.hostname, reinterpret_cast<const uint8_t*>(hn.data()), hn.size());
+    out.hostname = bytes(reinterpret_cast<const uint8_t*>(hn.data()), hn.size());
     return out;
 }
 
@@ -160,14 +159,14 @@ ClientNames arg_pkt4_names(const CalloutHandle& handle, rust::Str name) {
         if (data.size() >= 3) {
             out.has_fqdn = true;
             out.fqdn_flags = data[0];
-            append(out.fqdn, data.data() + 3, data.size() - 3);
+            out.fqdn = bytes(data.data() + 3, data.size() - 3);
         }
     }
     OptionPtr hostname = pkt->getOption(isc::dhcp::DHO_HOST_NAME);
     if (hostname) {
         std::vector<uint8_t> data = hostname->toBinary(false);
         out.has_hostname = true;
-        append(out.hostname, data.data(), data.size());
+        out.hostname = bytes(data.data(), data.size());
     }
     return out;
 }

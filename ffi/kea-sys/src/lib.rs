@@ -59,6 +59,12 @@ pub mod ffi {
         yiaddr: u32,
     }
 
+    extern "Rust" {
+        /// `data` as a `Vec<u8>` in one call: filling a `rust::Vec` from C++
+        /// byte by byte costs a few calls into Rust per byte.
+        fn copy_bytes(data: &[u8]) -> Vec<u8>;
+    }
+
     #[namespace = "isc::hooks"]
     unsafe extern "C++" {
         include!("kea-sys/shim/leasedns_shim.h");
@@ -138,6 +144,10 @@ pub mod ffi {
         /// Cancels the timer (see the comment in shim.cc on why it is leaked).
         fn timer_stop() -> Result<()>;
     }
+}
+
+fn copy_bytes(data: &[u8]) -> Vec<u8> {
+    data.to_vec()
 }
 
 pub use ffi::{CalloutHandle, ClientNames, Lease4, LibraryHandle, PacketHeader};
