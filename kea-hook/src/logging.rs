@@ -21,8 +21,9 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use crate::host;
 
 const QUEUE_CAPACITY: usize = 4096;
-/// `tracing` target prefix of this crate's events (the library's name).
-const OWN_TARGET: &str = "dhcp_leasedns";
+/// `tracing` target prefixes of our own events: this crate (the library's
+/// name) and the engine crate, which logs most of the hook's lines.
+const OWN_TARGETS: [&str; 2] = ["dhcp_leasedns", "ddns_engine"];
 /// Kea debug levels for tracing's DEBUG and TRACE (Kea's scale is 0..99).
 const DEBUG_LEVEL_DEBUG: i32 = 40;
 const DEBUG_LEVEL_TRACE: i32 = 55;
@@ -126,7 +127,8 @@ impl<S: Subscriber> Layer<S> for KeaLayer {
         }
         // Libraries (hickory-proto) speak at debug level about every message
         // they parse: only their warnings and errors are worth Kea's log.
-        if rank > 1 && !event.metadata().target().starts_with(OWN_TARGET) {
+        let target = event.metadata().target();
+        if rank > 1 && !OWN_TARGETS.iter().any(|own| target.starts_with(own)) {
             return;
         }
         let mut visitor = MessageVisitor::default();
