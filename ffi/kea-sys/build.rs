@@ -1,4 +1,4 @@
-//! Compiles the C++ shim against the installed Kea headers, after checking
+//! Generates the cxx bridge and compiles the C++ shim against the installed Kea headers, after checking
 //! that they are the Kea version this crate targets: a hook built for another
 //! hooks version is refused by kea-dhcp4 at load time.
 
@@ -13,6 +13,7 @@ fn main() {
     let include =
         PathBuf::from(env::var("KEA_INCLUDE_DIR").unwrap_or_else(|_| "/usr/include/kea".into()));
     println!("cargo:rerun-if-env-changed=KEA_INCLUDE_DIR");
+    println!("cargo:rerun-if-changed=src/lib.rs");
     println!("cargo:rerun-if-changed=shim/shim.cc");
     println!("cargo:rerun-if-changed=shim/leasedns_shim.h");
     println!("cargo:rerun-if-changed=shim/compat/dhcpsrv/cfg_globals.h");
@@ -53,19 +54,15 @@ fn main() {
         include.display()
     );
 
-    cc::Build::new()
-        .cpp(true)
+    cxx_build::bridge("src/lib.rs")
         .file("shim/shim.cc")
         // compat/ first: it supplies dhcpsrv/cfg_globals.h, missing from
         // bookworm's kea-dev 2.2.0 (see the header's comment).
         .include("shim/compat")
         .include(&include)
-        .include("shim")
-        .flag("-std=c++17")
+        .std("c++17")
         .flag_if_supported("-Wno-deprecated-declarations")
         .flag_if_supported("-Wno-unused-parameter")
-        // ldns_register_command casts int(*)(void*) to int(*)(CalloutHandle&): same ABI.
-        .flag_if_supported("-Wno-cast-function-type")
         .pic(true)
         .compile("leasedns_kea_shim");
 

@@ -32,45 +32,45 @@ fn decide(engine: &Engine, names: &PacketNames, addr: std::net::Ipv4Addr) -> Nam
 
 /// lease4_select (real allocations) and lease4_renew: the hook owns naming,
 /// so the final FQDN goes into the lease before Kea writes it to its database.
-pub(crate) fn name_lease(engine: &Engine, co: &Callout) {
-    let Some(names) = co.packet_names(c"query4") else {
+pub(crate) fn name_lease(engine: &Engine, co: &Callout<'_>) {
+    let Some(names) = co.packet_names("query4") else {
         return;
     };
     if names.msg_type == host::DHCPDISCOVER {
         return;
     }
-    let Some(lease) = co.lease(c"lease4") else {
+    let Some(lease) = co.lease("lease4") else {
         return;
     };
     match decide(engine, &names, lease.addr) {
         NameOutcome::Publish(decision) => {
             co.set_lease_hostname(
-                c"lease4",
+                "lease4",
                 &decision.fqdn,
                 decision.forward,
                 decision.reverse,
             );
         }
         NameOutcome::NoUpdate { .. } | NameOutcome::NoName => {
-            co.set_lease_hostname(c"lease4", "", false, false);
+            co.set_lease_hostname("lease4", "", false, false);
         }
         NameOutcome::Rejected(rejection) => {
             Stats::bump(&engine.stats().names_rejected);
             tracing::warn!(addr = %lease.addr, reason = %rejection, "client name refused; lease gets no DNS name");
-            co.set_lease_hostname(c"lease4", "", false, false);
+            co.set_lease_hostname("lease4", "", false, false);
         }
     }
 }
 
 /// pkt4_send: answer option 81 (RFC 4702) when the client sent it.
-pub(crate) fn answer_fqdn(engine: &Engine, co: &Callout) {
-    let Some(query) = co.packet_names(c"query4") else {
+pub(crate) fn answer_fqdn(engine: &Engine, co: &Callout<'_>) {
+    let Some(query) = co.packet_names("query4") else {
         return;
     };
     if query.fqdn.is_none() {
         return;
     }
-    let Some((_, yiaddr)) = co.packet_header(c"response4") else {
+    let Some((_, yiaddr)) = co.packet_header("response4") else {
         return;
     };
     if yiaddr.is_unspecified() {
@@ -82,21 +82,21 @@ pub(crate) fn answer_fqdn(engine: &Engine, co: &Callout) {
         NameOutcome::NoName | NameOutcome::Rejected(_) => None,
     };
     if let Some(reply) = reply {
-        co.set_packet_fqdn(c"response4", reply.flags, &reply.name);
+        co.set_packet_fqdn("response4", reply.flags, &reply.name);
     }
 }
 
 /// leases4_committed: the database holds the final state of this exchange.
-pub(crate) fn committed(engine: &Engine, co: &Callout) {
-    if let Some((msg_type, _)) = co.packet_header(c"query4")
+pub(crate) fn committed(engine: &Engine, co: &Callout<'_>) {
+    if let Some((msg_type, _)) = co.packet_header("query4")
         && (msg_type == host::DHCPDISCOVER || msg_type == host::DHCPINFORM)
     {
         return;
     }
-    for lease in co.leases(c"deleted_leases4") {
+    for lease in co.leases("deleted_leases4") {
         remove(engine, &lease);
     }
-    for lease in co.leases(c"leases4") {
+    for lease in co.leases("leases4") {
         if lease.state == crate::change::LEASE_STATE_DEFAULT {
             add(engine, &lease);
         } else {
@@ -106,8 +106,8 @@ pub(crate) fn committed(engine: &Engine, co: &Callout) {
 }
 
 /// lease4_decline, lease4_expire, lease4_recover: the address loses its name.
-pub(crate) fn lease_gone(engine: &Engine, co: &Callout) {
-    if let Some(lease) = co.lease(c"lease4") {
+pub(crate) fn lease_gone(engine: &Engine, co: &Callout<'_>) {
+    if let Some(lease) = co.lease("lease4") {
         remove(engine, &lease);
     }
 }

@@ -7,9 +7,10 @@
 
 use std::ffi::{c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::time::Instant;
 
-use crate::host::{self, Callout};
+use crate::host::{self, Callout, Library};
 use crate::{callouts, lifecycle, logging};
 
 /// Kea's "error" return for load/unload/callouts.
@@ -78,16 +79,17 @@ pub(crate) extern "C" fn multi_threading_compatible() -> c_int {
 #[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn load(library: *mut c_void) -> c_int {
     guard!("load", {
-        // SAFETY: Kea passes its `LibraryHandle&`, live during load().
-        let params = unsafe { host::library_params_json(library) };
+        // SAFETY: Kea passes its `LibraryHandle&`, live during load(); `lib`
+        // does not outlive this call.
+        let mut lib = unsafe { Library::from_raw(library) };
+        let params = lib.as_mut().and_then(Library::params_json);
         match lifecycle::load(params.as_deref()) {
             Ok(()) => {
-                // SAFETY: the same live `LibraryHandle&`; the handlers are
-                // functions of this library running under `guard!`.
-                let registered = unsafe {
-                    host::register_command(library, "leasedns-status", status_command)
-                        && host::register_command(library, "leasedns-reconcile", reconcile_command)
-                };
+                // The handlers run their bodies under `guard!`.
+                let registered = lib.as_mut().is_some_and(|lib| {
+                    lib.register_command("leasedns-status", status_command)
+                        && lib.register_command("leasedns-reconcile", reconcile_command)
+                });
                 if !registered {
                     host::log(
                         2,
@@ -113,7 +115,7 @@ pub(crate) extern "C" fn unload() -> c_int {
     })
 }
 
-extern "C" fn on_timer() {
+fn on_timer() {
     let _ = guard!("timer", {
         lifecycle::tick();
         0
@@ -144,15 +146,10 @@ pub(crate) unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_i
 
 /// `leasedns-status`: pending changes, per-server state, journal, last error.
 ///
-/// # Safety
-/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
-/// `load`) as a pointer; see SAFETY.md.
-unsafe extern "C" fn status_command(handle: *mut c_void) -> c_int {
+/// Called through the bridge's typed trampoline with the command's handle.
+fn status_command(handle: Pin<&mut kea_sys::CalloutHandle>) -> i32 {
     guard!("leasedns-status", {
-        // SAFETY: Kea's live `CalloutHandle&` for this command.
-        let Some(co) = (unsafe { Callout::from_raw(handle) }) else {
-            return FAILED;
-        };
+        let mut co = Callout::from_bridge(handle);
         match lifecycle::engine() {
             Some(engine) => co.respond(0, "leasedns status", Some(&engine.status().to_string())),
             None => co.respond(1, "leasedns is not loaded", None),
@@ -163,15 +160,10 @@ unsafe extern "C" fn status_command(handle: *mut c_void) -> c_int {
 
 /// `leasedns-reconcile`: compare the lease database with the zones and repair.
 ///
-/// # Safety
-/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
-/// `load`) as a pointer; see SAFETY.md.
-unsafe extern "C" fn reconcile_command(handle: *mut c_void) -> c_int {
+/// Called through the bridge's typed trampoline with the command's handle.
+fn reconcile_command(handle: Pin<&mut kea_sys::CalloutHandle>) -> i32 {
     guard!("leasedns-reconcile", {
-        // SAFETY: Kea's live `CalloutHandle&` for this command.
-        let Some(co) = (unsafe { Callout::from_raw(handle) }) else {
-            return FAILED;
-        };
+        let mut co = Callout::from_bridge(handle);
         match lifecycle::engine().map(|e| lifecycle::reconcile(&e)) {
             Some(Ok(n)) => co.respond(
                 0,
@@ -192,7 +184,7 @@ unsafe extern "C" fn reconcile_command(handle: *mut c_void) -> c_int {
 pub(crate) unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
     guard!("lease4_select", {
         with_engine(handle, |engine, co| {
-            if co.bool_arg(c"fake_allocation") != Some(false) {
+            if co.bool_arg("fake_allocation") != Some(false) {
                 return;
             }
             callouts::name_lease(engine, co);

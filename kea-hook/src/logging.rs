@@ -20,7 +20,7 @@ use crate::host;
 
 const QUEUE_CAPACITY: usize = 4096;
 /// `tracing` target prefixes of our own events: this crate (the library's
-/// name) and the engine crate.
+/// name) and the engine crate, which logs most of the hook's lines.
 const OWN_TARGETS: [&str; 2] = [env!("CARGO_CRATE_NAME"), ddns_engine::TRACING_TARGET];
 /// Kea debug levels for tracing's DEBUG and TRACE (Kea's scale is 0..99).
 const DEBUG_LEVEL_DEBUG: i32 = 40;

@@ -1,133 +1,190 @@
-//! Raw declarations of the leasedns Kea shim (`shim/leasedns_shim.h`).
+//! The Kea bridge: one `#[cxx::bridge]` module declaring what crosses between
+//! the hook and the C++ glue in `shim/shim.cc`, the only code that touches
+//! `isc::` types.
 //!
-//! The shim is the only code that touches `isc::` types; every function is
-//! `noexcept` and returns [`LDNS_OK`], [`LDNS_ABSENT`] or [`LDNS_ERR`].
-#![allow(non_camel_case_types)]
+//! Every C++ function that can throw returns `Result`: cxx catches the
+//! exception in its generated C++ wrapper and hands it to Rust as `Err`, so no
+//! C++ exception crosses into Rust (and through Rust back into Kea's
+//! `CalloutManager`). Everything returned is an owned copy (`String`,
+//! `Vec<u8>`, shared structs); nothing returned points into Kea's objects.
+//!
+//! Kea-version-specific code lives only in this crate (`build.rs`, `shim/`).
 
-use std::ffi::{c_char, c_int, c_long, c_void};
+use std::ffi::c_void;
+use std::pin::Pin;
 
-pub const LDNS_OK: c_int = 0;
-pub const LDNS_ABSENT: c_int = 1;
-pub const LDNS_ERR: c_int = -1;
+#[cxx::bridge(namespace = "leasedns")]
+pub mod ffi {
+    /// One `isc::dhcp::Lease4`, copied.
+    #[derive(Clone, Debug, Default)]
+    struct Lease4 {
+        /// Host byte order.
+        addr: u32,
+        valid_lft: u32,
+        cltt: i64,
+        subnet_id: u32,
+        /// 0 default, 1 declined, 2 expired-reclaimed.
+        state: u32,
+        htype: u16,
+        hwaddr: Vec<u8>,
+        /// Empty when the lease has no client identifier.
+        client_id: Vec<u8>,
+        /// `hostname_` as Kea stores it (not checked for UTF-8 here).
+        hostname: Vec<u8>,
+        fqdn_fwd: bool,
+        fqdn_rev: bool,
+    }
 
-pub const LDNS_MAX_HWADDR: usize = 20;
-pub const LDNS_MAX_CLIENT_ID: usize = 256;
-pub const LDNS_MAX_NAME: usize = 512;
+    /// Options 81 and 12 of a DHCPv4 packet, as the client sent them.
+    #[derive(Clone, Debug, Default)]
+    struct ClientNames {
+        /// DHCP message type, 0 if absent.
+        msg_type: u8,
+        /// Option 81 present (with at least its three fixed octets).
+        has_fqdn: bool,
+        fqdn_flags: u8,
+        /// Option 81's domain-name field; wire format when the E flag is set.
+        fqdn: Vec<u8>,
+        /// Option 12 present.
+        has_hostname: bool,
+        hostname: Vec<u8>,
+    }
+
+    /// Message type and `yiaddr` of a DHCPv4 packet.
+    #[derive(Clone, Copy, Debug, Default)]
+    struct PacketHeader {
+        /// DHCP message type, 0 if absent.
+        msg_type: u8,
+        /// Host byte order.
+        yiaddr: u32,
+    }
+
+    extern "Rust" {
+        /// `data` as a `Vec<u8>` in one call: filling a `rust::Vec` from C++
+        /// byte by byte costs a few calls into Rust per byte.
+        fn copy_bytes(data: &[u8]) -> Vec<u8>;
+    }
+
+    #[namespace = "isc::hooks"]
+    unsafe extern "C++" {
+        include!("kea-sys/shim/leasedns_shim.h");
+
+        /// Kea's `isc::hooks::CalloutHandle`, live for one callout or command.
+        type CalloutHandle;
+        /// Kea's `isc::hooks::LibraryHandle`, live during `load`.
+        type LibraryHandle;
+    }
+
+    unsafe extern "C++" {
+        include!("kea-sys/shim/leasedns_shim.h");
+
+        // Callout arguments. A missing argument, a type mismatch (Kea's
+        // getArgument is an exact any_cast) or a null pointer is an Err.
+
+        /// The `Lease4Ptr` argument `name`.
+        fn arg_lease4(handle: &CalloutHandle, name: &str) -> Result<Lease4>;
+        /// Every non-null lease of the `Lease4CollectionPtr` argument `name`
+        /// (empty when the collection pointer is null).
+        fn arg_leases4(handle: &CalloutHandle, name: &str) -> Result<Vec<Lease4>>;
+        /// The `bool` argument `name`.
+        fn arg_bool(handle: &CalloutHandle, name: &str) -> Result<bool>;
+        /// Options 81 and 12 and the message type of the `Pkt4Ptr` argument `name`.
+        fn arg_pkt4_names(handle: &CalloutHandle, name: &str) -> Result<ClientNames>;
+        /// Message type and yiaddr of the `Pkt4Ptr` argument `name`: cheaper
+        /// than the names when only these are needed.
+        fn arg_pkt4_header(handle: &CalloutHandle, name: &str) -> Result<PacketHeader>;
+        /// Sets `hostname_`, `fqdn_fwd_` and `fqdn_rev_` of the lease argument `name`.
+        fn set_lease4_hostname(
+            handle: &CalloutHandle,
+            name: &str,
+            hostname: &str,
+            fwd: bool,
+            rev: bool,
+        ) -> Result<()>;
+        /// Replaces option 81 of the packet argument `name` (normally response4).
+        fn set_pkt4_fqdn(handle: &CalloutHandle, name: &str, flags: u8, fqdn: &str) -> Result<()>;
+
+        /// Sets a control command's `response` argument (`createAnswer`);
+        /// `args_json` is the answer's arguments as JSON text, empty for none.
+        fn command_respond(
+            handle: Pin<&mut CalloutHandle>,
+            result: i32,
+            text: &str,
+            args_json: &str,
+        ) -> Result<()>;
+        /// Registers `handler` for the control command `name`: Kea calls a
+        /// C++ trampoline of type `int (*)(CalloutHandle&)`, which finds the
+        /// handler by the command's name and calls it. `handler` must not
+        /// panic (cxx aborts on a panic crossing it): run it under a guard.
+        fn register_command(
+            library: Pin<&mut LibraryHandle>,
+            name: &str,
+            handler: fn(handle: Pin<&mut CalloutHandle>) -> i32,
+        ) -> Result<()>;
+        /// The library's `parameters` map as JSON text (Err when absent).
+        fn library_params_json(library: Pin<&mut LibraryHandle>) -> Result<String>;
+
+        /// Every IPv4 lease of Kea's current lease manager (any backend).
+        /// Main thread only; Err when there is no lease manager.
+        fn leases4_all() -> Result<Vec<Lease4>>;
+
+        /// Sets a statistic (isc::stats::StatsMgr, thread safe), keeping one sample.
+        fn stat_set(name: &str, value: i64) -> Result<()>;
+
+        /// Logs `text` as the argument of a fixed message through isc::log,
+        /// logger kea-dhcp4.leasedns. severity: 0 debug, 1 info, 2 warn,
+        /// 3 error; debuglevel 0..99 for debug.
+        fn log(severity: i32, debuglevel: i32, text: &str) -> Result<()>;
+        fn log_enabled(severity: i32, debuglevel: i32) -> Result<bool>;
+
+        /// Starts (or restarts) a repeating timer on Kea's main IOService,
+        /// taken from the `io_context` argument of dhcp4_srv_configured.
+        /// `on_tick` runs on Kea's main thread and must not panic.
+        fn timer_start(handle: &CalloutHandle, interval_ms: i64, on_tick: fn()) -> Result<()>;
+        /// Cancels the timer (see the comment in shim.cc on why it is leaked).
+        fn timer_stop() -> Result<()>;
+    }
+}
+
+fn copy_bytes(data: &[u8]) -> Vec<u8> {
+    data.to_vec()
+}
+
+pub use ffi::{CalloutHandle, ClientNames, Lease4, LibraryHandle, PacketHeader};
 
 /// Kea's `KEA_HOOKS_VERSION` of the headers this crate was built against.
-pub const KEA_HOOKS_VERSION: c_int = {
+pub const KEA_HOOKS_VERSION: i32 = {
     let bytes = env!("LEASEDNS_KEA_HOOKS_VERSION").as_bytes();
-    let mut value: c_int = 0;
+    let mut value: i32 = 0;
     let mut i = 0;
     while i < bytes.len() {
-        value = value * 10 + (bytes[i] - b'0') as c_int;
+        value = value * 10 + (bytes[i] - b'0') as i32;
         i += 1;
     }
     value
 };
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct ldns_lease4_t {
-    pub addr: u32,
-    pub valid_lft: u32,
-    pub cltt: i64,
-    pub subnet_id: u32,
-    pub state: u32,
-    pub htype: u16,
-    pub hwaddr_len: u16,
-    pub hwaddr: [u8; LDNS_MAX_HWADDR],
-    pub client_id_len: u16,
-    pub client_id: [u8; LDNS_MAX_CLIENT_ID],
-    pub hostname_len: u16,
-    pub hostname_truncated: u8,
-    pub fqdn_fwd: u8,
-    pub fqdn_rev: u8,
-    pub hostname: [c_char; LDNS_MAX_NAME],
+/// The one place a raw `CalloutHandle&` from Kea becomes the bridge's type.
+///
+/// # Safety
+/// `handle` must be null or the `CalloutHandle&` Kea passed to the running
+/// callout or command handler, and the returned reference must not outlive
+/// that call.
+pub unsafe fn callout_handle<'a>(handle: *mut c_void) -> Option<Pin<&'a mut CalloutHandle>> {
+    // SAFETY: Kea passes `CalloutHandle&`, a pointer at the ABI level, to an
+    // object it owns and keeps alive (and does not move) for the whole
+    // callout; the caller bounds the lifetime to that call. Rust never reads
+    // the opaque type's memory, only passes the reference back to C++.
+    unsafe { handle.cast::<CalloutHandle>().as_mut().map(|h| Pin::new_unchecked(h)) }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct ldns_client_names_t {
-    pub has_fqdn: u8,
-    pub fqdn_flags: u8,
-    pub fqdn_truncated: u8,
-    pub fqdn_len: u16,
-    pub fqdn: [u8; LDNS_MAX_NAME],
-    pub has_hostname: u8,
-    pub hostname_truncated: u8,
-    pub hostname_len: u16,
-    pub hostname: [u8; LDNS_MAX_NAME],
-    pub msg_type: u8,
-}
-
-pub type ldns_sink_fn = unsafe extern "C" fn(ctx: *mut c_void, data: *const c_char, len: usize);
-pub type ldns_timer_fn = extern "C" fn();
-pub type ldns_lease_fn = unsafe extern "C" fn(ctx: *mut c_void, lease: *const ldns_lease4_t);
-pub type ldns_callout_fn = unsafe extern "C" fn(handle: *mut c_void) -> c_int;
-
-unsafe extern "C" {
-    pub fn ldns_arg_lease4(
-        handle: *mut c_void,
-        name: *const c_char,
-        out: *mut ldns_lease4_t,
-    ) -> c_int;
-    pub fn ldns_arg_leases4_count(
-        handle: *mut c_void,
-        name: *const c_char,
-        out: *mut usize,
-    ) -> c_int;
-    pub fn ldns_arg_leases4_at(
-        handle: *mut c_void,
-        name: *const c_char,
-        idx: usize,
-        out: *mut ldns_lease4_t,
-    ) -> c_int;
-    pub fn ldns_arg_bool(handle: *mut c_void, name: *const c_char, out: *mut c_int) -> c_int;
-    pub fn ldns_set_lease4_hostname(
-        handle: *mut c_void,
-        name: *const c_char,
-        hostname: *const c_char,
-        fwd: c_int,
-        rev: c_int,
-    ) -> c_int;
-    pub fn ldns_arg_pkt4_names(
-        handle: *mut c_void,
-        name: *const c_char,
-        out: *mut ldns_client_names_t,
-    ) -> c_int;
-    pub fn ldns_arg_pkt4_header(
-        handle: *mut c_void,
-        name: *const c_char,
-        msg_type: *mut u8,
-        yiaddr: *mut u32,
-    ) -> c_int;
-    pub fn ldns_pkt4_set_fqdn(
-        handle: *mut c_void,
-        name: *const c_char,
-        flags: u8,
-        fqdn: *const c_char,
-    ) -> c_int;
-    pub fn ldns_library_params_json(
-        library: *mut c_void,
-        sink: ldns_sink_fn,
-        ctx: *mut c_void,
-    ) -> c_int;
-    pub fn ldns_register_command(
-        library: *mut c_void,
-        name: *const c_char,
-        f: ldns_callout_fn,
-    ) -> c_int;
-    pub fn ldns_command_respond(
-        handle: *mut c_void,
-        result: c_int,
-        text: *const c_char,
-        args_json: *const c_char,
-    ) -> c_int;
-    pub fn ldns_leases4_all(f: ldns_lease_fn, ctx: *mut c_void) -> c_int;
-    pub fn ldns_stat_set(name: *const c_char, value: i64) -> c_int;
-    pub fn ldns_log(severity: c_int, debuglevel: c_int, text: *const c_char) -> c_int;
-    pub fn ldns_log_enabled(severity: c_int, debuglevel: c_int) -> c_int;
-    pub fn ldns_timer_start(handle: *mut c_void, interval_ms: c_long, f: ldns_timer_fn) -> c_int;
-    pub fn ldns_timer_stop() -> c_int;
+/// The one place a raw `LibraryHandle&` from Kea becomes the bridge's type.
+///
+/// # Safety
+/// `library` must be null or the `LibraryHandle&` Kea passed to `load`, and
+/// the returned reference must not outlive that call.
+pub unsafe fn library_handle<'a>(library: *mut c_void) -> Option<Pin<&'a mut LibraryHandle>> {
+    // SAFETY: as in `callout_handle`: Kea's `LibraryHandle&` is live and
+    // unmoved for the duration of load(), which bounds the lifetime.
+    unsafe { library.cast::<LibraryHandle>().as_mut().map(|h| Pin::new_unchecked(h)) }
 }
