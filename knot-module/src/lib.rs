@@ -3,44 +3,21 @@
 //! arrivals, mirrors the main counters into `knotc stats`, and serves
 //! everything as Prometheus metrics on an optional HTTP endpoint.
 //!
-//! Dependencies point one way, boundary -> engine (README.md, "Layout"):
-//! - boundary: `exports` (the `knotd_mod_api` symbol and callbacks),
-//!   `panic_guard` (the guard every callback runs under), `host` (the
-//!   adapter reading knotd's structures into engine types) and
-//!   `log_bridge` (`tracing` -> `knotd_mod_log`);
-//! - engine, safe Rust that never sees knotd: `config`, `dims`, `instance`,
-//!   `heavy`, `metrics`, `endpoint`, `clock` and `panics`;
-//! - `clock_source`: the RDTSC/CPUID/CLOCK_MONOTONIC reads under `clock`,
-//!   a leaf that imports nothing from the crate and never calls knotd.
+//! Folders by responsibility; dependencies point one way, boundary ->
+//! engine (README.md, "Layout"):
+//! - `ffi`: the boundary with knotd (exports, panic guard, adapter, log
+//!   bridge);
+//! - `stats` and `http`: safe Rust that never sees knotd (counters, heavy
+//!   hitters, clock; the Prometheus exposition and its endpoint);
+//! - `config`: the module's settings.
 //!
 //! The compiler holds the `unsafe` line: it is denied crate-wide and
-//! allowed only on `exports`, `host`, `log_bridge` and `clock_source` (and
-//! the test-only `knotd_doubles`). See SAFETY.md.
+//! allowed only on `ffi::{exports, host, log_bridge}` and
+//! `stats::clock_source` (and the test-only `ffi::knotd_doubles`). See
+//! SAFETY.md.
 #![deny(unsafe_code)]
 
-// Boundary.
-#[allow(unsafe_code)]
-mod exports;
-#[allow(unsafe_code)]
-mod host;
-#[allow(unsafe_code)]
-mod log_bridge;
-mod panic_guard;
-
-// Engine.
-mod clock;
 mod config;
-mod dims;
-mod endpoint;
-mod heavy;
-mod instance;
-mod metrics;
-mod panics;
-
-// Platform: the clock's raw reads.
-#[allow(unsafe_code)]
-mod clock_source;
-
-#[cfg(test)]
-#[allow(unsafe_code)]
-mod knotd_doubles;
+mod ffi;
+mod http;
+mod stats;

@@ -2,7 +2,7 @@
 //! knotd's own log (`knotd_mod_log` with `"%s"`), so operators set the
 //! module's verbosity where they set knotd's.
 
-use crate::host::Module;
+use crate::ffi::host::Module;
 
 /// Forwards `tracing` events to knotd's log for the module of the current
 /// callback. Installed only around knotd callbacks (never on our own

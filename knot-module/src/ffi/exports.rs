@@ -5,14 +5,14 @@
 //! Nothing runs at library load: `knotc conf-check` opens the library
 //! too, so threads and sockets start in `load`.
 
-use crate::clock::Clock;
 use crate::config::Settings;
-use crate::dims;
-use crate::endpoint;
-use crate::host::{self, Module, names};
-use crate::instance::{Counted, Instance};
-use crate::log_bridge;
-use crate::panic_guard::guard;
+use crate::ffi::host::{self, Module, names};
+use crate::ffi::log_bridge;
+use crate::ffi::panic_guard::guard;
+use crate::http::endpoint;
+use crate::stats::clock::Clock;
+use crate::stats::dims;
+use crate::stats::instance::{Counted, Instance};
 use knot_sys as sys;
 use std::ffi::{CStr, c_char, c_int, c_uint};
 use std::ptr::{NonNull, null, null_mut};

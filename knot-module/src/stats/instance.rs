@@ -12,10 +12,10 @@
 //! the shards with relaxed loads; a scrape may see a query counted in one
 //! family and not yet in another, never a torn or lost count.
 
-use crate::clock::Clock;
 use crate::config::Settings;
-use crate::dims::{self, OP_COUNT, PROTO_COUNT, RCODE_COUNT, SIZE_BOUNDS, TYPE_COUNT};
-use crate::heavy::{self, Hitter, SpaceSaving};
+use crate::stats::clock::Clock;
+use crate::stats::dims::{self, OP_COUNT, PROTO_COUNT, RCODE_COUNT, SIZE_BOUNDS, TYPE_COUNT};
+use crate::stats::heavy::{self, Hitter, SpaceSaving};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

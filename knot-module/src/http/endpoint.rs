@@ -7,9 +7,9 @@
 //! detaches. The endpoint therefore never goes away or rebinds across a
 //! reload. The thread only reads counters and never calls into knotd.
 
-use crate::instance::{Instance, Snapshot};
-use crate::metrics;
-use crate::panics;
+use crate::http::metrics;
+use crate::stats::instance::{Instance, Snapshot};
+use crate::stats::panics;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -166,8 +166,8 @@ fn respond(request: tiny_http::Request, instances: &[Arc<Instance>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Clock;
     use crate::config::RawSettings;
+    use crate::stats::clock::Clock;
     use std::io::{Read, Write};
     use std::net::TcpStream;
 

@@ -5,7 +5,7 @@
 //! callback returns. Nothing in the engine imports this module.
 
 use crate::config::RawSettings;
-use crate::instance::{Client, EndEvent};
+use crate::stats::instance::{Client, EndEvent};
 use knot_sys as sys;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::ptr::NonNull;

@@ -11,7 +11,7 @@
 //! the query path and converted to nanoseconds only when a scrape reads
 //! them; the histogram bounds are converted to ticks once at load.
 
-use crate::clock_source;
+use crate::stats::clock_source;
 use std::sync::OnceLock;
 use std::time::Duration;
 

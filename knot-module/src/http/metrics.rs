@@ -5,8 +5,8 @@
 //! the format is small. `promtool check metrics` runs on this output in the
 //! end-to-end tests.
 
-use crate::dims::{FLAG_DO, FLAG_EDNS, FLAG_TC, OPERATIONS, PROTOS, SIZE_BOUNDS};
-use crate::instance::Snapshot;
+use crate::stats::dims::{FLAG_DO, FLAG_EDNS, FLAG_TC, OPERATIONS, PROTOS, SIZE_BOUNDS};
+use crate::stats::instance::Snapshot;
 use std::fmt::Write as _;
 
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -238,7 +238,7 @@ pub(crate) fn render(snap: &Snapshot, instances: usize, panics: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance::QueryKey;
+    use crate::stats::instance::QueryKey;
 
     #[test]
     fn renders_counters_and_cumulative_histograms() {

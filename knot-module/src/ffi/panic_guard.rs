@@ -8,8 +8,8 @@
 //! Safe code: it uses the adapter's `Module::log`, which passes the message
 //! as the argument of a `"%s"` format, never as the format.
 
-use crate::host::Module;
-use crate::panics;
+use crate::ffi::host::Module;
+use crate::stats::panics;
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -88,7 +88,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knotd_doubles;
+    use crate::ffi::knotd_doubles;
     use std::ffi::c_int;
     use std::ptr::NonNull;
 
