@@ -80,6 +80,14 @@ impl Perfdhcp {
         self
     }
 
+    /// Numbers the clients' MAC addresses from `mac` (`-b mac=...`), so
+    /// runs in one test do not reuse each other's clients.
+    pub fn mac_base(mut self, mac: &str) -> Self {
+        self.extra.push("-b".into());
+        self.extra.push(format!("mac={mac}"));
+        self
+    }
+
     /// Runs perfdhcp at `place` on `iface` and parses its report. A
     /// non-zero exit code is not an error: it is in the report.
     pub fn run(&self, place: &Place, iface: &str) -> Result<PerfdhcpReport> {

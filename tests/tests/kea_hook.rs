@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 /// its last exchange is initiated, so the client runs two exchanges: the
 /// first completes its DORA, the second is a renewal of the same lease.
 fn one_client(code: u8, value: &[u8], mac: Option<&str>) -> Perfdhcp {
-    let mut run = Perfdhcp::new(10, 1, 2).option(code, value);
-    if let Some(mac) = mac {
-        run.extra.extend(["-b".to_string(), format!("mac={mac}")]);
+    let run = Perfdhcp::new(10, 1, 2).option(code, value);
+    match mac {
+        Some(mac) => run.mac_base(mac),
+        None => run,
     }
-    run
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -466,11 +466,8 @@ fn config_reload_keeps_the_hook_working_without_leaking_threads() {
             thread_count(pid)
         )
     });
-    let mut mac_offset = Perfdhcp::new(50, 10, 10);
-    mac_offset
-        .extra
-        .extend(["-b".into(), "mac=00:0c:02:00:00:00".into()]);
-    let report = mac_offset
+    let report = Perfdhcp::new(50, 10, 10)
+        .mac_base("00:0c:02:00:00:00")
         .run(&lab.net.client(), lab.net.client_iface())
         .expect("perfdhcp");
     assert!(report.acks() >= 10, "{}", report.output);

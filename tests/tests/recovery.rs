@@ -17,10 +17,7 @@ use serde_json::json;
 fn perfdhcp(clients: u32, mac_base: &str) -> Perfdhcp {
     // One exchange more than clients: perfdhcp stops as soon as its last
     // exchange starts, so the extra one (a renewal) absorbs that cut.
-    let mut run = Perfdhcp::new(400, clients, clients + 1);
-    run.extra
-        .extend(["-b".to_string(), format!("mac={mac_base}")]);
-    run
+    Perfdhcp::new(400, clients, clients + 1).mac_base(mac_base)
 }
 
 /// A tmpfs of `size` mounted at a fresh directory, unmounted on drop.
@@ -328,11 +325,8 @@ fn dropped_changes_are_repaired_without_a_command() {
     let runs_before = lab.stat("leasedns.reconcile-runs");
 
     let clients = 1000;
-    let mut burst = Perfdhcp::new(1000, clients, clients + 1);
-    burst
-        .extra
-        .extend(["-b".to_string(), "mac=00:0c:05:00:00:00".to_string()]);
-    let report = burst
+    let report = Perfdhcp::new(1000, clients, clients + 1)
+        .mac_base("00:0c:05:00:00:00")
         .run(&lab.net.client(), lab.net.client_iface())
         .expect("perfdhcp");
     assert!(report.acks() >= 900, "Kea keeps serving: {}", report.output);
