@@ -4,7 +4,7 @@
 //! the engine's bounded queue.
 
 use crate::change::{Change, Lease, LeaseRecords};
-use crate::engine::Engine;
+use crate::engine::{Engine, Publication};
 use crate::host::{self, Callout, PacketNames};
 use crate::naming::{self, ClientFqdn, ClientNames, NameOutcome};
 use crate::stats::Stats;
@@ -133,11 +133,13 @@ fn add(engine: &Engine, lease: &Lease) {
         }
         Err(()) => return,
     };
-    let (previous, changed) = engine.publish(records.clone());
-    if !changed {
-        Stats::bump(&engine.stats().changes_unchanged);
-        return;
-    }
+    let previous = match engine.publish(&records) {
+        Publication::Unchanged => {
+            Stats::bump(&engine.stats().changes_unchanged);
+            return;
+        }
+        Publication::Changed { previous } => previous,
+    };
     if let Some(old) = previous
         && (old.fqdn != records.fqdn || old.dhcid != records.dhcid)
     {

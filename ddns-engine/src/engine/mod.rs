@@ -74,6 +74,15 @@ const DROP_LOG_INTERVAL_MS: u64 = 1000;
 /// again (it never drops what it repairs).
 const RECONCILE_QUEUE_WAIT: Duration = Duration::from_millis(20);
 
+/// What [`Engine::publish`] found for an address.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Publication {
+    /// It already published exactly these records.
+    Unchanged,
+    /// It published `previous` (or nothing) before.
+    Changed { previous: Option<LeaseRecords> },
+}
+
 /// Why a reconciliation did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileRefused {
@@ -380,14 +389,17 @@ impl Engine {
         false
     }
 
-    /// Records what `addr` should publish now. Returns the previous entry and
-    /// whether anything changed (a renewal with the same name, address and
-    /// TTL needs no DNS traffic).
-    pub fn publish(&self, records: LeaseRecords) -> (Option<LeaseRecords>, bool) {
+    /// Records what `records.addr` should publish now. A renewal with the
+    /// same name, address and TTL needs no DNS traffic and, as it is the
+    /// common case in a callout, costs no copy.
+    pub fn publish(&self, records: &LeaseRecords) -> Publication {
         let mut shard = self.published.shard(records.addr).lock();
-        let previous = shard.insert(records.addr, records.clone());
-        let changed = previous.as_ref() != Some(&records);
-        (previous, changed)
+        if shard.get(&records.addr) == Some(records) {
+            return Publication::Unchanged;
+        }
+        Publication::Changed {
+            previous: shard.insert(records.addr, records.clone()),
+        }
     }
 
     /// Forgets what `addr` published, returning it.
