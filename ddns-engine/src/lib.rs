@@ -17,6 +17,8 @@ pub mod engine;
 pub mod journal;
 pub mod naming;
 pub mod stats;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 /// The `tracing` target prefix of every event this crate emits: a host's
 /// log bridge that keeps only its own INFO/DEBUG lines must keep these too.

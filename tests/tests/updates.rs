@@ -3,129 +3,18 @@
 //! every algorithm, every conflict-resolution mode, failover, retries and
 //! batches, each checked with real queries.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::str::FromStr;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use ddns_engine::change::{Change, ChangeKind, LeaseRecords};
-use ddns_engine::config::{
-    Config, ConflictMode, DdnsDomain, JournalSync, NamingPolicy, ReconcilePolicy,
-    ReplaceClientName, Transport, TsigAlgorithm, TsigKey, TtlPolicy,
-};
+use ddns_engine::change::{Change, ChangeKind};
+use ddns_engine::config::{ConflictMode, Transport};
 use ddns_engine::dns::Rcode;
 use ddns_engine::dns::update::{
     Applied, ApplyOutcome, BatchApplied, Direction, DoneKind, RetryCause, StepKind, StepResult,
     UpdateExecutor,
 };
+use ddns_engine::testing::*;
 use harness::{Knot, KnotOptions, Place, TsigKeyInfo};
-use hickory_proto::rr::Name;
-
-const DHCID_A: &[u8] = &[0, 1, 1, 0xaa, 0xbb, 0xcc, 0xdd];
-const DHCID_B: &[u8] = &[0, 1, 1, 0x11, 0x22, 0x33, 0x44];
-const FQDN: &str = "laptop.lan.example.";
-const REV: &str = "5.0.77.10.in-addr.arpa.";
-
-const ALGORITHMS: [(TsigAlgorithm, &str); 6] = [
-    (TsigAlgorithm::HmacMd5, "hmac-md5"),
-    (TsigAlgorithm::HmacSha1, "hmac-sha1"),
-    (TsigAlgorithm::HmacSha224, "hmac-sha224"),
-    (TsigAlgorithm::HmacSha256, "hmac-sha256"),
-    (TsigAlgorithm::HmacSha384, "hmac-sha384"),
-    (TsigAlgorithm::HmacSha512, "hmac-sha512"),
-];
-/// Key index of hmac-sha256 in `keys()`.
-const SHA256: usize = 3;
-
-fn name(s: &str) -> Name {
-    Name::from_str(s).unwrap()
-}
-
-fn secret(alg: &str) -> Vec<u8> {
-    format!("leasedns-test-secret-{alg}").into_bytes()
-}
-
-/// Keys 0..6 are the six algorithms, as the engine sees them.
-fn keys() -> Vec<TsigKey> {
-    ALGORITHMS
-        .iter()
-        .map(|(algorithm, label)| TsigKey {
-            name: name(&format!("k-{label}.")),
-            algorithm: *algorithm,
-            secret: secret(label),
-        })
-        .collect()
-}
-
-fn change(kind: ChangeKind, fqdn: &str, addr: [u8; 4], dhcid: &[u8]) -> Change {
-    Change {
-        kind,
-        records: LeaseRecords {
-            fqdn: fqdn.into(),
-            addr: Ipv4Addr::from(addr),
-            dhcid: dhcid.to_vec(),
-            ttl: 1200,
-            forward: true,
-            reverse: true,
-        },
-    }
-}
-
-fn domain(zone: &str, key: Option<usize>, servers: Vec<SocketAddr>) -> DdnsDomain {
-    DdnsDomain {
-        name: name(zone),
-        key,
-        servers,
-    }
-}
-
-fn config(mode: ConflictMode, forward: Vec<DdnsDomain>, reverse: Vec<DdnsDomain>) -> Config {
-    Config {
-        journal_dir: "/nonexistent".into(),
-        tsig_keys: keys(),
-        forward,
-        reverse,
-        naming: NamingPolicy {
-            qualifying_suffix: None,
-            replace_client_name: ReplaceClientName::Never,
-            generated_prefix: "host".into(),
-            hostname_char_set: None,
-            hostname_char_replacement: String::new(),
-            override_client_update: false,
-            override_no_update: false,
-        },
-        conflict_mode: mode,
-        ttl: TtlPolicy::default(),
-        dns_server_timeout: Duration::from_secs(2),
-        transport: Transport::Udp,
-        sender_threads: 1,
-        queue_capacity: 16,
-        max_changes_per_update: 64,
-        journal_sync: JournalSync::Batch,
-        reconcile: ReconcilePolicy::default(),
-    }
-}
-
-/// Forward and reverse zones on `servers`, signed with key `key`.
-fn zones_on(mode: ConflictMode, key: usize, servers: Vec<SocketAddr>) -> Config {
-    config(
-        mode,
-        vec![domain("lan.example.", Some(key), servers.clone())],
-        vec![domain("77.10.in-addr.arpa.", Some(key), servers)],
-    )
-}
-
-fn numbered(kind: ChangeKind, n: usize, octet: u8, dhcid: &[u8]) -> Vec<Change> {
-    (0..n)
-        .map(|i| {
-            change(
-                kind,
-                &format!("b{i}.lan.example."),
-                [10, 77, octet, i as u8 + 1],
-                dhcid,
-            )
-        })
-        .collect()
-}
 
 /// The harness's knotd on loopback with `lan.example.` (a static printer)
 /// and `77.10.in-addr.arpa.`, accepting updates signed with every key of

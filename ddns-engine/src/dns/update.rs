@@ -1063,92 +1063,8 @@ fn reverse_remove_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Me
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{
-        NamingPolicy, ReplaceClientName, Transport, TsigAlgorithm, TsigKey, TtlPolicy,
-    };
-    use std::path::PathBuf;
-    use std::str::FromStr;
+    use crate::testing::*;
     use std::time::Duration;
-
-    const DHCID_A: &[u8] = &[0, 1, 1, 0xaa, 0xbb, 0xcc, 0xdd];
-
-    fn name(s: &str) -> Name {
-        Name::from_str(s).unwrap()
-    }
-
-    fn change(kind: ChangeKind, fqdn: &str, addr: [u8; 4], dhcid: &[u8]) -> Change {
-        Change {
-            kind,
-            records: crate::change::LeaseRecords {
-                fqdn: fqdn.into(),
-                addr: Ipv4Addr::from(addr),
-                dhcid: dhcid.to_vec(),
-                ttl: 1200,
-                forward: true,
-                reverse: true,
-            },
-        }
-    }
-
-    fn domain(zone: &str, key: Option<usize>, servers: Vec<SocketAddr>) -> DdnsDomain {
-        DdnsDomain {
-            name: name(zone),
-            key,
-            servers,
-        }
-    }
-
-    const ALGORITHMS: [(TsigAlgorithm, &str); 6] = [
-        (TsigAlgorithm::HmacMd5, "hmac-md5"),
-        (TsigAlgorithm::HmacSha1, "hmac-sha1"),
-        (TsigAlgorithm::HmacSha224, "hmac-sha224"),
-        (TsigAlgorithm::HmacSha256, "hmac-sha256"),
-        (TsigAlgorithm::HmacSha384, "hmac-sha384"),
-        (TsigAlgorithm::HmacSha512, "hmac-sha512"),
-    ];
-
-    fn secret(alg: &str) -> Vec<u8> {
-        format!("leasedns-test-secret-{alg}").into_bytes()
-    }
-
-    /// Keys 0..6 are the six algorithms (index 3 is hmac-sha256).
-    fn keys() -> Vec<TsigKey> {
-        ALGORITHMS
-            .iter()
-            .map(|(algorithm, label)| TsigKey {
-                name: name(&format!("k-{label}.")),
-                algorithm: *algorithm,
-                secret: secret(label),
-            })
-            .collect()
-    }
-
-    fn config(mode: ConflictMode, forward: Vec<DdnsDomain>, reverse: Vec<DdnsDomain>) -> Config {
-        Config {
-            journal_dir: PathBuf::from("/nonexistent"),
-            tsig_keys: keys(),
-            forward,
-            reverse,
-            naming: NamingPolicy {
-                qualifying_suffix: None,
-                replace_client_name: ReplaceClientName::Never,
-                generated_prefix: "host".into(),
-                hostname_char_set: None,
-                hostname_char_replacement: String::new(),
-                override_client_update: false,
-                override_no_update: false,
-            },
-            conflict_mode: mode,
-            ttl: TtlPolicy::default(),
-            dns_server_timeout: Duration::from_secs(2),
-            transport: Transport::Udp,
-            sender_threads: 1,
-            queue_capacity: 16,
-            max_changes_per_update: 64,
-            journal_sync: crate::config::JournalSync::Batch,
-            reconcile: crate::config::ReconcilePolicy::default(),
-        }
-    }
 
     fn target(c: &Change) -> Target<'_> {
         Target::new(c).unwrap()
@@ -1160,9 +1076,6 @@ mod tests {
             .map(|r| (r.name.to_string(), r.dns_class, r.record_type(), r.ttl))
             .collect()
     }
-
-    const FQDN: &str = "laptop.lan.example.";
-    const REV: &str = "5.0.77.10.in-addr.arpa.";
 
     #[test]
     fn forward_add_has_name_not_in_use_and_adds_a_and_dhcid() {
@@ -1434,32 +1347,7 @@ mod tests {
         assert_eq!(applied.stats.sent, 0);
     }
 
-    /// Key index of hmac-sha256 in `keys()`.
-    const SHA256: usize = 3;
-
-    /// Forward and reverse zones on `servers`, signed with key `key`.
-    fn zones_on(mode: ConflictMode, key: usize, servers: Vec<SocketAddr>) -> Config {
-        config(
-            mode,
-            vec![domain("lan.example.", Some(key), servers.clone())],
-            vec![domain("77.10.in-addr.arpa.", Some(key), servers)],
-        )
-    }
-
     // ---- Batches against servers that misbehave (no knotd needed) ----
-
-    fn numbered(kind: ChangeKind, n: usize, octet: u8, dhcid: &[u8]) -> Vec<Change> {
-        (0..n)
-            .map(|i| {
-                change(
-                    kind,
-                    &format!("b{i}.lan.example."),
-                    [10, 77, octet, i as u8 + 1],
-                    dhcid,
-                )
-            })
-            .collect()
-    }
 
     #[test]
     fn batch_of_unreachable_server_retries_every_change() {
