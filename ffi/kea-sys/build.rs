@@ -6,8 +6,21 @@ use std::env;
 use std::fs;
 use std::path::PathBuf;
 
-/// Kea 2.2.x. Kea refuses a library whose `version()` differs from its own.
-const EXPECTED_HOOKS_VERSION: u32 = 20200;
+/// The Kea release lines leasedns builds against, by hooks version range
+/// (Kea's hooks version is its release number: 2.6.3 is 20603), with the
+/// API name the shim's `#if`s and the Debian release that ships it. Kea
+/// refuses a library whose `version()` differs from its own, so a build
+/// loads only into the exact release whose headers it read.
+const SUPPORTED: [(u32, u32, &str, &str); 3] = [
+    (20200, 20299, "202", "Debian 12 bookworm: 2.2.0"),
+    (20600, 20699, "206", "Debian 13 trixie: 2.6.3"),
+    (
+        30000,
+        30099,
+        "300",
+        "Debian testing forky: 3.0.4; trixie-backports: 3.0.3",
+    ),
+];
 
 fn main() {
     let include =
@@ -39,15 +52,23 @@ fn main() {
             rest.trim().trim_end_matches(';').trim().parse::<u32>().ok()
         })
         .unwrap_or(0);
-    if found != EXPECTED_HOOKS_VERSION {
+    let Some(&(_, _, api, _)) = SUPPORTED
+        .iter()
+        .find(|(lo, hi, _, _)| (*lo..=*hi).contains(&found))
+    else {
+        let lines: Vec<String> = SUPPORTED
+            .iter()
+            .map(|(lo, hi, _, what)| format!("    {lo}..={hi} ({what})"))
+            .collect();
         eprintln!(
-            "error: installed Kea headers ({}) declare KEA_HOOKS_VERSION = {found}, but leasedns \
-             targets Kea 2.2 (hooks version {EXPECTED_HOOKS_VERSION}). kea-dhcp4 refuses a hook \
-             built for another version; build against Debian bookworm's kea-dev 2.2.0.",
-            hooks_h.display()
+            "error: installed Kea headers ({}) declare KEA_HOOKS_VERSION = {found}, which leasedns \
+             does not support. It builds against Kea 2.2, 2.6 and 3.0 (hooks versions):\n{}\n  \
+             Install kea-dev of one of these releases (the same version as kea-dhcp4-server).",
+            hooks_h.display(),
+            lines.join("\n")
         );
         std::process::exit(1);
-    }
+    };
     println!("cargo:rustc-env=LEASEDNS_KEA_HOOKS_VERSION={found}");
     println!(
         "cargo:warning=building against Kea hooks version {found} from {}",
@@ -57,18 +78,30 @@ fn main() {
     cxx_build::bridge("src/lib.rs")
         .file("shim/shim.cc")
         // compat/ first: it supplies dhcpsrv/cfg_globals.h, missing from
-        // bookworm's kea-dev 2.2.0 (see the header's comment).
-        .include("shim/compat")
+        // bookworm's kea-dev 2.2.0 (see the header's comment); later
+        // releases ship it, and then compat/ is left out.
+        .includes(if api == "202" {
+            Some("shim/compat")
+        } else {
+            None
+        })
         .include(&include)
-        .std("c++17")
+        .define("LEASEDNS_KEA_API", api)
+        .std(if api == "202" { "c++17" } else { "c++20" })
         .flag_if_supported("-Wno-deprecated-declarations")
         .flag_if_supported("-Wno-unused-parameter")
         .pic(true)
         .compile("leasedns_kea_shim");
 
+    // Kea 3.0 renamed libkea-dhcp++ to libkea-dhcp.
+    let dhcp_lib = if api == "300" {
+        "kea-dhcp"
+    } else {
+        "kea-dhcp++"
+    };
     for lib in [
         "kea-dhcpsrv",
-        "kea-dhcp++",
+        dhcp_lib,
         "kea-hooks",
         "kea-asiolink",
         "kea-cc",

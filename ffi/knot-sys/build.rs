@@ -1,15 +1,22 @@
 //! Generates the bindings of the Knot DNS query-module API from the
-//! installed header, and refuses to build against any ABI but the one this
-//! workspace targets: knotd loads a module only when its embedded version
-//! equals its own `KNOTD_MOD_ABI_VERSION` exactly.
+//! installed header, and refuses to build against an ABI this workspace does
+//! not support: knotd loads a module only when its embedded version equals
+//! its own `KNOTD_MOD_ABI_VERSION` exactly, so a build loads only into the
+//! Knot release line whose header it read.
 
 use std::env;
 use std::path::PathBuf;
 use std::process::exit;
 
-/// Knot DNS 3.2. 3.3 is 500 and 3.4/3.5 are 600, with a different stage
-/// numbering and qdata layout.
-const EXPECTED_ABI: u32 = 400;
+/// Module ABI versions and the Knot DNS releases (and Debian releases) that
+/// have them. 3.3 (ABI 500) shipped in no Debian release and is not tested.
+const SUPPORTED: [(u32, &str); 2] = [
+    (400, "Knot DNS 3.2, Debian 12 bookworm"),
+    (
+        600,
+        "Knot DNS 3.4 and 3.5, Debian 13 trixie and testing forky",
+    ),
+];
 const DEFAULT_HEADER: &str = "/usr/include/knot/module.h";
 
 fn fail(message: &str) -> ! {
@@ -28,7 +35,7 @@ fn main() {
     let text = match std::fs::read_to_string(&header) {
         Ok(text) => text,
         Err(e) => fail(&format!(
-            "cannot read {} ({e}). Install the Knot DNS 3.2 development headers \
+            "cannot read {} ({e}). Install the Knot DNS development headers \
              (Debian: `apt-get install libknot-dev`) or set KNOT_MODULE_HEADER.",
             header.display()
         )),
@@ -38,19 +45,24 @@ fn main() {
         let value = rest.strip_prefix("KNOTD_MOD_ABI_VERSION")?;
         value.split_whitespace().next()?.parse::<u32>().ok()
     });
-    match abi {
-        Some(EXPECTED_ABI) => {}
+    let abi = match abi {
+        Some(abi) if SUPPORTED.iter().any(|(known, _)| *known == abi) => abi,
         Some(other) => fail(&format!(
-            "{} declares KNOTD_MOD_ABI_VERSION {other}, but mod-querystats is written for \
-             {EXPECTED_ABI} (Knot DNS 3.2.x); knotd would refuse the module. Install the \
-             libknot-dev that matches knotd 3.2.",
-            header.display()
+            "{} declares KNOTD_MOD_ABI_VERSION {other}, which mod-querystats does not support; \
+             it builds against {}. Install the libknot-dev of one of these (the same version as \
+             knotd).",
+            header.display(),
+            SUPPORTED
+                .iter()
+                .map(|(abi, what)| format!("{abi} ({what})"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         None => fail(&format!(
             "{} has no KNOTD_MOD_ABI_VERSION: not a Knot DNS module header?",
             header.display()
         )),
-    }
+    };
     let include_dir = header
         .parent()
         .and_then(|knot| knot.parent())
@@ -84,5 +96,5 @@ fn main() {
     if let Err(e) = bindings.write_to_file(&out) {
         fail(&format!("writing {}: {e}", out.display()));
     }
-    println!("cargo:abi={EXPECTED_ABI}");
+    println!("cargo:abi={abi}");
 }

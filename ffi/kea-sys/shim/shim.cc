@@ -4,6 +4,10 @@
 // exception ever reaches Rust (and through Rust, Kea's CalloutManager).
 // Functions Kea calls directly (the command trampoline, the timer handler)
 // are noexcept and catch everything themselves.
+//
+// It builds against Kea 2.2, 2.6 and 3.0: build.rs defines LEASEDNS_KEA_API
+// (202, 206, 300) from the installed headers' KEA_HOOKS_VERSION, and the few
+// API differences are the #if blocks below.
 #include "kea-sys/shim/leasedns_shim.h"
 #include "kea-sys/src/lib.rs.h"
 
@@ -270,7 +274,12 @@ void timer_start(const CalloutHandle& handle, int64_t interval_ms, rust::Fn<void
     } catch (...) {
         // The old timer is cancelled or leaked either way; start the new one.
     }
+#if LEASEDNS_KEA_API >= 206
+    // Kea 2.6 took the IOService by shared pointer.
+    timer.reset(new isc::asiolink::IntervalTimer(io));
+#else
     timer.reset(new isc::asiolink::IntervalTimer(*io));
+#endif
     // on_tick is a Rust function that catches its own panics; the lambda is
     // noexcept so nothing can unwind into asio's run loop.
     timer->setup([on_tick]() noexcept { on_tick(); }, static_cast<long>(interval_ms),

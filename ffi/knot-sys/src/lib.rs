@@ -1,6 +1,7 @@
-//! Raw bindings of the Knot DNS 3.2 query-module API (`knot/module.h`),
+//! Raw bindings of the Knot DNS query-module API (`knot/module.h`),
 //! generated at build time; the build fails unless the installed header has
-//! `KNOTD_MOD_ABI_VERSION` 400. Nothing here is safe to call: the module's
+//! a supported `KNOTD_MOD_ABI_VERSION` (400: Knot 3.2; 600: 3.4 and 3.5).
+//! Nothing here is safe to call: the module's
 //! adapter wraps what it uses.
 //!
 //! The symbols resolve from the knotd process that loads the module; this

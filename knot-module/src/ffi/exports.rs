@@ -58,14 +58,21 @@ const fn item(
 /// An integer item whose range knotd does not restrict: `config_check`
 /// reports out-of-range values with the item name and the allowed range.
 const fn int(default: i64) -> sys::yp_var_t {
-    sys::yp_var_t {
-        i: sys::yp_var_t__bindgen_ty_1 {
-            min: i64::MIN,
-            max: i64::MAX,
-            dflt: default,
-            unit: 0,
-        },
-    }
+    int_var(i64::MIN, i64::MAX, default)
+}
+
+/// The integer variant of `yp_var_t`. Built from zero so that it fits every
+/// supported ABI: Knot 3.4 added `dflt_alt` (an alternative default, used
+/// only by items flagged for it), which stays 0.
+const fn int_var(min: i64, max: i64, dflt: i64) -> sys::yp_var_t {
+    // SAFETY: the struct holds only integers, for which all-zero bytes
+    // are a valid value.
+    let mut i: sys::yp_var_t__bindgen_ty_1 = unsafe { std::mem::zeroed() };
+    i.min = min;
+    i.max = max;
+    i.dflt = dflt;
+    i.unit = 0;
+    sys::yp_var_t { i }
 }
 
 const NONE_STR: sys::yp_var_t = sys::yp_var_t {
@@ -116,14 +123,7 @@ static SCHEMA: Schema = Schema([
     sys::yp_item_t {
         name: null(),
         type_: 0,
-        var: sys::yp_var_t {
-            i: sys::yp_var_t__bindgen_ty_1 {
-                min: 0,
-                max: 0,
-                dflt: 0,
-                unit: 0,
-            },
-        },
+        var: int_var(0, 0, 0),
         flags: 0,
         misc: [null(); 4],
         parent: null_mut(),
