@@ -30,10 +30,8 @@ impl D2 {
         let config = config(dir.path(), knot);
         std::fs::write(&conf, config.to_string()).map_err(|e| BenchError::io(conf.display(), e))?;
         let mut cmd = place.command("kea-dhcp-ddns")?;
-        cmd.arg("-c")
-            .arg(&conf)
-            .env("KEA_PIDFILE_DIR", dir.path())
-            .env("KEA_LOCKFILE_DIR", dir.path());
+        cmd.arg("-c").arg(&conf);
+        harness::private_dirs(&mut cmd, dir.path());
         let mut guard = ChildGuard::spawn("kea-dhcp-ddns", cmd, &dir.path().join("d2.out"))?;
         guard.watch_log(&dir.path().join("d2.log"));
         let socket = socket_path(dir.path());

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,6 +142,63 @@ fn path_str(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Kea 2.6.3+ and 3.0 (CVE-2025-32801, -32802, -32803) write lease files,
+/// logs, control sockets, pid and lock files only below compile-time
+/// directories, each movable by an environment variable: the harness moves
+/// them all into the instance's private directory, where its configuration
+/// puts them. Kea 2.2 ignores the variables it does not know.
+pub fn private_dirs(cmd: &mut Command, dir: &Path) {
+    for var in [
+        "KEA_DHCP_DATA_DIR",
+        "KEA_LOG_FILE_DIR",
+        "KEA_CONTROL_SOCKET_DIR",
+        "KEA_LEGAL_LOG_DIR",
+        "KEA_PIDFILE_DIR",
+        "KEA_LOCKFILE_DIR",
+    ] {
+        cmd.env(var, dir);
+    }
+    cmd.env("KEA_HOOKS_PATH", dir.join(HOOKS_DIR));
+}
+
+/// The instance's hooks directory (`KEA_HOOKS_PATH`), below its directory.
+const HOOKS_DIR: &str = "hooks";
+
+/// Kea 2.6.3+ and 3.0 load hook libraries only from the hooks directory:
+/// every `hooks-libraries` entry of `config` is linked into `dir/hooks/` by
+/// its file name and the entry rewritten to the link, as an operator installs
+/// libraries into Kea's hooks directory. Kea 2.2 loads them the same way.
+pub fn link_hooks(config: &mut Value, dir: &Path) -> Result<()> {
+    let Some(libraries) = config
+        .get_mut("Dhcp4")
+        .and_then(|d| d.get_mut("hooks-libraries"))
+        .and_then(Value::as_array_mut)
+    else {
+        return Ok(());
+    };
+    let hooks = dir.join(HOOKS_DIR);
+    std::fs::create_dir_all(&hooks)
+        .map_err(|e| HarnessError::io(format!("creating {}", hooks.display()), e))?;
+    for entry in libraries {
+        let Some(library) = entry.get("library").and_then(Value::as_str).map(PathBuf::from) else {
+            continue;
+        };
+        if library.parent() == Some(hooks.as_path()) {
+            continue;
+        }
+        let Some(name) = library.file_name() else {
+            continue;
+        };
+        let link = hooks.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&library, &link).map_err(|e| {
+            HarnessError::io(format!("linking {} to {}", link.display(), library.display()), e)
+        })?;
+        entry["library"] = Value::String(path_str(&link));
+    }
+    Ok(())
+}
+
 /// A running kea-dhcp4 with its own directory (config, lease file, control
 /// socket, log, pid and lock files). Stopped and removed on drop.
 #[derive(Debug)]
@@ -173,7 +230,9 @@ impl Kea {
     }
 
     fn write_config(&self) -> Result<()> {
-        let text = serde_json::to_string_pretty(&self.opts.config_json(self.dir.path()))
+        let mut config = self.opts.config_json(self.dir.path());
+        link_hooks(&mut config, self.dir.path())?;
+        let text = serde_json::to_string_pretty(&config)
             .map_err(|e| HarnessError::parse("kea config", e.to_string()))?;
         let path = self.conf_path();
         std::fs::write(&path, text)
@@ -190,11 +249,9 @@ impl Kea {
         // at what this run writes.
         let log_offset = std::fs::metadata(self.log_path()).map_or(0, |m| m.len());
         let mut cmd = self.place.command("kea-dhcp4")?;
-        cmd.arg("-c")
-            .arg(self.conf_path())
-            .env("KEA_PIDFILE_DIR", self.dir.path())
-            .env("KEA_LOCKFILE_DIR", self.dir.path())
-            .envs(self.opts.environment.iter().map(|(k, v)| (k, v)));
+        cmd.arg("-c").arg(self.conf_path());
+        private_dirs(&mut cmd, self.dir.path());
+        cmd.envs(self.opts.environment.iter().map(|(k, v)| (k, v)));
         let mut guard = ChildGuard::spawn("kea-dhcp4", cmd, &self.dir.path().join("kea.out"))?;
         guard.watch_log(&self.log_path());
         self.guard = Some(guard);
@@ -363,13 +420,13 @@ impl Kea {
             .tempdir()
             .map_err(|e| HarnessError::io("creating temp dir", e))?;
         let path = dir.path().join("kea-dhcp4.conf");
+        let mut config = config.clone();
+        link_hooks(&mut config, dir.path())?;
         std::fs::write(&path, config.to_string())
             .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))?;
         let mut cmd = place.command("kea-dhcp4")?;
-        cmd.arg("-t")
-            .arg(&path)
-            .env("KEA_PIDFILE_DIR", dir.path())
-            .env("KEA_LOCKFILE_DIR", dir.path());
+        cmd.arg("-t").arg(&path);
+        private_dirs(&mut cmd, dir.path());
         let out = run(cmd, None, COMMAND_TIMEOUT)?;
         Ok((out.success(), out.combined()))
     }
@@ -493,5 +550,22 @@ mod tests {
             dhcp4["expired-leases-processing"]["reclaim-timer-wait-time"],
             1
         );
+    }
+
+    #[test]
+    fn hook_libraries_are_linked_into_the_hooks_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("elsewhere/libdhcp_x.so");
+        let mut config = json!({ "Dhcp4": { "hooks-libraries": [
+            { "library": path_str(&lib), "parameters": { "a": 1 } }
+        ] } });
+        link_hooks(&mut config, dir.path()).unwrap();
+        let link = dir.path().join("hooks/libdhcp_x.so");
+        assert_eq!(config["Dhcp4"]["hooks-libraries"][0]["library"], path_str(&link));
+        assert_eq!(config["Dhcp4"]["hooks-libraries"][0]["parameters"]["a"], 1);
+        assert_eq!(std::fs::read_link(&link).unwrap(), lib);
+        // Linking again (a reconfiguration) keeps the link.
+        link_hooks(&mut config, dir.path()).unwrap();
+        assert_eq!(std::fs::read_link(&link).unwrap(), lib);
     }
 }
