@@ -85,6 +85,17 @@ pub enum ConflictMode {
 }
 
 impl ConflictMode {
+    /// Kea's name of a mode (`ddns-conflict-resolution-mode`, Kea 2.6+).
+    pub fn from_kea_name(name: &str) -> Option<ConflictMode> {
+        match name {
+            "check-with-dhcid" => Some(ConflictMode::CheckWithDhcid),
+            "no-check-with-dhcid" => Some(ConflictMode::NoCheckWithDhcid),
+            "check-exists-with-dhcid" => Some(ConflictMode::CheckExistsWithDhcid),
+            "no-check-without-dhcid" => Some(ConflictMode::NoCheckWithoutDhcid),
+            _ => None,
+        }
+    }
+
     /// The `check-*` modes: a name is only written or removed where its
     /// DHCID shows it is the client's (RFC 4703 prerequisites).
     pub fn checks_ownership(self) -> bool {
@@ -120,11 +131,178 @@ pub struct NamingPolicy {
 
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct TtlPolicy {
+    /// Whose rule computes the TTL: each Kea release line has its own
+    /// (see `naming::dhcid::ttl`).
+    pub kea: KeaRelease,
     /// Fraction of the valid lifetime; `None`: Kea's rule max(600, lft/3).
     /// Kea's `ddns-ttl-percent` is already a decimal fraction (0.25 means 25%) and is stored as is.
     pub percent: Option<f64>,
+    /// Kea 3.0's `ddns-ttl`: this TTL, whatever the lifetime.
+    pub fixed: Option<u32>,
     pub min: Option<u32>,
     pub max: Option<u32>,
+}
+
+/// The Kea release line the hook runs in. It decides which DDNS settings
+/// Kea itself has (and so come from kea-dhcp4.conf, per subnet, rather than
+/// from the hook's parameters) and how the TTL is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub enum KeaRelease {
+    /// 2.2: conflict resolution and TTL settings are the hook's own
+    /// parameters (`ddns-conflict-resolution-mode` with 2.6's names,
+    /// `ddns-ttl-percent`, `ddns-ttl-min`, `ddns-ttl-max`).
+    #[default]
+    V2_2,
+    /// 2.6: `ddns-conflict-resolution-mode` and `ddns-ttl-percent` are Kea's;
+    /// `ddns-ttl-min`/`-max` stay the hook's.
+    V2_6,
+    /// 3.0: all of them are Kea's, plus `ddns-ttl`.
+    V3_0,
+}
+
+impl KeaRelease {
+    /// The release line of Kea's `KEA_HOOKS_VERSION` (2.6.3 is 20603).
+    pub fn from_hooks_version(version: i32) -> Option<KeaRelease> {
+        match version / 100 {
+            202 => Some(KeaRelease::V2_2),
+            206 => Some(KeaRelease::V2_6),
+            300 => Some(KeaRelease::V3_0),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeaRelease::V2_2 => "2.2",
+            KeaRelease::V2_6 => "2.6",
+            KeaRelease::V3_0 => "3.0",
+        }
+    }
+
+    /// The first release that has `setting` in its own configuration.
+    fn native_since(setting: &str) -> Option<KeaRelease> {
+        match setting {
+            "ddns-conflict-resolution-mode"
+            | "ddns-use-conflict-resolution"
+            | "ddns-ttl-percent" => Some(KeaRelease::V2_6),
+            "ddns-ttl" | "ddns-ttl-min" | "ddns-ttl-max" => Some(KeaRelease::V3_0),
+            _ => None,
+        }
+    }
+
+    /// True when this Kea has `setting` itself.
+    pub fn has_native(self, setting: &str) -> bool {
+        KeaRelease::native_since(setting).is_some_and(|since| self >= since)
+    }
+}
+
+/// Kea's own DDNS settings of one subnet (with Kea's inheritance from
+/// shared network and global scope already applied), as the adapter reads
+/// them from Kea's configuration on releases that have them. `None`: not set
+/// at any scope.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct KeaSubnetDdns {
+    pub subnet_id: u32,
+    /// `ddns-conflict-resolution-mode`, Kea's name.
+    pub conflict_mode: String,
+    pub ttl_percent: Option<f64>,
+    pub ttl: Option<u32>,
+    pub ttl_min: Option<u32>,
+    pub ttl_max: Option<u32>,
+}
+
+/// How one lease's records are written: conflict resolution and TTL.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct DdnsScope {
+    pub conflict_mode: ConflictMode,
+    pub ttl: TtlPolicy,
+}
+
+/// The scope of every subnet: from Kea's configuration where the running
+/// Kea has the setting, else from the hook's parameters. A lease of a
+/// subnet Kea no longer knows gets the fallback (Kea's defaults, as Kea's
+/// own DDNS does for a lease without a subnet).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scopes {
+    by_subnet: std::collections::HashMap<u32, DdnsScope>,
+    fallback: DdnsScope,
+}
+
+impl Scopes {
+    /// Every subnet gets the hook's parameters (Kea 2.2, or before Kea's
+    /// configuration is known).
+    pub fn from_hook(cfg: &Config) -> Scopes {
+        Scopes {
+            by_subnet: std::collections::HashMap::new(),
+            fallback: DdnsScope {
+                conflict_mode: cfg.conflict_mode,
+                ttl: cfg.ttl,
+            },
+        }
+    }
+
+    /// Merges Kea's per-subnet settings (`subnets`) and its defaults for a
+    /// lease without a subnet (`global`) with the hook's parameters in
+    /// `cfg`: each setting comes from Kea where `cfg.kea` has it natively.
+    /// An unknown conflict-resolution name (a newer Kea) is an error.
+    pub fn from_kea(
+        cfg: &Config,
+        global: &KeaSubnetDdns,
+        subnets: &[KeaSubnetDdns],
+    ) -> Result<Scopes, String> {
+        let merge = |kea: &KeaSubnetDdns| -> Result<DdnsScope, String> {
+            let release = cfg.kea;
+            let conflict_mode = if release.has_native("ddns-conflict-resolution-mode") {
+                ConflictMode::from_kea_name(&kea.conflict_mode).ok_or_else(|| {
+                    format!(
+                        "subnet {}: Kea's ddns-conflict-resolution-mode '{}' is not one leasedns knows",
+                        kea.subnet_id, kea.conflict_mode
+                    )
+                })?
+            } else {
+                cfg.conflict_mode
+            };
+            let pick = |setting: &str, kea_value: Option<u32>, hook_value: Option<u32>| {
+                if release.has_native(setting) {
+                    kea_value
+                } else {
+                    hook_value
+                }
+            };
+            let ttl = TtlPolicy {
+                kea: release,
+                percent: if release.has_native("ddns-ttl-percent") {
+                    kea.ttl_percent.filter(|p| *p > 0.0)
+                } else {
+                    cfg.ttl.percent
+                },
+                fixed: pick("ddns-ttl", kea.ttl.filter(|t| *t > 0), cfg.ttl.fixed),
+                min: pick("ddns-ttl-min", kea.ttl_min.filter(|t| *t > 0), cfg.ttl.min),
+                max: pick("ddns-ttl-max", kea.ttl_max.filter(|t| *t > 0), cfg.ttl.max),
+            };
+            Ok(DdnsScope { conflict_mode, ttl })
+        };
+        let mut by_subnet = std::collections::HashMap::with_capacity(subnets.len());
+        for subnet in subnets {
+            by_subnet.insert(subnet.subnet_id, merge(subnet)?);
+        }
+        Ok(Scopes {
+            by_subnet,
+            fallback: merge(global)?,
+        })
+    }
+
+    pub fn for_subnet(&self, subnet_id: u32) -> DdnsScope {
+        self.by_subnet
+            .get(&subnet_id)
+            .copied()
+            .unwrap_or(self.fallback)
+    }
+
+    /// Number of subnets with their own scope.
+    pub fn subnets(&self) -> usize {
+        self.by_subnet.len()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -171,6 +349,8 @@ impl Default for ReconcilePolicy {
 
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The Kea release line the configuration was read for.
+    pub kea: KeaRelease,
     pub journal_sync: JournalSync,
     pub reconcile: ReconcilePolicy,
     pub journal_dir: PathBuf,
@@ -269,8 +449,34 @@ impl Config {
     /// parameter is worse than a refused load. The journal directory is not
     /// checked here: the journal does that when it opens.
     pub fn from_json(text: &str) -> Result<Config, ConfigError> {
+        Config::from_json_for(text, KeaRelease::V2_2)
+    }
+
+    /// The hook's parameters for the Kea release line `kea`: a setting that
+    /// Kea has itself is refused here, with where it goes in kea-dhcp4.conf.
+    pub fn from_json_for(text: &str, kea: KeaRelease) -> Result<Config, ConfigError> {
         let root: serde_json::Value = serde_json::from_str(text)?;
         let mut top = Obj::new(String::new(), &root)?;
+        for setting in [
+            "ddns-conflict-resolution-mode",
+            "ddns-use-conflict-resolution",
+            "ddns-ttl-percent",
+            "ddns-ttl",
+            "ddns-ttl-min",
+            "ddns-ttl-max",
+        ] {
+            if kea.has_native(setting) && top.take(setting).is_some() {
+                return Err(top.invalid(
+                    setting,
+                    format!(
+                        "Kea {} has this setting itself: set it in kea-dhcp4.conf's Dhcp4 \
+                         (globally, in a shared network or in a subnet), where leasedns reads it \
+                         per subnet, not in the hook's parameters",
+                        kea.name()
+                    ),
+                ));
+            }
+        }
 
         let journal_dir = match top.string("journal-dir")? {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
@@ -302,7 +508,17 @@ impl Config {
 
         let naming = parse_naming(&mut top)?;
         let conflict_mode = parse_conflict_mode(&mut top)?;
-        let ttl = parse_ttl(&mut top)?;
+        let mut ttl = parse_ttl(&mut top)?;
+        ttl.kea = kea;
+        if !kea.has_native("ddns-ttl") && top.take("ddns-ttl").is_some() {
+            return Err(top.invalid(
+                "ddns-ttl",
+                format!(
+                    "Kea {} has no ddns-ttl (Kea 3.0 has); use ddns-ttl-min and ddns-ttl-max",
+                    kea.name()
+                ),
+            ));
+        }
 
         let timeout_ms = top
             .integer("dns-server-timeout", 1, MAX_DNS_SERVER_TIMEOUT_MS)?
@@ -352,6 +568,7 @@ impl Config {
         top.finish()?;
 
         Ok(Config {
+            kea,
             journal_sync,
             reconcile,
             journal_dir,
@@ -658,10 +875,9 @@ fn parse_conflict_mode(top: &mut Obj<'_>) -> Result<ConflictMode, ConfigError> {
     let legacy = top.boolean("ddns-use-conflict-resolution")?;
     let from_mode = match mode {
         None => None,
-        Some("check-with-dhcid") => Some(ConflictMode::CheckWithDhcid),
-        Some("no-check-with-dhcid") => Some(ConflictMode::NoCheckWithDhcid),
-        Some("check-exists-with-dhcid") => Some(ConflictMode::CheckExistsWithDhcid),
-        Some("no-check-without-dhcid") => Some(ConflictMode::NoCheckWithoutDhcid),
+        Some(name) if ConflictMode::from_kea_name(name).is_some() => {
+            ConflictMode::from_kea_name(name)
+        }
         Some(other) => {
             return Err(top.invalid(
                 "ddns-conflict-resolution-mode",
@@ -711,7 +927,9 @@ fn parse_ttl(top: &mut Obj<'_>) -> Result<TtlPolicy, ConfigError> {
     }
     let to_u32 = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok());
     Ok(TtlPolicy {
+        kea: KeaRelease::default(),
         percent,
+        fixed: None,
         min: to_u32(min),
         max: to_u32(max),
     })
@@ -902,6 +1120,15 @@ mod tests {
         })
     }
 
+    /// The sample without the settings that newer Kea releases own.
+    fn valid() -> Value {
+        let mut v = sample();
+        v.as_object_mut()
+            .unwrap()
+            .remove("ddns-conflict-resolution-mode");
+        v
+    }
+
     fn parse(v: &Value) -> Result<Config, ConfigError> {
         Config::from_json(&v.to_string())
     }
@@ -1014,7 +1241,8 @@ mod tests {
             TtlPolicy {
                 percent: Some(0.5),
                 min: Some(300),
-                max: Some(3600)
+                max: Some(3600),
+                ..TtlPolicy::default()
             }
         );
         assert_eq!(c.dns_server_timeout, Duration::from_millis(250));
@@ -1489,5 +1717,134 @@ mod tests {
                 prop_assert!(e.path().is_some_and(|p| p.starts_with(key)), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn kea_release_of_hooks_version() {
+        assert_eq!(
+            KeaRelease::from_hooks_version(20200),
+            Some(KeaRelease::V2_2)
+        );
+        assert_eq!(
+            KeaRelease::from_hooks_version(20603),
+            Some(KeaRelease::V2_6)
+        );
+        assert_eq!(
+            KeaRelease::from_hooks_version(30003),
+            Some(KeaRelease::V3_0)
+        );
+        assert_eq!(
+            KeaRelease::from_hooks_version(30004),
+            Some(KeaRelease::V3_0)
+        );
+        assert_eq!(KeaRelease::from_hooks_version(20400), None);
+        assert_eq!(KeaRelease::from_hooks_version(30100), None);
+    }
+
+    /// A setting Kea has itself is refused as a hook parameter, naming the
+    /// release and where it goes; older releases keep it as the hook's.
+    #[test]
+    fn native_kea_settings_are_refused_as_hook_parameters() {
+        let with = |key: &str, value: serde_json::Value| {
+            let mut v = valid();
+            v[key] = value;
+            v.to_string()
+        };
+        let cases = [
+            (
+                "ddns-conflict-resolution-mode",
+                json!("no-check-with-dhcid"),
+                KeaRelease::V2_6,
+            ),
+            (
+                "ddns-use-conflict-resolution",
+                json!(false),
+                KeaRelease::V2_6,
+            ),
+            ("ddns-ttl-percent", json!(0.5), KeaRelease::V2_6),
+            ("ddns-ttl-min", json!(300), KeaRelease::V3_0),
+            ("ddns-ttl-max", json!(3000), KeaRelease::V3_0),
+            ("ddns-ttl", json!(300), KeaRelease::V3_0),
+        ];
+        for (key, value, since) in cases {
+            for kea in [KeaRelease::V2_2, KeaRelease::V2_6, KeaRelease::V3_0] {
+                let result = Config::from_json_for(&with(key, value.clone()), kea);
+                if kea >= since {
+                    let err = result.expect_err(key).to_string();
+                    assert!(err.contains(key) && err.contains("kea-dhcp4.conf"), "{err}");
+                    assert!(err.contains(&format!("Kea {}", kea.name())), "{err}");
+                } else if key == "ddns-ttl" {
+                    let err = result.expect_err(key).to_string();
+                    assert!(err.contains("Kea 3.0 has"), "{err}");
+                } else {
+                    let c = result.unwrap_or_else(|e| panic!("{key} on {kea:?}: {e}"));
+                    assert_eq!(c.kea, kea);
+                    assert_eq!(c.ttl.kea, kea);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scopes_take_each_setting_from_kea_where_kea_has_it() {
+        let mut v = valid();
+        v["ddns-ttl-min"] = json!(900);
+        let kea_view = |id: u32, mode: &str| KeaSubnetDdns {
+            subnet_id: id,
+            conflict_mode: mode.to_owned(),
+            ttl_percent: Some(0.5),
+            ttl: Some(120),
+            ttl_min: Some(100),
+            ttl_max: None,
+        };
+        let global = kea_view(0, "check-with-dhcid");
+        let subnets = [kea_view(7, "no-check-without-dhcid")];
+
+        // Kea 2.6: conflict mode and percentage from Kea, minimum from the hook.
+        let c26 = Config::from_json_for(&v.to_string(), KeaRelease::V2_6).unwrap();
+        let scopes = Scopes::from_kea(&c26, &global, &subnets).unwrap();
+        let s7 = scopes.for_subnet(7);
+        assert_eq!(s7.conflict_mode, ConflictMode::NoCheckWithoutDhcid);
+        assert_eq!(s7.ttl.kea, KeaRelease::V2_6);
+        assert_eq!(
+            (s7.ttl.percent, s7.ttl.fixed, s7.ttl.min, s7.ttl.max),
+            (Some(0.5), None, Some(900), None)
+        );
+        // A subnet Kea does not know gets Kea's defaults.
+        assert_eq!(
+            scopes.for_subnet(8).conflict_mode,
+            ConflictMode::CheckWithDhcid
+        );
+        assert_eq!(scopes.subnets(), 1);
+
+        // Kea 3.0: everything from Kea.
+        v.as_object_mut().unwrap().remove("ddns-ttl-min");
+        let c30 = Config::from_json_for(&v.to_string(), KeaRelease::V3_0).unwrap();
+        let s7 = Scopes::from_kea(&c30, &global, &subnets)
+            .unwrap()
+            .for_subnet(7);
+        assert_eq!(
+            (s7.ttl.percent, s7.ttl.fixed, s7.ttl.min, s7.ttl.max),
+            (Some(0.5), Some(120), Some(100), None)
+        );
+        assert_eq!(crate::naming::dhcid::ttl(&s7.ttl, 3600), 120);
+
+        // Kea 2.2: the hook's parameters for every subnet.
+        let mut v22 = valid();
+        v22["ddns-conflict-resolution-mode"] = json!("no-check-with-dhcid");
+        let c22 = Config::from_json(&v22.to_string()).unwrap();
+        let s = Scopes::from_kea(&c22, &global, &subnets).unwrap();
+        assert_eq!(
+            s.for_subnet(7).conflict_mode,
+            ConflictMode::NoCheckWithDhcid
+        );
+
+        // A mode this build does not know is an error, not a guess.
+        let odd = [kea_view(9, "check-with-magic")];
+        let err = Scopes::from_kea(&c26, &global, &odd).unwrap_err();
+        assert!(
+            err.contains("subnet 9") && err.contains("check-with-magic"),
+            "{err}"
+        );
     }
 }

@@ -93,6 +93,7 @@ pub fn domain(zone: &str, key: Option<usize>, servers: Vec<SocketAddr>) -> DdnsD
 /// A configuration with [`keys`], the given zones and conflict mode.
 pub fn config(mode: ConflictMode, forward: Vec<DdnsDomain>, reverse: Vec<DdnsDomain>) -> Config {
     Config {
+        kea: crate::config::KeaRelease::default(),
         journal_dir: "/nonexistent".into(),
         tsig_keys: keys(),
         forward,

@@ -43,13 +43,13 @@ pub(crate) fn name_lease(engine: &Engine, co: &Callout<'_>) {
         return;
     };
     match decide(engine, &names, lease.addr) {
+        // Kea 3.0's SKIP_DDNS class: the lease keeps its name, DNS gets
+        // nothing (the directions are off, as Kea's own DDNS leaves them).
+        NameOutcome::Publish(decision) if names.skip_ddns => {
+            co.set_lease_hostname("lease4", &decision.fqdn, false, false);
+        }
         NameOutcome::Publish(decision) => {
-            co.set_lease_hostname(
-                "lease4",
-                &decision.fqdn,
-                decision.forward,
-                decision.reverse,
-            );
+            co.set_lease_hostname("lease4", &decision.fqdn, decision.forward, decision.reverse);
         }
         NameOutcome::NoUpdate { .. } | NameOutcome::NoName => {
             co.set_lease_hostname("lease4", "", false, false);
@@ -82,7 +82,14 @@ pub(crate) fn answer_fqdn(engine: &Engine, co: &Callout<'_>) {
         NameOutcome::NoName | NameOutcome::Rejected(_) => None,
     };
     if let Some(reply) = reply {
-        co.set_packet_fqdn("response4", reply.flags, &reply.name);
+        // SKIP_DDNS: the server does no update, and says so (S off, N on),
+        // as Kea does when DDNS is turned off for the client.
+        let flags = if query.skip_ddns {
+            (reply.flags & !naming::FLAG_S) | naming::FLAG_N
+        } else {
+            reply.flags
+        };
+        co.set_packet_fqdn("response4", flags, &reply.name);
     }
 }
 
@@ -115,8 +122,8 @@ pub(crate) fn lease_gone(engine: &Engine, co: &Callout<'_>) {
 /// The records `lease` asks for, by the one lease -> DNS rule. A DHCID that
 /// cannot be computed is logged and means no DNS change (`Err`).
 fn lease_records(engine: &Engine, lease: &Lease) -> Result<Option<LeaseRecords>, ()> {
-    let cfg = engine.config();
-    LeaseRecords::of_lease(lease, cfg.conflict_mode, &cfg.ttl).map_err(|err| {
+    let scope = engine.scope(lease.subnet_id);
+    LeaseRecords::of_lease(lease, scope.conflict_mode, &scope.ttl).map_err(|err| {
         tracing::warn!(addr = %lease.addr, hostname = ?lease.hostname, %err, "cannot compute the DHCID; no DNS change");
     })
 }

@@ -129,7 +129,7 @@ fn on_timer() {
 pub(crate) unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_int {
     guard!("dhcp4_srv_configured", {
         // SAFETY: Kea's live `CalloutHandle&` for this callout.
-        let Some(co) = (unsafe { Callout::from_raw(handle) }) else {
+        let Some(mut co) = (unsafe { Callout::from_raw(handle) }) else {
             return FAILED;
         };
         if !co.start_timer(lifecycle::TICK_MS, on_timer) {
@@ -139,8 +139,15 @@ pub(crate) unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_i
                 "leasedns: cannot start the statistics timer; statistics update on traffic only",
             );
         }
-        lifecycle::server_configured();
-        0
+        match lifecycle::server_configured(|| co.server_ddns()) {
+            Ok(()) => 0,
+            Err(reason) => {
+                let error = format!("leasedns: cannot use Kea's DDNS settings: {reason}");
+                host::log(3, 0, &error);
+                co.refuse_configuration(&error);
+                FAILED
+            }
+        }
     })
 }
 

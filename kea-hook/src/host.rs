@@ -15,6 +15,7 @@ use std::pin::Pin;
 use kea_sys as sys;
 
 use crate::change::Lease;
+use crate::config::KeaSubnetDdns;
 
 /// Names longer than this are refused outright (a valid DNS name is at most
 /// 255 octets in wire form): a lease's hostname becomes `None`, a client's
@@ -30,6 +31,8 @@ pub(crate) struct PacketNames {
     pub msg_type: u8,
     /// The client sent a name longer than [`MAX_NAME`] (always invalid: > 255 octets).
     pub oversized: bool,
+    /// Kea 3.0's `SKIP_DDNS` class: the client's name stays out of DNS.
+    pub skip_ddns: bool,
 }
 
 pub(crate) const DHCPDISCOVER: u8 = 1;
@@ -114,6 +117,7 @@ impl<'a> Callout<'a> {
             hostname: raw.has_hostname.then_some(raw.hostname),
             msg_type: raw.msg_type,
             oversized,
+            skip_ddns: raw.skip_ddns,
         })
     }
 
@@ -137,6 +141,30 @@ impl<'a> Callout<'a> {
     /// Starts the repeating main-thread timer from `dhcp4_srv_configured`'s
     /// io_context. `on_tick` must catch its own panics; the timer is stopped
     /// in `unload` before the library can go away.
+    /// Kea's own conflict-resolution and TTL settings in dhcp4_srv_configured's
+    /// `server_config`: Kea's defaults, then every subnet's (Kea 2.6+).
+    pub(crate) fn server_ddns(&self) -> Result<(KeaSubnetDdns, Vec<KeaSubnetDdns>), String> {
+        let all = sys::ffi::server_subnets_ddns4(self.handle()).map_err(|e| e.to_string())?;
+        let mut all = all.into_iter().map(|s| {
+            let set = |v: u32| (v > 0).then_some(v);
+            KeaSubnetDdns {
+                subnet_id: s.subnet_id,
+                conflict_mode: s.conflict_mode,
+                ttl_percent: (s.ttl_percent > 0.0).then_some(s.ttl_percent),
+                ttl: set(s.ttl),
+                ttl_min: set(s.ttl_min),
+                ttl_max: set(s.ttl_max),
+            }
+        });
+        let global = all.next().ok_or("Kea returned no DDNS defaults")?;
+        Ok((global, all.collect()))
+    }
+
+    /// dhcp4_srv_configured: makes Kea refuse the configuration with `error`.
+    pub(crate) fn refuse_configuration(&mut self, error: &str) -> bool {
+        sys::ffi::refuse_configuration(self.handle.as_mut(), &no_nul(error)).is_ok()
+    }
+
     pub(crate) fn start_timer(&self, interval_ms: i64, on_tick: fn()) -> bool {
         sys::ffi::timer_start(self.handle(), interval_ms, on_tick).is_ok()
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 
 use parking_lot::RwLock;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, KeaRelease, KeaSubnetDdns, Scopes};
 use crate::engine::{Engine, EngineError, ReconcileRefused};
 use crate::stats::Stats;
 use crate::{host, logging};
@@ -29,6 +29,8 @@ pub(crate) enum LoadError {
     NoParameters,
     #[error("{0}")]
     Config(#[from] ConfigError),
+    #[error("built against Kea hooks version {0}, which names no Kea release leasedns knows")]
+    UnknownKea(i32),
     #[error("{0}")]
     Engine(#[from] EngineError),
 }
@@ -41,7 +43,9 @@ pub(crate) fn load(params: Option<&str>) -> Result<(), LoadError> {
     logging::install();
     // A load without an unload (should not happen) must not leave threads behind.
     unload_engine();
-    let cfg = Config::from_json(params.ok_or(LoadError::NoParameters)?)?;
+    let kea = KeaRelease::from_hooks_version(kea_sys::KEA_HOOKS_VERSION)
+        .ok_or(LoadError::UnknownKea(kea_sys::KEA_HOOKS_VERSION))?;
+    let cfg = Config::from_json_for(params.ok_or(LoadError::NoParameters)?, kea)?;
     let zones = cfg.forward.len() + cfg.reverse.len();
     let dir = cfg.journal_dir.display().to_string();
     let engine = Engine::start(cfg, Arc::clone(&STATS))?;
@@ -93,15 +97,32 @@ pub(crate) fn reconcile(engine: &Engine) -> Result<usize, ReconcileRefused> {
     }
 }
 
-/// dhcp4_srv_configured: the lease database is open now (it is not yet
-/// during `load`), so the start-up reconciliation begins here.
-pub(crate) fn server_configured() {
-    if let Some(engine) = engine()
-        && engine.config().reconcile.on_start
-    {
+/// dhcp4_srv_configured: Kea's configuration is final and the lease
+/// database open (neither is during `load`), so the hook takes Kea's own
+/// DDNS settings per subnet (Kea 2.6+; `kea_ddns` reads them) and the
+/// start-up reconciliation begins here. `Err`: Kea's settings cannot be
+/// used, and the configuration must be refused.
+pub(crate) fn server_configured(
+    kea_ddns: impl FnOnce() -> Result<(KeaSubnetDdns, Vec<KeaSubnetDdns>), String>,
+) -> Result<(), String> {
+    let Some(engine) = engine() else {
+        return Ok(());
+    };
+    if engine.config().kea >= KeaRelease::V2_6 {
+        let (global, subnets) = kea_ddns()?;
+        let scopes = Scopes::from_kea(engine.config(), &global, &subnets)?;
+        tracing::info!(
+            kea = engine.config().kea.name(),
+            subnets = scopes.subnets(),
+            "conflict resolution and TTL from Kea's configuration, per subnet"
+        );
+        engine.set_scopes(scopes);
+    }
+    if engine.config().reconcile.on_start {
         let _ = reconcile(&engine);
     }
     tick();
+    Ok(())
 }
 
 fn publish_stats() {

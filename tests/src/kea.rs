@@ -142,6 +142,21 @@ fn path_str(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// The installed kea-dhcp4's release, (major, minor), from `kea-dhcp4 -v`:
+/// tests whose expectations differ by release (settings Kea 2.6 and 3.0
+/// have natively) ask it.
+pub fn kea_release() -> Result<(u32, u32)> {
+    let mut cmd = Place::Host.command("kea-dhcp4")?;
+    cmd.arg("-v");
+    let out = run(cmd, None, COMMAND_TIMEOUT)?;
+    let text = out.stdout.trim().to_owned();
+    let mut parts = text.split('.').map(|p| p.trim().parse::<u32>());
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => Ok((major, minor)),
+        _ => Err(HarnessError::parse("kea-dhcp4 -v", text)),
+    }
+}
+
 /// Kea 2.6.3+ and 3.0 (CVE-2025-32801, -32802, -32803) write lease files,
 /// logs, control sockets, pid and lock files only below compile-time
 /// directories, each movable by an environment variable: the harness moves
@@ -180,7 +195,11 @@ pub fn link_hooks(config: &mut Value, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(&hooks)
         .map_err(|e| HarnessError::io(format!("creating {}", hooks.display()), e))?;
     for entry in libraries {
-        let Some(library) = entry.get("library").and_then(Value::as_str).map(PathBuf::from) else {
+        let Some(library) = entry
+            .get("library")
+            .and_then(Value::as_str)
+            .map(PathBuf::from)
+        else {
             continue;
         };
         if library.parent() == Some(hooks.as_path()) {
@@ -192,7 +211,10 @@ pub fn link_hooks(config: &mut Value, dir: &Path) -> Result<()> {
         let link = hooks.join(name);
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&library, &link).map_err(|e| {
-            HarnessError::io(format!("linking {} to {}", link.display(), library.display()), e)
+            HarnessError::io(
+                format!("linking {} to {}", link.display(), library.display()),
+                e,
+            )
         })?;
         entry["library"] = Value::String(path_str(&link));
     }
@@ -561,7 +583,10 @@ mod tests {
         ] } });
         link_hooks(&mut config, dir.path()).unwrap();
         let link = dir.path().join("hooks/libdhcp_x.so");
-        assert_eq!(config["Dhcp4"]["hooks-libraries"][0]["library"], path_str(&link));
+        assert_eq!(
+            config["Dhcp4"]["hooks-libraries"][0]["library"],
+            path_str(&link)
+        );
         assert_eq!(config["Dhcp4"]["hooks-libraries"][0]["parameters"]["a"], 1);
         assert_eq!(std::fs::read_link(&link).unwrap(), lib);
         // Linking again (a reconfiguration) keeps the link.

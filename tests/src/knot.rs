@@ -291,8 +291,10 @@ impl Knot {
 
     /// The leasedns hook's parameters for this server, written once for the
     /// tests, the demo and the bench: its TSIG key, its forward and reverse
-    /// zones, generated names `host-...` under the forward zone, RFC 4703
-    /// `check-with-dhcid`. Callers change single fields by indexing the JSON.
+    /// zones, generated names `host-...` under the forward zone; conflict
+    /// resolution is Kea's default, RFC 4703 `check-with-dhcid` (Kea 2.6 and
+    /// 3.0 refuse it as a hook parameter: it is their own setting). Callers
+    /// change single fields by indexing the JSON.
     pub fn hook_parameters(&self, journal: &Path) -> serde_json::Value {
         let key = self.key();
         let servers =
@@ -311,8 +313,7 @@ impl Knot {
             "reverse-ddns": { "ddns-domains": reverse },
             "ddns-qualifying-suffix": self.forward_zone(),
             "ddns-replace-client-name": "when-not-present",
-            "ddns-generated-prefix": "host",
-            "ddns-conflict-resolution-mode": "check-with-dhcid"
+            "ddns-generated-prefix": "host"
         })
     }
 

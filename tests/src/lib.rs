@@ -29,7 +29,7 @@ pub use ddns_engine::change::reverse_name;
 pub use dhclient::{Dhclient, DhclientOptions, Fqdn, Lease};
 pub use dns::{Answer, Dns, ZoneRecord};
 pub use error::{HarnessError, Result};
-pub use kea::{Kea, KeaOptions, link_hooks, private_dirs, send_command};
+pub use kea::{Kea, KeaOptions, kea_release, link_hooks, private_dirs, send_command};
 pub use knot::{Knot, KnotOptions, TsigKeyInfo};
 pub use netns::{Netns, SideNetns};
 pub use perfdhcp::{Exchange, Perfdhcp, PerfdhcpReport};

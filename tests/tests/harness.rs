@@ -257,5 +257,7 @@ fn kea_start_reports_why_kea_died() {
         matches!(err, harness::HarnessError::DaemonExited { .. }),
         "{message}"
     );
-    assert!(message.contains("/nonexistent/libnothing.so"), "{message}");
+    // Kea 2.6.3+ loads hooks only from its hooks directory, where the
+    // harness links each library by its file name.
+    assert!(message.contains("libnothing.so"), "{message}");
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Lab, ZONE};
+use common::{DNS_DEADLINE, Lab, ZONE};
 use harness::{
     Dhclient, DhclientOptions, Kea, KeaOptions, Knot, KnotOptions, Netns, Perfdhcp, hook_library,
     require_root, wait_until,
@@ -590,4 +590,141 @@ fn the_library_exports_exactly_the_symbols_kea_looks_up() {
     ];
     expected.sort();
     assert_eq!(names, expected);
+}
+
+/// Conflict resolution and TTL as the running Kea's own DDNS would apply
+/// them: from the subnet's `ddns-*` settings in kea-dhcp4.conf where this
+/// Kea has them (2.6: `ddns-conflict-resolution-mode`, `ddns-ttl-percent`;
+/// 3.0: also `ddns-ttl`), from the hook's parameters on Kea 2.2. Here
+/// `no-check-without-dhcid` (so no DHCID record) and half the lifetime as
+/// TTL, or Kea 3.0's fixed `ddns-ttl`.
+#[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
+fn conflict_mode_and_ttl_come_from_kea_where_kea_has_them() {
+    require_root();
+    let release = harness::kea_release().expect("kea-dhcp4 -v");
+    let lab = Lab::start(|opts, params| {
+        opts.valid_lifetime = 3600;
+        if release >= (2, 6) {
+            opts.subnet_extra.insert(
+                "ddns-conflict-resolution-mode".into(),
+                json!("no-check-without-dhcid"),
+            );
+            opts.subnet_extra
+                .insert("ddns-ttl-percent".into(), json!(0.5));
+            if release >= (3, 0) {
+                opts.subnet_extra.insert("ddns-ttl".into(), json!(777));
+            }
+        } else {
+            params["ddns-conflict-resolution-mode"] = json!("no-check-without-dhcid");
+            params["ddns-ttl-percent"] = json!(0.5);
+        }
+    });
+    let expected_ttl = if release >= (3, 0) { 777 } else { 1800 };
+    let run = one_client(12, b"native", None)
+        .run(&lab.net.client(), lab.net.client_iface())
+        .expect("perfdhcp");
+    assert!(run.acks() >= 1, "a lease: {run:?}");
+    let fqdn = format!("native.{ZONE}");
+    let dns = lab.dns();
+    wait_until(DNS_DEADLINE, &format!("{fqdn} A"), || {
+        dns.query(&fqdn, "A").is_ok_and(|a| a.len() == 1)
+    })
+    .unwrap_or_else(|e| panic!("{e}\nkea log:\n{}", lab.kea.log()));
+    let a = dns.lookup(&fqdn, "A").unwrap();
+    assert_eq!(a.records[0].ttl, expected_ttl, "Kea {release:?}: {a:?}");
+    let addr: Ipv4Addr = a.records[0].rdata.parse().unwrap();
+    lab.wait_records(&lab.ptr_name(addr), "PTR", std::slice::from_ref(&fqdn));
+    let ptr = dns.lookup(&lab.ptr_name(addr), "PTR").unwrap();
+    assert_eq!(ptr.records[0].ttl, expected_ttl, "{ptr:?}");
+    assert!(
+        dns.query(&fqdn, "DHCID").unwrap().is_empty(),
+        "no-check-without-dhcid writes no DHCID"
+    );
+    assert!(dns.query(&lab.ptr_name(addr), "DHCID").unwrap().is_empty());
+}
+
+/// A hook parameter the running Kea has as its own setting is refused, and
+/// the load fails with a message saying where it goes; on a Kea without it
+/// (2.2's `ddns-ttl`) the message says which Kea has it.
+#[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
+fn settings_kea_owns_are_refused_as_hook_parameters() {
+    require_root();
+    let release = harness::kea_release().expect("kea-dhcp4 -v");
+    let net = Netns::new().expect("namespaces");
+    let knot = Knot::start(net.server(), &KnotOptions::new(ZONE)).expect("knotd");
+    let journal = tempfile::tempdir().unwrap();
+    let (key, value, says) = if release >= (2, 6) {
+        ("ddns-ttl-percent", json!(0.5), "kea-dhcp4.conf")
+    } else {
+        ("ddns-ttl", json!(300), "Kea 3.0 has")
+    };
+    let mut params = knot.hook_parameters(journal.path());
+    params[key] = value;
+    let library = hook_library().expect("hook library");
+    let opts = KeaOptions::for_netns(&net).with_hook(&library, params);
+    // `kea-dhcp4 -t` does not call the hook's load(); starting does.
+    let err = Kea::start(net.server(), opts).expect_err(&format!(
+        "Kea {release:?} accepted {key} as a hook parameter"
+    ));
+    let message = err.to_string();
+    assert!(message.contains(key) && message.contains(says), "{message}");
+}
+
+/// Kea 3.0's SKIP_DDNS client class keeps a client out of DNS (its lease
+/// keeps the name); Kea 2.2 and 2.6 have no such class, and there a class
+/// of that name changes nothing.
+#[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
+fn skip_ddns_class_keeps_a_client_out_of_dns_on_kea_3_0() {
+    require_root();
+    let release = harness::kea_release().expect("kea-dhcp4 -v");
+    let lab = Lab::start(|opts, _| {
+        opts.dhcp4_extra.insert(
+            "client-classes".into(),
+            json!([{ "name": "SKIP_DDNS", "test": "option[host-name].text == 'hidden'" }]),
+        );
+    });
+    let hidden = one_client(12, b"hidden", Some("02:00:00:00:0a:01"))
+        .run(&lab.net.client(), lab.net.client_iface())
+        .expect("perfdhcp");
+    let shown = one_client(12, b"shown", Some("02:00:00:00:0a:02"))
+        .run(&lab.net.client(), lab.net.client_iface())
+        .expect("perfdhcp");
+    assert!(
+        hidden.acks() >= 1 && shown.acks() >= 1,
+        "{hidden:?} {shown:?}"
+    );
+    let shown_fqdn = format!("shown.{ZONE}");
+    let hidden_fqdn = format!("hidden.{ZONE}");
+    let dns = lab.dns();
+    wait_until(DNS_DEADLINE, &format!("{shown_fqdn} A"), || {
+        dns.query(&shown_fqdn, "A").is_ok_and(|a| a.len() == 1)
+    })
+    .unwrap_or_else(|e| panic!("{e}\nkea log:\n{}", lab.kea.log()));
+    let leases = lab.kea.leases().unwrap();
+    let hidden_lease = leases
+        .iter()
+        .find(|l| l["hostname"] == hidden_fqdn)
+        .unwrap_or_else(|| panic!("a lease named {hidden_fqdn}: {leases:?}"));
+    if release >= (3, 0) {
+        // Both clients' changes went through the same queue; the shown one
+        // is in DNS, so the hidden one would be too had it been sent.
+        lab.wait_stat("leasedns.updates-succeeded", 1);
+        assert!(
+            dns.query(&hidden_fqdn, "A").unwrap().is_empty(),
+            "SKIP_DDNS client in DNS"
+        );
+        assert_eq!(
+            (
+                hidden_lease["fqdn_fwd"].as_str(),
+                hidden_lease["fqdn_rev"].as_str()
+            ),
+            ("0", "0"),
+            "{hidden_lease:?}"
+        );
+    } else {
+        lab.wait_records(&hidden_fqdn, "A", &[hidden_lease["address"].clone()]);
+    }
 }

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use self::reconcile::{ReconcileReport, ZoneView};
 use crate::change::{Change, ChangeKind, Lease, LeaseRecords};
-use crate::config::{Config, JournalSync};
+use crate::config::{Config, DdnsScope, JournalSync, Scopes};
 use crate::dns::TsigSigner;
 use crate::dns::update::{ApplyOutcome, DoneKind, RetryCause, StepResult, UpdateExecutor};
 use crate::journal::{Journal, JournalOptions};
@@ -221,6 +221,9 @@ impl Shared {
 
 pub struct Engine {
     cfg: Arc<Config>,
+    /// Conflict resolution and TTL per subnet: the hook's parameters until
+    /// the adapter hands over Kea's own settings ([`Engine::set_scopes`]).
+    scopes: parking_lot::RwLock<Arc<Scopes>>,
     stats: Arc<Stats>,
     shared: Arc<Shared>,
     published: Arc<Published>,
@@ -330,6 +333,7 @@ impl Engine {
         })?);
 
         Ok(Engine {
+            scopes: parking_lot::RwLock::new(Arc::new(Scopes::from_hook(&cfg))),
             cfg,
             stats,
             shared,
@@ -344,6 +348,17 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// How a lease of `subnet_id` is written (conflict resolution, TTL).
+    pub fn scope(&self, subnet_id: u32) -> DdnsScope {
+        self.scopes.read().for_subnet(subnet_id)
+    }
+
+    /// Kea's own DDNS settings per subnet, read from its configuration,
+    /// for every change and reconciliation from now on.
+    pub fn set_scopes(&self, scopes: Scopes) {
+        *self.scopes.write() = Arc::new(scopes);
     }
 
     pub fn stats(&self) -> &Stats {
@@ -451,6 +466,7 @@ impl Engine {
         let n = leases.len();
         let run = ReconcileRun {
             cfg: Arc::clone(&self.cfg),
+            scopes: Arc::clone(&self.scopes.read()),
             stats: Arc::clone(&self.stats),
             shared: Arc::clone(&self.shared),
             published: Arc::clone(&self.published),
@@ -1070,6 +1086,7 @@ impl SenderThread {
 
 struct ReconcileRun {
     cfg: Arc<Config>,
+    scopes: Arc<Scopes>,
     stats: Arc<Stats>,
     shared: Arc<Shared>,
     published: Arc<Published>,
@@ -1127,7 +1144,7 @@ impl ReconcileRun {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let desired = reconcile::desired_state(leases, cfg.conflict_mode, &cfg.ttl, now);
+        let desired = reconcile::desired_state(leases, &self.scopes, now);
         let mut report = ReconcileReport {
             leases: desired.len(),
             ..ReconcileReport::default()

@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::change::{
     Change, LEASE_STATE_DEFAULT, Lease, LeaseRecords, absolute_fqdn, addr_of_reverse, reverse_name,
 };
-use crate::config::{ConflictMode, DdnsDomain};
+use crate::config::DdnsDomain;
 use crate::dns::update;
 use crate::dns::{self, TsigSigner};
 
@@ -66,17 +66,22 @@ pub struct ReconcileReport {
 
 /// Active, named leases as DNS should show them; `now` in Unix seconds.
 /// A lease whose DHCID cannot be computed is left out (the callouts logged it).
+/// Each lease is written by its subnet's scope (conflict resolution, TTL).
 pub fn desired_state(
     leases: &[Lease],
-    mode: ConflictMode,
-    ttl: &crate::config::TtlPolicy,
+    scopes: &crate::config::Scopes,
     now: i64,
 ) -> Vec<LeaseRecords> {
     leases
         .iter()
         .filter(|l| l.state == LEASE_STATE_DEFAULT)
         .filter(|l| l.valid_lft == u32::MAX || l.cltt + i64::from(l.valid_lft) > now)
-        .filter_map(|l| LeaseRecords::of_lease(l, mode, ttl).ok().flatten())
+        .filter_map(|l| {
+            let scope = scopes.for_subnet(l.subnet_id);
+            LeaseRecords::of_lease(l, scope.conflict_mode, &scope.ttl)
+                .ok()
+                .flatten()
+        })
         .collect()
 }
 
@@ -362,26 +367,12 @@ mod tests {
             fqdn_fwd: true,
             fqdn_rev: true,
         };
-        let policy = crate::config::TtlPolicy::default();
+        let scopes = crate::config::Scopes::default();
         assert_eq!(
-            desired_state(
-                std::slice::from_ref(&base),
-                ConflictMode::CheckWithDhcid,
-                &policy,
-                1_100
-            )
-            .len(),
+            desired_state(std::slice::from_ref(&base), &scopes, 1_100).len(),
             1
         );
-        assert!(
-            desired_state(
-                std::slice::from_ref(&base),
-                ConflictMode::CheckWithDhcid,
-                &policy,
-                2_000
-            )
-            .is_empty()
-        );
+        assert!(desired_state(std::slice::from_ref(&base), &scopes, 2_000).is_empty());
         let declined = Lease {
             state: 1,
             ..base.clone()
@@ -395,15 +386,7 @@ mod tests {
             fqdn_rev: false,
             ..base
         };
-        assert!(
-            desired_state(
-                &[declined, unnamed, no_dns],
-                ConflictMode::CheckWithDhcid,
-                &policy,
-                1_100
-            )
-            .is_empty()
-        );
+        assert!(desired_state(&[declined, unnamed, no_dns], &scopes, 1_100).is_empty());
     }
 
     #[test]

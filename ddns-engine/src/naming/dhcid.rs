@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::config::TtlPolicy;
+use crate::config::{KeaRelease, TtlPolicy};
 
 /// Identifier type: htype + chaddr (RFC 4701 section 3.3).
 const ID_HWADDR: u16 = 0x0000;
@@ -130,34 +130,70 @@ fn canonical_wire(fqdn: &str) -> Result<Vec<u8>, DhcidError> {
     Ok(wire)
 }
 
-/// TTL of the A, PTR and DHCID records for a lease of `valid_lifetime` seconds.
+/// TTL of the A, PTR and DHCID records for a lease of `valid_lifetime` seconds,
+/// by the rule of the Kea release the hook runs in (`policy.kea`), so that
+/// records carry the TTL that Kea's own DDNS would give them:
 ///
-/// Without `ddns-ttl-percent` this is kea-dhcp4 2.2's rule, RFC 4702 section
-/// 5: a third of the lifetime, at least 600 s. With it, `round(lifetime *
-/// percent)` as in Kea 2.6, falling back to the RFC rule when that rounds to
-/// 0 (Kea 2.6 does the same). `ddns-ttl-min`/`ddns-ttl-max` then clamp the
-/// result (Kea 2.7 names; when both bind, the maximum wins, and the
-/// configuration refuses min > max anyway). The arithmetic is done in 64 bits
-/// and floating point, so an infinite lifetime (0xffffffff) cannot overflow;
-/// the result never exceeds 2^31 - 1 (RFC 2181 section 8).
+/// - Kea 2.2 and 2.6: RFC 4702 section 5, a third of the lifetime and at
+///   least 600 s; with `ddns-ttl-percent` (Kea 2.6's, or the hook's on 2.2)
+///   `round(lifetime * percent)` instead, back to the RFC rule when that
+///   rounds to 0. `ddns-ttl-min`/`-max` (the hook's on these releases) then
+///   clamp the result; when both bind, the maximum wins (the configuration
+///   refuses min > max anyway).
+/// - Kea 3.0: `ddns-ttl` when set; else `round(lifetime * percent)` with
+///   `ddns-ttl-percent` or Kea's 0.33333, raised to `ddns-ttl-min` or else
+///   600 s, then lowered to `ddns-ttl-max` when set.
+///
+/// The arithmetic is done in 64 bits and floating point, so an infinite
+/// lifetime (0xffffffff) cannot overflow; the result never exceeds 2^31 - 1
+/// (RFC 2181 section 8).
 pub fn ttl(policy: &TtlPolicy, valid_lifetime: u32) -> u32 {
-    let rfc_rule = (valid_lifetime / 3).max(MIN_RFC_TTL);
-    let base = match policy.percent {
-        Some(fraction) if fraction.is_finite() && fraction > 0.0 => {
-            let scaled = (fraction * f64::from(valid_lifetime)).round();
-            if scaled >= 1.0 {
-                // `as` saturates for floats, so a fraction above 1 cannot wrap.
-                scaled.min(f64::from(u32::MAX)) as u32
-            } else {
-                rfc_rule
-            }
-        }
-        _ => rfc_rule,
+    let scaled = |fraction: f64| -> u32 {
+        // `as` saturates for floats, so a fraction above 1 cannot wrap.
+        (fraction * f64::from(valid_lifetime))
+            .round()
+            .min(f64::from(u32::MAX)) as u32
     };
-    let raised = policy.min.map_or(base, |min| base.max(min));
-    let clamped = policy.max.map_or(raised, |max| raised.min(max));
-    clamped.min(MAX_TTL)
+    let ttl = match policy.kea {
+        KeaRelease::V2_2 | KeaRelease::V2_6 => {
+            let rfc_rule = (valid_lifetime / 3).max(MIN_RFC_TTL);
+            let base = match policy.percent {
+                Some(fraction) if fraction.is_finite() && fraction > 0.0 => {
+                    match scaled(fraction) {
+                        0 => rfc_rule,
+                        ttl => ttl,
+                    }
+                }
+                _ => rfc_rule,
+            };
+            let raised = policy.min.map_or(base, |min| base.max(min));
+            policy.max.map_or(raised, |max| raised.min(max))
+        }
+        KeaRelease::V3_0 => match policy.fixed {
+            Some(fixed) if fixed > 0 => fixed,
+            _ => {
+                let fraction = policy
+                    .percent
+                    .filter(|p| p.is_finite() && *p > 0.0)
+                    .unwrap_or(KEA_3_DEFAULT_FRACTION);
+                let candidate = scaled(fraction);
+                let min = policy.min.filter(|m| *m > 0).unwrap_or(MIN_RFC_TTL);
+                if candidate < min {
+                    min
+                } else {
+                    match policy.max {
+                        Some(max) if max > 0 && candidate > max => max,
+                        _ => candidate,
+                    }
+                }
+            }
+        },
+    };
+    ttl.min(MAX_TTL)
 }
+
+/// Kea 3.0's stand-in for RFC 4702's third of the lifetime.
+const KEA_3_DEFAULT_FRACTION: f64 = 0.33333;
 
 #[cfg(test)]
 mod tests {
@@ -297,6 +333,48 @@ mod tests {
     }
 
     #[test]
+    fn ttl_follows_kea_3_0() {
+        let kea3 = TtlPolicy {
+            kea: KeaRelease::V3_0,
+            ..TtlPolicy::default()
+        };
+        // 0.33333 of the lifetime, rounded, at least 600.
+        assert_eq!(ttl(&kea3, 0), 600);
+        assert_eq!(ttl(&kea3, 3600), 1200);
+        assert_eq!(ttl(&kea3, 86_400), 28_800);
+        // Where 0.33333 and a third differ, Kea 3.0's own constant wins.
+        assert_eq!(ttl(&kea3, 1_000_000), 333_330);
+        assert_eq!(ttl(&TtlPolicy::default(), 1_000_000), 333_333);
+        // ddns-ttl wins over everything.
+        let fixed = TtlPolicy {
+            fixed: Some(45),
+            min: Some(1000),
+            ..kea3
+        };
+        assert_eq!(ttl(&fixed, 86_400), 45);
+        // A percentage is raised to 600 s without ddns-ttl-min (Kea 2.6
+        // would give 90) and to ddns-ttl-min with it, even below 600.
+        let percent = TtlPolicy {
+            percent: Some(0.025),
+            ..kea3
+        };
+        assert_eq!(ttl(&percent, 3600), 600);
+        let low_min = TtlPolicy {
+            min: Some(60),
+            ..percent
+        };
+        assert_eq!(ttl(&low_min, 3600), 90);
+        assert_eq!(ttl(&low_min, 1200), 60);
+        // ddns-ttl-max lowers a long lease's TTL.
+        let max = TtlPolicy {
+            max: Some(3000),
+            ..kea3
+        };
+        assert_eq!(ttl(&max, 86_400), 3000);
+        assert_eq!(ttl(&max, 3600), 1200);
+    }
+
+    #[test]
     fn ttl_with_percent() {
         let p = TtlPolicy {
             percent: Some(0.25),
@@ -321,6 +399,7 @@ mod tests {
             percent: None,
             min: Some(1000),
             max: Some(5000),
+            ..TtlPolicy::default()
         };
         assert_eq!(ttl(&p, 60), 1000);
         assert_eq!(ttl(&p, 6000), 2000);
@@ -386,7 +465,7 @@ mod tests {
                 (Some(x), Some(y)) => (Some(x.min(y)), Some(x.max(y))),
                 other => other,
             };
-            let p = TtlPolicy { percent, min, max };
+            let p = TtlPolicy { percent, min, max, ..TtlPolicy::default() };
             let t = ttl(&p, lft);
             prop_assert!(t >= 1);
             prop_assert!(t <= i32::MAX as u32);

@@ -18,6 +18,7 @@ namespace leasedns {
 struct Lease4;
 struct ClientNames;
 struct PacketHeader;
+struct SubnetDdns;
 
 using isc::hooks::CalloutHandle;
 using isc::hooks::LibraryHandle;
@@ -36,6 +37,8 @@ void register_command(LibraryHandle& library, rust::Str name,
                       rust::Fn<int32_t(CalloutHandle&)> handler);
 rust::String library_params_json(LibraryHandle& library);
 
+rust::Vec<SubnetDdns> server_subnets_ddns4(const CalloutHandle& handle);
+void refuse_configuration(CalloutHandle& handle, rust::Str error);
 rust::Vec<Lease4> leases4_all();
 
 void stat_set(rust::Str name, int64_t value);

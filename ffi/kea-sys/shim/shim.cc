@@ -25,6 +25,10 @@
 #include <log/macros.h>
 #include <log/message_initializer.h>
 #include <stats/stats_mgr.h>
+#if LEASEDNS_KEA_API >= 206
+#include <dhcpsrv/cfg_subnets4.h>
+#include <dhcpsrv/srv_config.h>
+#endif
 
 #include <map>
 #include <memory>
@@ -156,6 +160,11 @@ ClientNames arg_pkt4_names(const CalloutHandle& handle, rust::Str name) {
     out.has_fqdn = false;
     out.fqdn_flags = 0;
     out.has_hostname = false;
+#if LEASEDNS_KEA_API >= 300
+    out.skip_ddns = pkt->inClass("SKIP_DDNS");
+#else
+    out.skip_ddns = false;
+#endif
     OptionPtr fqdn = pkt->getOption(isc::dhcp::DHO_FQDN);
     if (fqdn) {
         // Option payload: flags, rcode1, rcode2, domain-name.
@@ -223,6 +232,53 @@ rust::String library_params_json(LibraryHandle& library) {
     if (!params) throw Absent("parameters");
     // Throws std::invalid_argument on invalid UTF-8.
     return rust::String(params->str());
+}
+
+#if LEASEDNS_KEA_API >= 206
+namespace {
+SubnetDdns subnet_ddns(const isc::dhcp::DdnsParams& params, uint32_t subnet_id) {
+    SubnetDdns out;
+    out.subnet_id = subnet_id;
+    out.conflict_mode = rust::String(params.getConflictResolutionMode());
+    auto percent = params.getTtlPercent();
+    out.ttl_percent = percent.unspecified() ? 0.0 : percent.get();
+    out.ttl = 0;
+    out.ttl_min = 0;
+    out.ttl_max = 0;
+#if LEASEDNS_KEA_API >= 300
+    auto ttl = params.getTtl();
+    auto ttl_min = params.getTtlMin();
+    auto ttl_max = params.getTtlMax();
+    out.ttl = ttl.unspecified() ? 0 : ttl.get();
+    out.ttl_min = ttl_min.unspecified() ? 0 : ttl_min.get();
+    out.ttl_max = ttl_max.unspecified() ? 0 : ttl_max.get();
+#endif
+    return out;
+}
+}  // namespace
+#endif
+
+rust::Vec<SubnetDdns> server_subnets_ddns4(const CalloutHandle& handle) {
+#if LEASEDNS_KEA_API >= 206
+    isc::dhcp::SrvConfigPtr cfg = get_ptr<isc::dhcp::SrvConfigPtr>(handle, "server_config");
+    rust::Vec<SubnetDdns> out;
+    out.push_back(subnet_ddns(*cfg->getDdnsParams(isc::dhcp::Subnet4Ptr()), 0));
+    const isc::dhcp::Subnet4Collection* subnets = cfg->getCfgSubnets4()->getAll();
+    if (subnets) {
+        for (const auto& subnet : *subnets) {
+            if (subnet) out.push_back(subnet_ddns(*cfg->getDdnsParams(subnet), subnet->getID()));
+        }
+    }
+    return out;
+#else
+    (void)handle;
+    throw std::runtime_error("Kea 2.2 has no conflict-resolution or TTL settings of its own");
+#endif
+}
+
+void refuse_configuration(CalloutHandle& handle, rust::Str error) {
+    handle.setArgument("error", std::string(error));
+    handle.setStatus(CalloutHandle::NEXT_STEP_DROP);
 }
 
 rust::Vec<Lease4> leases4_all() {

@@ -48,6 +48,26 @@ pub mod ffi {
         /// Option 12 present.
         has_hostname: bool,
         hostname: Vec<u8>,
+        /// Kea 3.0: the query is in the client class `SKIP_DDNS`, which
+        /// tells Kea's DDNS to leave the client's name out of DNS. Always
+        /// false on older releases, which have no such class.
+        skip_ddns: bool,
+    }
+
+    /// Kea's own DDNS settings of one subnet, with Kea's inheritance from
+    /// shared network and global scope applied (Kea 2.6 and later).
+    #[derive(Clone, Debug, Default)]
+    struct SubnetDdns {
+        subnet_id: u32,
+        /// `ddns-conflict-resolution-mode`, Kea's name of the mode.
+        conflict_mode: String,
+        /// `ddns-ttl-percent`; 0 when unset.
+        ttl_percent: f64,
+        /// Kea 3.0's `ddns-ttl`, `ddns-ttl-min`, `ddns-ttl-max`; 0 when
+        /// unset (and always on 2.6).
+        ttl: u32,
+        ttl_min: u32,
+        ttl_max: u32,
     }
 
     /// Message type and `yiaddr` of a DHCPv4 packet.
@@ -123,6 +143,17 @@ pub mod ffi {
         ) -> Result<()>;
         /// The library's `parameters` map as JSON text (Err when absent).
         fn library_params_json(library: Pin<&mut LibraryHandle>) -> Result<String>;
+
+        /// Kea's DDNS settings in the `server_config` argument of
+        /// dhcp4_srv_configured: first Kea's defaults for a lease without a
+        /// subnet (`subnet_id` 0), then every IPv4 subnet's. Err on Kea 2.2,
+        /// whose conflict resolution and TTL are not Kea's settings.
+        fn server_subnets_ddns4(handle: &CalloutHandle) -> Result<Vec<SubnetDdns>>;
+
+        /// Refuses the configuration in dhcp4_srv_configured: sets the
+        /// handle's status to DROP and its `error` argument, which Kea
+        /// reports as the configuration's error.
+        fn refuse_configuration(handle: Pin<&mut CalloutHandle>, error: &str) -> Result<()>;
 
         /// Every IPv4 lease of Kea's current lease manager (any backend).
         /// Main thread only; Err when there is no lease manager.
