@@ -537,6 +537,21 @@ fn heavy_hitters_rank_the_hottest_names_and_networks_first() {
     assert_eq!(nets[0].1, 450.0, "few networks: exact counts");
 }
 
+/// knotd's threads named by the module (`querystats-http`).
+fn module_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|name| name.trim() == "querystats-http")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 fn thread_and_socket_counts(pid: u32) -> (usize, usize) {
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|d| d.count())
@@ -560,9 +575,17 @@ fn endpoint_survives_five_reloads_under_load() {
     require_root();
     let mut server = start(&["top-sample: 1"]);
     let pid = server.knot.pid().expect("knotd pid");
-    // Baseline after one scrape, so the HTTP server's own threads exist.
+    // Baseline after one scrape, so the HTTP server's own threads exist,
+    // and after one reload: knotd 3.4+ starts a thread of its own at its
+    // first reload (with or without modules).
     scrape(&server);
+    server.knot.knotc(&["reload"]).expect("knotc reload");
+    wait_until(Duration::from_secs(15), "the first reload settled", || {
+        get(&scrape(&server), "knot_querystats_instances") == 1.0
+    })
+    .unwrap();
     let baseline = thread_and_socket_counts(pid);
+    assert_eq!(module_threads(pid), 1, "one /metrics thread");
 
     let (addr, port) = (server.knot.addr(), server.knot.port());
     let dir = tempfile::tempdir().unwrap();
@@ -618,6 +641,7 @@ fn endpoint_survives_five_reloads_under_load() {
         settled.is_ok(),
         "threads/sockets {last:?} vs baseline {baseline:?}"
     );
+    assert_eq!(module_threads(pid), 1, "one /metrics thread");
     let after = scrape(&server);
     assert!(get(&after, &queries(ZONE, "A", "NOERROR", "udp4")) > 0.0);
     server.knot.check_running().unwrap();
