@@ -92,9 +92,37 @@ fn main() {
                 header.display()
             ))
         });
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default()).join("bindings.rs");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
+    let out = out_dir.join("bindings.rs");
     if let Err(e) = bindings.write_to_file(&out) {
         fail(&format!("writing {}: {e}", out.display()));
     }
+
+    // DNS over TLS reaches modules as its own knotd_query_proto_t value from
+    // Knot 3.4 (ABI 600). Dependents see one Option constant instead of
+    // checking the ABI themselves; their build scripts (the end-to-end tests)
+    // get the same answer as DEP_KNOTD_MODULE_QUERY_PROTO_TLS.
+    let has_tls = text.lines().any(|line| {
+        line.trim_start()
+            .strip_prefix("KNOTD_QUERY_PROTO_TLS")
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    });
+    let tls_value = if has_tls {
+        "Some(knotd_query_proto_t_KNOTD_QUERY_PROTO_TLS)"
+    } else {
+        "None"
+    };
+    let transports = out_dir.join("transports.rs");
+    let constants = format!(
+        "/// `KNOTD_QUERY_PROTO_TLS` (DNS over TLS) where the header has it (ABI 600), None before.\n\
+         pub const QUERY_PROTO_TLS: Option<knotd_query_proto_t> = {tls_value};\n"
+    );
+    if let Err(e) = std::fs::write(&transports, constants) {
+        fail(&format!("writing {}: {e}", transports.display()));
+    }
     println!("cargo:abi={abi}");
+    println!(
+        "cargo:query-proto-tls={}",
+        if has_tls { "yes" } else { "no" }
+    );
 }

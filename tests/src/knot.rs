@@ -41,6 +41,8 @@ pub struct KnotOptions {
     pub port: Option<u16>,
     /// Knot log severity for `any` (`info`, `debug`, ...).
     pub log_level: String,
+    /// Raw lines added to the `server` section, e.g. `listen-tls: 127.0.0.1@8853`.
+    pub server_extra: Vec<String>,
     /// Raw configuration inserted before the `template` section, e.g. a
     /// `module:` or `mod-...:` section.
     pub conf_extra: String,
@@ -63,6 +65,7 @@ impl KnotOptions {
             listen: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             port: None,
             log_level: "info".to_owned(),
+            server_extra: Vec::new(),
             conf_extra: String::new(),
             template_extra: Vec::new(),
             extra_keys: Vec::new(),
@@ -493,7 +496,7 @@ server:
     udp-workers: 2
     tcp-workers: 2
     background-workers: 1
-
+{server_extra}
 log:
   - target: stderr
     any: {log}
@@ -539,6 +542,11 @@ template:
     acl: [ leasedns-update, local-transfer ]
 "#,
         listen = listen.join(", "),
+        server_extra = opts
+            .server_extra
+            .iter()
+            .map(|line| format!("    {line}\n"))
+            .collect::<String>(),
         log = opts.log_level,
         key_name = key.name,
         alg = key.algorithm,

@@ -1,7 +1,8 @@
-//! mod-querystats inside the real knotd 3.2: configuration checks, exact
-//! counters in `/metrics` and `knotc stats`, the latency histogram, heavy
-//! hitters, `knotc reload` under load, UPDATE visibility, promtool, and
-//! concurrent workers.
+//! mod-querystats inside the real knotd (3.2, 3.4 or 3.5, whichever is
+//! installed): configuration checks, exact counters in `/metrics` and
+//! `knotc stats`, the latency histogram, heavy hitters, `knotc reload` under
+//! load, UPDATE visibility, promtool, concurrent workers, and on Knot 3.4+
+//! DNS over TLS and QUIC counted as their own transports.
 //!
 //! Every test starts its own knotd on 127.0.0.1 with free ports and loads
 //! the module built by `cargo build --release -p knot-module` (or the file
@@ -55,6 +56,12 @@ fn start(extra: &[&str]) -> Server {
 
 /// [`start`] with `records` (zone-file lines) added to the zone.
 fn start_with_records(extra: &[&str], records: &[String]) -> Server {
+    start_with(extra, records, &[])
+}
+
+/// [`start_with_records`] with `server` lines added to knotd's `server`
+/// section (e.g. `listen-tls: ...`).
+fn start_with(extra: &[&str], records: &[String], server: &[String]) -> Server {
     let port = free_tcp_port();
     let metrics: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut items = vec![format!("metrics-listen: 127.0.0.1@{port}")];
@@ -66,6 +73,7 @@ fn start_with_records(extra: &[&str], records: &[String]) -> Server {
         "mail A 192.0.2.2".into(),
     ];
     opts.forward_records.extend_from_slice(records);
+    opts.server_extra = server.to_vec();
     opts.conf_extra = module_conf(&items);
     opts.template_extra = vec!["global-module: mod-querystats/default".into()];
     let knot = Knot::start(Place::Host, &opts).expect("knotd starts with the module");
@@ -529,6 +537,21 @@ fn heavy_hitters_rank_the_hottest_names_and_networks_first() {
     assert_eq!(nets[0].1, 450.0, "few networks: exact counts");
 }
 
+/// knotd's threads named by the module (`querystats-http`).
+fn module_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|name| name.trim() == "querystats-http")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 fn thread_and_socket_counts(pid: u32) -> (usize, usize) {
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|d| d.count())
@@ -552,9 +575,17 @@ fn endpoint_survives_five_reloads_under_load() {
     require_root();
     let mut server = start(&["top-sample: 1"]);
     let pid = server.knot.pid().expect("knotd pid");
-    // Baseline after one scrape, so the HTTP server's own threads exist.
+    // Baseline after one scrape, so the HTTP server's own threads exist,
+    // and after one reload: knotd 3.4+ starts a thread of its own at its
+    // first reload (with or without modules).
     scrape(&server);
+    server.knot.knotc(&["reload"]).expect("knotc reload");
+    wait_until(Duration::from_secs(15), "the first reload settled", || {
+        get(&scrape(&server), "knot_querystats_instances") == 1.0
+    })
+    .unwrap();
     let baseline = thread_and_socket_counts(pid);
+    assert_eq!(module_threads(pid), 1, "one /metrics thread");
 
     let (addr, port) = (server.knot.addr(), server.knot.port());
     let dir = tempfile::tempdir().unwrap();
@@ -610,6 +641,7 @@ fn endpoint_survives_five_reloads_under_load() {
         settled.is_ok(),
         "threads/sockets {last:?} vs baseline {baseline:?}"
     );
+    assert_eq!(module_threads(pid), 1, "one /metrics thread");
     let after = scrape(&server);
     assert!(get(&after, &queries(ZONE, "A", "NOERROR", "udp4")) > 0.0);
     server.knot.check_running().unwrap();
@@ -761,4 +793,102 @@ fn concurrent_clients_on_two_udp_and_two_tcp_workers_sum_exactly() {
     let stats = knotc_stats(&server.knot);
     assert_eq!(knotc_delta(&stats_before, &stats, "operation[query]"), 5000);
     assert_eq!(knotc_delta(&stats_before, &stats, "protocol[tcp4]"), 1000);
+}
+
+/// A UDP port free on 127.0.0.1 (DNS over QUIC listens on UDP).
+#[cfg(knotd_tls)]
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind probe");
+    socket.local_addr().expect("probe addr").port()
+}
+
+/// `kdig` with `transport` (`+tls`, `+quic`) asking `names` (type A) of
+/// 127.0.0.1@`port`, one query each; every answer must be NOERROR over
+/// that transport.
+#[cfg(knotd_tls)]
+fn kdig_over(transport: &str, port: u16, names: &[&str]) {
+    let mut cmd = Command::new(program("kdig").expect("kdig installed"));
+    cmd.args(["@127.0.0.1", "-p", &port.to_string(), transport])
+        .args(["+time=5", "+retry=0"]);
+    for name in names {
+        cmd.args([*name, "A"]);
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("kdig runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "kdig {transport} failed:\n{text}");
+    assert_eq!(
+        text.matches("status: NOERROR").count(),
+        names.len(),
+        "kdig {transport}:\n{text}"
+    );
+    // kdig names the session it used: ";; TLS session (TLS1.3)-...",
+    // ";; QUIC session (QUICv1)-...".
+    let session = if transport == "+quic" {
+        ";; QUIC session"
+    } else {
+        ";; TLS session"
+    };
+    assert!(
+        text.contains(session),
+        "kdig {transport} did not use it:\n{text}"
+    );
+}
+
+/// Knot 3.4+ gives modules DNS over TLS as its own transport, and DNS over
+/// QUIC as ever (Debian's knotd 3.4 and 3.5 are built with QUIC): queries
+/// over them are counted as tls4 and quic4, in /metrics (queries and the
+/// size histogram) and in knotc stats, not folded into tcp4 or udp4. knotd
+/// makes its own one-time key and self-signed certificate when `key-file`
+/// and `cert-file` are unset; kdig's opportunistic profile accepts it.
+/// Compiled only where the header has KNOTD_QUERY_PROTO_TLS (tests/build.rs):
+/// there a knotd without TLS or QUIC fails this test at start.
+#[cfg(knotd_tls)]
+#[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
+fn tls_and_quic_queries_count_under_their_own_proto() {
+    require_root();
+    let (tls_port, quic_port) = (free_tcp_port(), free_udp_port());
+    let server = start_with(
+        &[],
+        &[],
+        &[
+            format!("listen-tls: 127.0.0.1@{tls_port}"),
+            format!("listen-quic: 127.0.0.1@{quic_port}"),
+        ],
+    );
+    let before = scrape(&server);
+    let stats_before = knotc_stats(&server.knot);
+
+    kdig_over("+tls", tls_port, &["www.lan.example."; 3]);
+    kdig_over("+tls", tls_port, &["mail.lan.example."; 2]);
+    kdig_over("+quic", quic_port, &["www.lan.example."; 4]);
+
+    let after = scrape(&server);
+    let d = |series: &str| delta(&before, &after, series);
+    assert_eq!(d(&queries(ZONE, "A", "NOERROR", "tls4")), 5.0);
+    assert_eq!(d(&queries(ZONE, "A", "NOERROR", "quic4")), 4.0);
+    for (proto, n) in [("tls4", 5.0), ("quic4", 4.0), ("tcp4", 0.0), ("udp4", 0.0)] {
+        assert_eq!(
+            d(&format!(
+                "knot_querystats_response_size_bytes_count{{proto=\"{proto}\"}}"
+            )),
+            n,
+            "{proto}"
+        );
+    }
+    assert_eq!(
+        sum_of(&after, "knot_querystats_queries_total", &[])
+            - sum_of(&before, "knot_querystats_queries_total", &[]),
+        9.0,
+        "nothing else was counted"
+    );
+    let stats = knotc_stats(&server.knot);
+    let k = |key: &str| knotc_delta(&stats_before, &stats, key);
+    assert_eq!(k("protocol[tls4]"), 5, "{stats:?}");
+    assert_eq!(k("protocol[quic4]"), 4, "{stats:?}");
+    assert_eq!(k("protocol[tcp4]") + k("protocol[udp4]"), 0, "{stats:?}");
 }

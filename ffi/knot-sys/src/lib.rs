@@ -4,6 +4,13 @@
 //! Nothing here is safe to call: the module's
 //! adapter wraps what it uses.
 //!
+//! What differs between the supported ABIs beyond the generated items is
+//! exposed as plain constants, so that users need no `cfg`:
+//! [`QUERY_PROTO_TLS`] is `Some` where knotd reports DNS over TLS as its own
+//! transport (ABI 600). Build scripts of direct dependents read the same
+//! facts as `DEP_KNOTD_MODULE_ABI` (400 or 600) and
+//! `DEP_KNOTD_MODULE_QUERY_PROTO_TLS` (`yes` or `no`).
+//!
 //! The symbols resolve from the knotd process that loads the module; this
 //! crate links no library.
 
@@ -18,3 +25,4 @@
 )]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+include!(concat!(env!("OUT_DIR"), "/transports.rs"));

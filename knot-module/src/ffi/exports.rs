@@ -211,12 +211,10 @@ fn load_instance(module: Module) -> Result<(), String> {
         settings
     };
     let clock = Clock::detect();
-    let instance = Arc::new(Instance::new(
-        settings.clone(),
-        module.threads(),
-        zone.as_deref(),
-        clock,
-    ));
+    let instance = Arc::new(
+        Instance::new(settings.clone(), module.threads(), zone.as_deref(), clock)
+            .map_err(|e| e.to_string())?,
+    );
     if settings.knotc_stats {
         register_knotc_counters(module)?;
     }
@@ -450,7 +448,8 @@ mod tests {
 
     #[test]
     fn api_symbol_matches_the_header() {
-        assert_eq!(knotd_mod_api.0.version, 400);
+        assert_eq!(knotd_mod_api.0.version, sys::KNOTD_MOD_ABI_VERSION);
+        assert!([400, 600].contains(&knotd_mod_api.0.version));
         // SAFETY: the name is a 'static C literal.
         let name = unsafe { CStr::from_ptr(knotd_mod_api.0.name) };
         assert_eq!(name.to_str().unwrap(), "mod-querystats");

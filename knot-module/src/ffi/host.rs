@@ -5,6 +5,7 @@
 //! callback returns. Nothing in the engine imports this module.
 
 use crate::config::RawSettings;
+use crate::stats::dims::Transport;
 use crate::stats::instance::{Client, EndEvent};
 use knot_sys as sys;
 use std::ffi::{CStr, CString, c_char, c_void};
@@ -314,7 +315,7 @@ pub(crate) unsafe fn end_event<'a>(
         zone,
         qtype,
         rcode: qd.rcode,
-        tcp: params.proto == sys::knotd_query_proto_t_KNOTD_QUERY_PROTO_TCP,
+        transport: transport(params.proto),
         ipv6,
         edns,
         dnssec_ok,
@@ -323,6 +324,20 @@ pub(crate) unsafe fn end_event<'a>(
         response_size,
         request_id,
     })
+}
+
+/// knotd's transport of a request. knotd loads a module only into its own
+/// ABI, whose enum is closed: any other value cannot come from it, and would
+/// count as UDP (the zero value).
+#[inline(always)]
+fn transport(proto: sys::knotd_query_proto_t) -> Transport {
+    match proto {
+        sys::knotd_query_proto_t_KNOTD_QUERY_PROTO_TCP => Transport::Tcp,
+        sys::knotd_query_proto_t_KNOTD_QUERY_PROTO_QUIC => Transport::Quic,
+        // Only ABI 600 (Knot 3.4+) has DNS over TLS.
+        p if sys::QUERY_PROTO_TLS == Some(p) => Transport::Tls,
+        _ => Transport::Udp,
+    }
 }
 
 /// A sampled request's heavy-hitter inputs: the lower-cased wire query
@@ -432,6 +447,29 @@ mod tests {
         assert_eq!(unsafe { dname(wire.as_ptr()) }, Some(&wire[..13]));
         // SAFETY: NULL is allowed.
         assert_eq!(unsafe { dname(std::ptr::null()) }, None);
+    }
+
+    #[test]
+    fn every_knotd_transport_has_its_own() {
+        assert_eq!(
+            transport(sys::knotd_query_proto_t_KNOTD_QUERY_PROTO_UDP),
+            Transport::Udp
+        );
+        assert_eq!(
+            transport(sys::knotd_query_proto_t_KNOTD_QUERY_PROTO_TCP),
+            Transport::Tcp
+        );
+        assert_eq!(
+            transport(sys::knotd_query_proto_t_KNOTD_QUERY_PROTO_QUIC),
+            Transport::Quic
+        );
+        match sys::QUERY_PROTO_TLS {
+            Some(tls) => {
+                assert_eq!(sys::KNOTD_MOD_ABI_VERSION, 600);
+                assert_eq!(transport(tls), Transport::Tls);
+            }
+            None => assert_eq!(sys::KNOTD_MOD_ABI_VERSION, 400),
+        }
     }
 
     #[test]

@@ -189,8 +189,8 @@ mod tests {
     fn listener_survives_overlapping_instances_and_closes_after_the_last() {
         let addr = free_addr();
         let settings = RawSettings::default().check().unwrap();
-        let old = Arc::new(Instance::new(settings.clone(), 1, None, Clock::MONOTONIC));
-        let new = Arc::new(Instance::new(settings, 1, None, Clock::MONOTONIC));
+        let old = Arc::new(Instance::new(settings.clone(), 1, None, Clock::MONOTONIC).unwrap());
+        let new = Arc::new(Instance::new(settings, 1, None, Clock::MONOTONIC).unwrap());
         attach(addr, Arc::clone(&old)).unwrap();
         assert!(get(addr, "/healthz").unwrap().ends_with("ok\n"));
         // Reload order: the new instance attaches before the old detaches.
@@ -216,7 +216,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let settings = RawSettings::default().check().unwrap();
-        let inst = Arc::new(Instance::new(settings, 1, None, Clock::MONOTONIC));
+        let inst = Arc::new(Instance::new(settings, 1, None, Clock::MONOTONIC).unwrap());
         assert!(matches!(
             attach(addr, inst),
             Err(EndpointError::Bind { .. })

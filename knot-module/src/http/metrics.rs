@@ -275,6 +275,28 @@ mod tests {
     }
 
     #[test]
+    fn every_transport_has_a_size_histogram() {
+        let mut snap = Snapshot::default();
+        snap.sizes[PROTOS.len() - 1][0] = 2;
+        snap.size_sum[PROTOS.len() - 1] = 90;
+        let text = render(&snap, 1, 0);
+        for proto in PROTOS {
+            assert!(
+                text.contains(&format!(
+                    "knot_querystats_response_size_bytes_bucket{{proto=\"{proto}\",le=\"+Inf\"}}"
+                )),
+                "{proto}"
+            );
+        }
+        assert!(
+            text.contains(
+                "knot_querystats_response_size_bytes_bucket{proto=\"tls6\",le=\"64\"} 2\n"
+            )
+        );
+        assert!(text.contains("knot_querystats_response_size_bytes_sum{proto=\"tls6\"} 90\n"));
+    }
+
+    #[test]
     fn escapes_label_values() {
         assert_eq!(escape("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
     }

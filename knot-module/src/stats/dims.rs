@@ -75,13 +75,30 @@ pub(crate) fn rcode_name(index: usize) -> &'static str {
     RCODES.get(index).copied().unwrap_or("OTHER")
 }
 
-/// Transport and address family. QUIC (not built into Debian's knotd 3.2)
-/// would count as UDP, the transport it runs on.
-pub(crate) const PROTOS: [&str; 4] = ["udp4", "udp6", "tcp4", "tcp6"];
+/// The transport a request came over. The adapter maps knotd's
+/// `knotd_query_proto_t` to this; DNS over TLS exists from Knot 3.4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Transport {
+    Udp = 0,
+    Tcp = 1,
+    /// DNS over QUIC (RFC 9250): `listen-quic` (3.3+) or XDP with QUIC.
+    Quic = 2,
+    /// DNS over TLS (RFC 7858): `listen-tls` (3.4+).
+    Tls = 3,
+}
+
+/// Transport and address family, indexed by [`proto_index`]. The order
+/// is part of the `knotc stats` output (`protocol[...]` indexes): new
+/// transports go at the end.
+pub(crate) const PROTOS: [&str; 8] = [
+    "udp4", "udp6", "tcp4", "tcp6", "quic4", "quic6", "tls4", "tls6",
+];
 pub(crate) const PROTO_COUNT: usize = PROTOS.len();
 
-pub(crate) fn proto_index(tcp: bool, ipv6: bool) -> usize {
-    usize::from(tcp) * 2 + usize::from(ipv6)
+#[inline(always)]
+pub(crate) fn proto_index(transport: Transport, ipv6: bool) -> usize {
+    usize::from(transport as u8) * 2 + usize::from(ipv6)
 }
 
 /// knotd's `knotd_query_type_t`, by value, renamed the way mod-stats
@@ -164,10 +181,19 @@ mod tests {
 
     #[test]
     fn protos_and_ops() {
-        assert_eq!(PROTOS[proto_index(false, false)], "udp4");
-        assert_eq!(PROTOS[proto_index(false, true)], "udp6");
-        assert_eq!(PROTOS[proto_index(true, false)], "tcp4");
-        assert_eq!(PROTOS[proto_index(true, true)], "tcp6");
+        use Transport::{Quic, Tcp, Tls, Udp};
+        let mut seen = Vec::new();
+        for (transport, name) in [(Udp, "udp"), (Tcp, "tcp"), (Quic, "quic"), (Tls, "tls")] {
+            for (ipv6, family) in [(false, "4"), (true, "6")] {
+                let index = proto_index(transport, ipv6);
+                assert_eq!(PROTOS[index], format!("{name}{family}"));
+                seen.push(index);
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..PROTO_COUNT).collect::<Vec<_>>(), "one index each");
+        // knotc stats kept these indexes before QUIC and TLS were added.
+        assert_eq!(PROTOS[..4], ["udp4", "udp6", "tcp4", "tcp6"]);
         assert_eq!(OPERATIONS[op_index(1)], "query");
         assert_eq!(OPERATIONS[op_index(5)], "update");
         assert_eq!(op_index(77), OP_INVALID);

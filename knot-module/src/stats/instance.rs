@@ -7,23 +7,34 @@
 //! writer per shard, so no read-modify-write instruction is needed). A
 //! shard is one cache-line-aligned block holding every fixed-size counter
 //! inline (one pointer chase from the instance), sized in whole cache
-//! lines; only the zone x type x rcode x proto table is a separate, padded
+//! lines; only the proto x zone x type x rcode table is a separate, padded
 //! allocation. Two workers never write the same cache line. Readers sum
 //! the shards with relaxed loads; a scrape may see a query counted in one
 //! family and not yet in another, never a torn or lost count.
+//!
+//! The table is allocated zeroed (calloc: fresh pages from the kernel) and
+//! ordered transport first, so that its memory becomes resident only where
+//! queries are counted: a transport the server does not listen on (QUIC,
+//! TLS on most servers) and zone rows not yet seen cost address space, not
+//! RAM.
 
 use crate::config::Settings;
 use crate::stats::clock::Clock;
-use crate::stats::dims::{self, OP_COUNT, PROTO_COUNT, RCODE_COUNT, SIZE_BOUNDS, TYPE_COUNT};
+use crate::stats::dims::{
+    self, OP_COUNT, PROTO_COUNT, RCODE_COUNT, SIZE_BOUNDS, TYPE_COUNT, Transport,
+};
 use crate::stats::heavy::{self, Hitter, SpaceSaving};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
+use zerocopy::FromZeros as _;
 
-/// Counters per zone row: type x rcode x proto.
-const ROW_LEN: usize = TYPE_COUNT * RCODE_COUNT * PROTO_COUNT;
+/// Counters per zone row of one transport: type x rcode (2.3 KiB).
+const ROW_LEN: usize = TYPE_COUNT * RCODE_COUNT;
+/// The size histograms are indexed with a mask, not a bounds check.
+const _: () = assert!(PROTO_COUNT.is_power_of_two());
 /// Zone-cache slots per worker (direct-mapped by zone pointer).
 const ZONE_CACHE_SLOTS: usize = 16;
 /// A wire-format name is at most 255 bytes: 32 words.
@@ -55,11 +66,20 @@ struct Padded {
 
 const PAD: usize = 16;
 
+/// The counter table could not be allocated.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot allocate {0} bytes of query counters (lower max-zones)")]
+pub(crate) struct TableTooLarge(usize);
+
 impl Padded {
-    fn new(len: usize) -> Self {
-        Self {
-            cells: (0..len + 2 * PAD).map(|_| AtomicU64::new(0)).collect(),
-        }
+    /// Zeroed by the allocator: the pages of a large table come fresh from
+    /// the kernel and become resident only when a counter on them is
+    /// written (the per-cell initialisation it replaced touched them all).
+    fn new(len: usize) -> Result<Self, TableTooLarge> {
+        let cells = len + 2 * PAD;
+        <[AtomicU64]>::new_box_zeroed_with_elems(cells)
+            .map(|cells| Self { cells })
+            .map_err(|_| TableTooLarge(cells.saturating_mul(8)))
     }
 
     fn get(&self, index: usize) -> Option<&AtomicU64> {
@@ -203,7 +223,7 @@ struct Shard {
     hh_skipped: AtomicU64,
     sizes: [[AtomicU64; SIZE_BUCKETS]; PROTO_COUNT],
     latency: [AtomicU64; LATENCY_SLOTS],
-    /// (zone row x type x rcode x proto), sized by `max-zones`.
+    /// (proto x zone row x type x rcode), sized by `max-zones`.
     queries: Padded,
     zone_cache: [ZoneCacheSlot; ZONE_CACHE_SLOTS],
     heavy: Mutex<HeavyTables>,
@@ -277,7 +297,7 @@ pub(crate) struct EndEvent<'a> {
     pub(crate) zone: Option<(usize, &'a [u8])>,
     pub(crate) qtype: u16,
     pub(crate) rcode: u16,
-    pub(crate) tcp: bool,
+    pub(crate) transport: Transport,
     pub(crate) ipv6: bool,
     pub(crate) edns: bool,
     pub(crate) dnssec_ok: bool,
@@ -333,6 +353,8 @@ pub(crate) struct Instance {
     fixed_row: Option<usize>,
     updates: Mutex<UpdateStats>,
     last_decay: Mutex<Instant>,
+    /// Counters per transport in `Shard::queries`: (max-zones + 2) rows.
+    proto_stride: usize,
 }
 
 impl std::fmt::Debug for Instance {
@@ -353,36 +375,38 @@ impl Instance {
         threads: usize,
         zone: Option<&[u8]>,
         clock: Clock,
-    ) -> Self {
+    ) -> Result<Self, TableTooLarge> {
         let rows = settings.max_zones + 2;
         let hh_slots = (settings.top_n * SLOTS_PER_TOP_ENTRY).max(1);
         let shards = (0..threads.max(1))
-            .map(|t| Shard {
-                begin: AtomicU64::new(0),
-                last_xfr: AtomicU64::new(0),
-                sample_in: AtomicU64::new(1),
-                latency_sum: AtomicU64::new(0),
-                ops: zeroed(),
-                flags: zeroed(),
-                size_sum: zeroed(),
-                rng: AtomicU64::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1)),
-                hh_skipped: AtomicU64::new(0),
-                sizes: std::array::from_fn(|_| zeroed()),
-                latency: zeroed(),
-                queries: Padded::new(rows * ROW_LEN),
-                zone_cache: std::array::from_fn(|_| ZoneCacheSlot::new()),
-                heavy: Mutex::new(HeavyTables {
-                    names: SpaceSaving::new(hh_slots),
-                    nets: SpaceSaving::new(hh_slots),
-                }),
+            .map(|t| {
+                Ok(Shard {
+                    begin: AtomicU64::new(0),
+                    last_xfr: AtomicU64::new(0),
+                    sample_in: AtomicU64::new(1),
+                    latency_sum: AtomicU64::new(0),
+                    ops: zeroed(),
+                    flags: zeroed(),
+                    size_sum: zeroed(),
+                    rng: AtomicU64::new(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1)),
+                    hh_skipped: AtomicU64::new(0),
+                    sizes: std::array::from_fn(|_| zeroed()),
+                    latency: zeroed(),
+                    queries: Padded::new(PROTO_COUNT * rows * ROW_LEN)?,
+                    zone_cache: std::array::from_fn(|_| ZoneCacheSlot::new()),
+                    heavy: Mutex::new(HeavyTables {
+                        names: SpaceSaving::new(hh_slots),
+                        nets: SpaceSaving::new(hh_slots),
+                    }),
+                })
             })
-            .collect();
+            .collect::<Result<_, TableTooLarge>>()?;
         let zones = ZoneTable {
             max_zones: settings.max_zones,
             rows: Mutex::new(HashMap::new()),
         };
         let fixed_row = zone.map(|name| zones.row_of(name));
-        Self {
+        Ok(Self {
             latency_buckets: LatencyBuckets::new(
                 &settings
                     .latency_bounds_ns
@@ -398,7 +422,8 @@ impl Instance {
             fixed_row,
             updates: Mutex::new(UpdateStats::default()),
             last_decay: Mutex::new(Instant::now()),
-        }
+            proto_stride: rows * ROW_LEN,
+        })
     }
 
     /// BEGIN: remember when this worker started on the query.
@@ -443,7 +468,7 @@ impl Instance {
             bump(&shard.latency[self.latency_buckets.index(elapsed)], 1);
             bump(&shard.latency_sum, elapsed);
         }
-        let proto = dims::proto_index(ev.tcp, ev.ipv6);
+        let proto = dims::proto_index(ev.transport, ev.ipv6);
         let type_index = dims::type_index(ev.qtype);
         let rcode_index = dims::rcode_index(ev.rcode);
         bump(&shard.ops[op & 7], 1);
@@ -451,8 +476,9 @@ impl Instance {
             // Updates are counted by zone and key (see on_update); an
             // accepted one has no rcode yet at this point.
             let row = self.zone_row(shard, ev.zone);
-            let cell =
-                ((row * TYPE_COUNT + type_index) * RCODE_COUNT + rcode_index) * PROTO_COUNT + proto;
+            let cell = proto * self.proto_stride
+                + (row * TYPE_COUNT + type_index) * RCODE_COUNT
+                + rcode_index;
             shard.queries.bump(cell, 1);
         }
         if ev.edns {
@@ -467,10 +493,10 @@ impl Instance {
                 bump(&shard.flags[dims::FLAG_TC], 1);
             }
             bump(
-                &shard.sizes[proto & 3][dims::size_bucket(ev.response_size)],
+                &shard.sizes[proto & (PROTO_COUNT - 1)][dims::size_bucket(ev.response_size)],
                 1,
             );
-            bump(&shard.size_sum[proto & 3], ev.response_size);
+            bump(&shard.size_sum[proto & (PROTO_COUNT - 1)], ev.response_size);
         }
         Some(Counted {
             op,
@@ -599,7 +625,7 @@ impl Instance {
             ..Snapshot::default()
         };
         let row_names = self.zones.row_names();
-        let mut queries = vec![0u64; rows * ROW_LEN];
+        let mut queries = vec![0u64; PROTO_COUNT * rows * ROW_LEN];
         for shard in &self.shards {
             for (i, total) in queries.iter_mut().enumerate() {
                 *total += shard.queries.load(i);
@@ -618,10 +644,10 @@ impl Instance {
             if count == 0 {
                 continue;
             }
-            let proto = cell % PROTO_COUNT;
-            let rcode = (cell / PROTO_COUNT) % RCODE_COUNT;
-            let qtype = (cell / (PROTO_COUNT * RCODE_COUNT)) % TYPE_COUNT;
-            let row = cell / ROW_LEN;
+            let proto = cell / self.proto_stride;
+            let rcode = cell % RCODE_COUNT;
+            let qtype = (cell / RCODE_COUNT) % TYPE_COUNT;
+            let row = (cell % self.proto_stride) / ROW_LEN;
             let zone = row_names.get(&row).cloned().unwrap_or_else(|| {
                 if row == self.zones.max_zones {
                     ZONE_NONE.to_owned()
@@ -873,7 +899,7 @@ mod tests {
             zone,
             qtype: 1,
             rcode: 0,
-            tcp: false,
+            transport: Transport::Udp,
             ipv6: false,
             edns: true,
             dnssec_ok: false,
@@ -895,7 +921,7 @@ mod tests {
 
     #[test]
     fn counts_are_summed_over_threads_and_zones() {
-        let inst = Instance::new(settings(3), 2, None, Clock::detect());
+        let inst = Instance::new(settings(3), 2, None, Clock::detect()).unwrap();
         for t in 0..2 {
             inst.on_begin(t);
             end(
@@ -943,9 +969,65 @@ mod tests {
         assert_eq!(snap.top_networks, vec![("192.0.2.0/24".to_owned(), 5)]);
     }
 
+    /// Each transport and family lands in its own series and size
+    /// histogram, also in the table's last transport and last zone row.
+    #[test]
+    fn every_transport_and_family_is_its_own_series() {
+        use Transport::{Quic, Tcp, Tls, Udp};
+        let inst = Instance::new(settings(0), 1, None, Clock::MONOTONIC).unwrap();
+        for transport in [Udp, Tcp, Quic, Tls] {
+            for ipv6 in [false, true] {
+                let mut ev = event(0, Some((0x1000, ZONE_A)));
+                ev.transport = transport;
+                ev.ipv6 = ipv6;
+                ev.qtype = 28;
+                ev.rcode = 3;
+                ev.response_size = 1000;
+                // A different count per series: a swapped index shows.
+                for _ in 0..=dims::proto_index(transport, ipv6) {
+                    assert!(inst.on_end(&ev, inst.now()).is_some());
+                }
+            }
+        }
+        let mut outside = event(0, None);
+        outside.transport = Tls;
+        outside.ipv6 = true;
+        outside.rcode = 5;
+        inst.on_end(&outside, inst.now());
+
+        let snap = inst.snapshot();
+        for (index, &proto) in dims::PROTOS.iter().enumerate() {
+            let key = QueryKey {
+                zone: "a.test.".into(),
+                qtype: "AAAA",
+                rcode: "NXDOMAIN",
+                proto,
+            };
+            let n = index as u64 + 1;
+            assert_eq!(snap.queries.get(&key), Some(&n), "{proto}");
+            let extra = u64::from(proto == "tls6");
+            assert_eq!(snap.sizes[index][4], n, "{proto}: 1000 bytes, <= 1232");
+            assert_eq!(snap.sizes[index][1], extra, "{proto}: 100 bytes");
+            assert_eq!(snap.size_sum[index], 1000 * n + 100 * extra, "{proto}");
+        }
+        let key = QueryKey {
+            zone: ZONE_NONE.into(),
+            qtype: "A",
+            rcode: "REFUSED",
+            proto: "tls6",
+        };
+        assert_eq!(snap.queries.get(&key), Some(&1));
+        assert_eq!(
+            snap.queries.len(),
+            dims::PROTO_COUNT + 1,
+            "{:?}",
+            snap.queries
+        );
+    }
+
     #[test]
     fn transfer_continuations_are_not_recounted() {
-        let inst = Instance::new(settings(0), 1, Some(ZONE_A), Clock::MONOTONIC);
+        let inst = Instance::new(settings(0), 1, Some(ZONE_A), Clock::MONOTONIC).unwrap();
         let mut ev = event(0, None);
         ev.query_type = 2;
         ev.qtype = 252;
@@ -970,7 +1052,7 @@ mod tests {
     fn one_in_top_sample_requests_is_sampled() {
         let mut s = settings(1);
         s.top_sample = 16;
-        let inst = Instance::new(s, 1, None, Clock::MONOTONIC);
+        let inst = Instance::new(s, 1, None, Clock::MONOTONIC).unwrap();
         let shard = &inst.shards[0];
         let sampled = (0..160_000).filter(|_| inst.sampled(shard)).count();
         assert!((9_000..11_000).contains(&sampled), "{sampled}");
@@ -1036,14 +1118,14 @@ mod tests {
 
     #[test]
     fn out_of_range_thread_is_ignored() {
-        let inst = Instance::new(settings(0), 1, None, Clock::MONOTONIC);
+        let inst = Instance::new(settings(0), 1, None, Clock::MONOTONIC).unwrap();
         assert!(inst.on_end(&event(5, None), inst.now()).is_none());
         inst.observe_heavy(5, b"\x01x\x00", Client::Unknown);
     }
 
     #[test]
     fn updates_by_zone_key_and_rejection() {
-        let inst = Instance::new(settings(0), 1, None, Clock::MONOTONIC);
+        let inst = Instance::new(settings(0), 1, None, Clock::MONOTONIC).unwrap();
         inst.on_update(Some(ZONE_A), Some(b"\x03key\x00"), 0);
         inst.on_update(Some(ZONE_A), Some(b"\x03key\x00"), 9);
         inst.on_update(Some(ZONE_A), None, 5);
@@ -1090,7 +1172,7 @@ mod tests {
     fn decay_halves_heavy_hitters() {
         let mut s = settings(2);
         s.top_half_life = std::time::Duration::from_secs(1);
-        let inst = Instance::new(s, 1, None, Clock::MONOTONIC);
+        let inst = Instance::new(s, 1, None, Clock::MONOTONIC).unwrap();
         for _ in 0..8 {
             end(&inst, &event(0, None), b"\x01x\x00");
         }
