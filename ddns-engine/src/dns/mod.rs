@@ -490,6 +490,16 @@ pub fn judge(reply: &[u8], pending: &Pending, now: u64) -> Judged {
         };
     };
     let Some(signature) = message.signature() else {
+        // Knot 3.4+ answers a key it does not know with a bare NOTAUTH, no
+        // TSIG record (3.2 sent one with BADKEY, as RFC 8945 section 5.3.2
+        // asks). Like the unsigned BADSIG/BADKEY replies below, it is taken
+        // as the server's refusal of the key.
+        if code == 9 {
+            return Judged::Answer {
+                rcode: Rcode::NotAuth { tsig_error: None },
+                message: Box::new(message),
+            };
+        }
         return Judged::Bad(TsigFailure::Unsigned.to_string());
     };
     let tsig_error = signature.data.error.map(u16::from);
@@ -994,6 +1004,30 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Knot 3.4+ answers an unknown key with NOTAUTH and no TSIG at all; any
+    /// other unsigned reply to a signed request stays a bad response.
+    #[test]
+    fn bare_notauth_to_a_signed_request_is_notauth() {
+        let signer = TsigSigner::new(&key(TsigAlgorithm::HmacSha256, b"s"));
+        let pending = Pending::new(&update(), Some(&signer)).unwrap();
+        let mut reply = Message::from_vec(&pending.bytes).unwrap();
+        let _ = reply.take_signature().unwrap();
+        reply.metadata.message_type = MessageType::Response;
+        reply.metadata.response_code = ResponseCode::NotAuth;
+        match judge(&reply.to_vec().unwrap(), &pending, unix_now()) {
+            Judged::Answer { rcode, .. } => {
+                assert_eq!(rcode, Rcode::NotAuth { tsig_error: None });
+                assert!(!rcode.is_retryable());
+            }
+            other => panic!("{other:?}"),
+        }
+        reply.metadata.response_code = ResponseCode::NoError;
+        assert!(matches!(
+            judge(&reply.to_vec().unwrap(), &pending, unix_now()),
+            Judged::Bad(_)
+        ));
     }
 
     #[test]
