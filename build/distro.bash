@@ -9,8 +9,9 @@
 DISTRO_RELEASES=(bookworm trixie forky)
 
 # distro_parse SCRIPT ARGS...: sets DISTRO from `--distro R` (or
-# `--distro=R`), else to the release this runs on (the container's inside
-# build/in-distro, the host's otherwise). Any other argument is an error.
+# `--distro=R`), else to DISTRO_DEFAULT if set, else to the release this
+# runs on (the container's inside build/in-distro, the host's otherwise).
+# Any other argument is an error.
 distro_parse() {
   local script=$1
   shift
@@ -27,7 +28,7 @@ distro_parse() {
     esac
   done
   if [[ -z "$DISTRO" ]]; then
-    DISTRO=$(distro_here)
+    DISTRO=${DISTRO_DEFAULT:-$(distro_here)}
   fi
   if [[ " ${DISTRO_RELEASES[*]} " != *" $DISTRO "* ]]; then
     printf '%s: ERROR: unsupported release "%s" (supported: %s)\n' "$script" "$DISTRO" "${DISTRO_RELEASES[*]}" >&2
