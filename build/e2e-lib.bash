@@ -43,6 +43,22 @@ e2e_netns_down() {
   done
 }
 
+# e2e_tsig_key FILE: writes Knot's key section for $E2E_KEY (hmac-sha256)
+# to FILE, as `keymgr -t` does, and sets E2E_SECRET to its secret. Knot 3.5
+# (forky) moved keymgr into knot-keymgr, which knot only recommends: without
+# it, the same section is written here.
+e2e_tsig_key() {
+  local file=$1
+  if command -v keymgr >/dev/null; then
+    keymgr -t "$E2E_KEY" hmac-sha256 > "$file"
+  else
+    printf 'key:\n  - id: %s\n    algorithm: hmac-sha256\n    secret: %s\n' \
+      "$E2E_KEY" "$(head -c 32 /dev/urandom | base64)" > "$file"
+  fi
+  E2E_SECRET=$(sed -n 's/^ *secret: *//p' "$file")
+  [[ -n "$E2E_SECRET" ]] || e2e_die "no secret in $file"
+}
+
 # e2e_wait SECONDS WHAT COMMAND...: polls COMMAND every 0.2 s.
 e2e_wait() {
   local seconds=$1 what=$2
