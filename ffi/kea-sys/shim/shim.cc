@@ -8,6 +8,11 @@
 // It builds against Kea 2.2, 2.6 and 3.0: build.rs defines LEASEDNS_KEA_API
 // (202, 206, 300) from the installed headers' KEA_HOOKS_VERSION, and the few
 // API differences are the #if blocks below.
+#if LEASEDNS_KEA_API >= 206
+// Kea's build configuration first, as Kea's own hook libraries do: Kea 3.0's
+// srv_config.h reaches crypto_tls.h, which refuses to compile without it.
+#include <config.h>
+#endif
 #include "kea-sys/shim/leasedns_shim.h"
 #include "kea-sys/src/lib.rs.h"
 
