@@ -112,5 +112,11 @@ fn main() {
     ] {
         println!("cargo:rustc-link-lib=dylib={lib}");
     }
+    // Kea 3.0's srv_config.h instantiates boost::asio's SSL error category
+    // in the shim, which calls into OpenSSL.
+    if api == "300" {
+        println!("cargo:rustc-link-lib=dylib=ssl");
+        println!("cargo:rustc-link-lib=dylib=crypto");
+    }
     println!("cargo:rustc-link-lib=dylib=stdc++");
 }

@@ -161,8 +161,13 @@ pub fn kea_release() -> Result<(u32, u32)> {
 /// logs, control sockets, pid and lock files only below compile-time
 /// directories, each movable by an environment variable: the harness moves
 /// them all into the instance's private directory, where its configuration
-/// puts them. Kea 2.2 ignores the variables it does not know.
+/// puts them, and gives that directory the mode 2.6.3+ demands of a socket
+/// directory (0750). Kea 2.2 ignores the variables it does not know.
 pub fn private_dirs(cmd: &mut Command, dir: &Path) {
+    // Kea 2.6.3+ refuses a control-socket directory whose mode is not
+    // exactly 0750 (a temporary directory is 0700). Kea 2.2 does not care.
+    use std::os::unix::fs::PermissionsExt as _;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750));
     for var in [
         "KEA_DHCP_DATA_DIR",
         "KEA_LOG_FILE_DIR",
