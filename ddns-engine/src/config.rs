@@ -253,12 +253,17 @@ impl Scopes {
         let merge = |kea: &KeaSubnetDdns| -> Result<DdnsScope, String> {
             let release = cfg.kea;
             let conflict_mode = if release.has_native("ddns-conflict-resolution-mode") {
-                ConflictMode::from_kea_name(&kea.conflict_mode).ok_or_else(|| {
+                // Set at no scope: Kea's own DDNS uses check-with-dhcid.
+                if kea.conflict_mode.is_empty() {
+                    ConflictMode::CheckWithDhcid
+                } else {
+                    ConflictMode::from_kea_name(&kea.conflict_mode).ok_or_else(|| {
                     format!(
                         "subnet {}: Kea's ddns-conflict-resolution-mode '{}' is not one leasedns knows",
                         kea.subnet_id, kea.conflict_mode
                     )
-                })?
+                    })?
+                }
             } else {
                 cfg.conflict_mode
             };
@@ -1838,6 +1843,13 @@ mod tests {
             s.for_subnet(7).conflict_mode,
             ConflictMode::NoCheckWithDhcid
         );
+
+        // Set at no scope (Kea reports ""): Kea's default, check-with-dhcid.
+        let unset = [kea_view(7, "")];
+        let s7 = Scopes::from_kea(&c26, &global, &unset)
+            .unwrap()
+            .for_subnet(7);
+        assert_eq!(s7.conflict_mode, ConflictMode::CheckWithDhcid);
 
         // A mode this build does not know is an error, not a guess.
         let odd = [kea_view(9, "check-with-magic")];
