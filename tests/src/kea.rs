@@ -446,14 +446,24 @@ impl Kea {
             .prefix("leasedns-kea-check-")
             .tempdir()
             .map_err(|e| HarnessError::io("creating temp dir", e))?;
+        // Kea 3.0 checks that the control socket, lease file and log are in
+        // its directories: those of the configuration's own directory (the
+        // control socket's, as `config_json` puts everything in one), else
+        // the check's.
+        let own = config
+            .pointer("/Dhcp4/control-socket/socket-name")
+            .and_then(Value::as_str)
+            .and_then(|socket| Path::new(socket).parent().map(Path::to_path_buf))
+            .filter(|d| d.is_dir());
+        let private = own.as_deref().unwrap_or(dir.path());
         let path = dir.path().join("kea-dhcp4.conf");
         let mut config = config.clone();
-        link_hooks(&mut config, dir.path())?;
+        link_hooks(&mut config, private)?;
         std::fs::write(&path, config.to_string())
             .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))?;
         let mut cmd = place.command("kea-dhcp4")?;
         cmd.arg("-t").arg(&path);
-        private_dirs(&mut cmd, dir.path());
+        private_dirs(&mut cmd, private);
         let out = run(cmd, None, COMMAND_TIMEOUT)?;
         Ok((out.success(), out.combined()))
     }

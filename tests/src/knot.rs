@@ -355,7 +355,11 @@ impl Knot {
         let zone = absolute(zone);
         let out = self.knotc(&["zone-read", &zone])?;
         let mut records = Vec::new();
-        for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        // Records are `[zone] ...` lines; knotc 3.4+ may print configuration
+        // notices ("notice: config, ...") before them.
+        for line in out.lines().filter(|l| {
+            !l.trim().is_empty() && !l.starts_with("notice:") && !l.starts_with("warning:")
+        }) {
             // `[zone] name ttl type rdata...`: no class column.
             let body = line.split_once("] ").map_or(line, |(_, rest)| rest);
             let fields: Vec<&str> = body.split_whitespace().collect();
