@@ -291,9 +291,33 @@ impl Scopes {
         for subnet in subnets {
             by_subnet.insert(subnet.subnet_id, merge(subnet)?);
         }
+        // The UPDATE sequences are chosen once per sender, from the engine's
+        // configuration (check-with-dhcid unless the hook's own parameter,
+        // Kea 2.2 only, says otherwise): a mode from Kea that differs would
+        // publish records the senders do not expect. Refused, with why,
+        // until the mode travels with each change.
+        let fallback = merge(global)?;
+        for (id, scope) in
+            std::iter::once((0, fallback)).chain(by_subnet.iter().map(|(id, s)| (*id, *s)))
+        {
+            if scope.conflict_mode != cfg.conflict_mode {
+                let place = if id == 0 {
+                    "globally".to_owned()
+                } else {
+                    format!("in subnet {id}")
+                };
+                return Err(format!(
+                    "ddns-conflict-resolution-mode is {:?} {place}: leasedns {} supports only \
+                     check-with-dhcid (Kea's default) on Kea {} so far; remove the setting",
+                    scope.conflict_mode,
+                    env!("CARGO_PKG_VERSION"),
+                    cfg.kea.name()
+                ));
+            }
+        }
         Ok(Scopes {
             by_subnet,
-            fallback: merge(global)?,
+            fallback,
         })
     }
 
@@ -1805,11 +1829,18 @@ mod tests {
         let global = kea_view(0, "check-with-dhcid");
         let subnets = [kea_view(7, "no-check-without-dhcid")];
 
-        // Kea 2.6: conflict mode and percentage from Kea, minimum from the hook.
+        // Kea 2.6: percentage from Kea, minimum from the hook; a conflict
+        // mode other than the senders' is refused, naming where it is set.
         let c26 = Config::from_json_for(&v.to_string(), KeaRelease::V2_6).unwrap();
+        let err = Scopes::from_kea(&c26, &global, &subnets).unwrap_err();
+        assert!(
+            err.contains("in subnet 7") && err.contains("check-with-dhcid"),
+            "{err}"
+        );
+        let subnets = [kea_view(7, "check-with-dhcid")];
         let scopes = Scopes::from_kea(&c26, &global, &subnets).unwrap();
         let s7 = scopes.for_subnet(7);
-        assert_eq!(s7.conflict_mode, ConflictMode::NoCheckWithoutDhcid);
+        assert_eq!(s7.conflict_mode, ConflictMode::CheckWithDhcid);
         assert_eq!(s7.ttl.kea, KeaRelease::V2_6);
         assert_eq!(
             (s7.ttl.percent, s7.ttl.fixed, s7.ttl.min, s7.ttl.max),
@@ -1838,7 +1869,7 @@ mod tests {
         let mut v22 = valid();
         v22["ddns-conflict-resolution-mode"] = json!("no-check-with-dhcid");
         let c22 = Config::from_json(&v22.to_string()).unwrap();
-        let s = Scopes::from_kea(&c22, &global, &subnets).unwrap();
+        let s = Scopes::from_kea(&c22, &global, &[kea_view(7, "no-check-without-dhcid")]).unwrap();
         assert_eq!(
             s.for_subnet(7).conflict_mode,
             ConflictMode::NoCheckWithDhcid

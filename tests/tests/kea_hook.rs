@@ -592,29 +592,26 @@ fn the_library_exports_exactly_the_symbols_kea_looks_up() {
     assert_eq!(names, expected);
 }
 
-/// Conflict resolution and TTL as the running Kea's own DDNS would apply
-/// them: from the subnet's `ddns-*` settings in kea-dhcp4.conf where this
-/// Kea has them (2.6: `ddns-conflict-resolution-mode`, `ddns-ttl-percent`;
-/// 3.0: also `ddns-ttl`), from the hook's parameters on Kea 2.2. Here
-/// `no-check-without-dhcid` (so no DHCID record) and half the lifetime as
-/// TTL, or Kea 3.0's fixed `ddns-ttl`.
+/// TTL (and, on Kea 2.2, conflict resolution) as the running Kea's own DDNS
+/// would apply them: from the subnet's `ddns-*` settings in kea-dhcp4.conf
+/// where this Kea has them (2.6: `ddns-ttl-percent`; 3.0: `ddns-ttl`), from
+/// the hook's parameters on Kea 2.2 (there `no-check-without-dhcid` too, so no
+/// DHCID record). On 2.6 and 3.0 a conflict-resolution mode other than
+/// check-with-dhcid in kea-dhcp4.conf is refused with a clear error (the
+/// senders do not take a per-subnet mode yet).
 #[test]
 #[ignore = "end to end: needs root and the real daemons; build/test runs it"]
-fn conflict_mode_and_ttl_come_from_kea_where_kea_has_them() {
+fn ttl_and_conflict_mode_follow_kea_where_kea_has_them() {
     require_root();
     let release = harness::kea_release().expect("kea-dhcp4 -v");
     let lab = Lab::start(|opts, params| {
         opts.valid_lifetime = 3600;
-        if release >= (2, 6) {
-            opts.subnet_extra.insert(
-                "ddns-conflict-resolution-mode".into(),
-                json!("no-check-without-dhcid"),
-            );
+        if release >= (3, 0) {
+            // Kea 3.0 refuses ddns-ttl beside ddns-ttl-percent in one scope.
+            opts.subnet_extra.insert("ddns-ttl".into(), json!(777));
+        } else if release >= (2, 6) {
             opts.subnet_extra
                 .insert("ddns-ttl-percent".into(), json!(0.5));
-            if release >= (3, 0) {
-                opts.subnet_extra.insert("ddns-ttl".into(), json!(777));
-            }
         } else {
             params["ddns-conflict-resolution-mode"] = json!("no-check-without-dhcid");
             params["ddns-ttl-percent"] = json!(0.5);
@@ -637,11 +634,33 @@ fn conflict_mode_and_ttl_come_from_kea_where_kea_has_them() {
     lab.wait_records(&lab.ptr_name(addr), "PTR", std::slice::from_ref(&fqdn));
     let ptr = dns.lookup(&lab.ptr_name(addr), "PTR").unwrap();
     assert_eq!(ptr.records[0].ttl, expected_ttl, "{ptr:?}");
-    assert!(
-        dns.query(&fqdn, "DHCID").unwrap().is_empty(),
-        "no-check-without-dhcid writes no DHCID"
-    );
-    assert!(dns.query(&lab.ptr_name(addr), "DHCID").unwrap().is_empty());
+    let dhcid = dns.query(&fqdn, "DHCID").unwrap();
+    if release >= (2, 6) {
+        assert_eq!(dhcid.len(), 1, "check-with-dhcid writes a DHCID: {dhcid:?}");
+        // A mode the senders do not run is refused, saying where it is set.
+        let net = Netns::new().expect("namespaces");
+        let journal = tempfile::tempdir().unwrap();
+        let mut opts = KeaOptions::for_netns(&net);
+        opts.subnet_extra.insert(
+            "ddns-conflict-resolution-mode".into(),
+            json!("no-check-without-dhcid"),
+        );
+        let params = lab.knot.hook_parameters(journal.path());
+        let library = hook_library().expect("hook library");
+        let err = Kea::start(net.server(), opts.with_hook(&library, params))
+            .expect_err("a conflict mode the senders do not run is refused");
+        let message = err.to_string();
+        assert!(
+            message.contains("ddns-conflict-resolution-mode") && message.contains("in subnet 1"),
+            "{message}"
+        );
+    } else {
+        assert!(
+            dhcid.is_empty(),
+            "no-check-without-dhcid writes no DHCID: {dhcid:?}"
+        );
+        assert!(dns.query(&lab.ptr_name(addr), "DHCID").unwrap().is_empty());
+    }
 }
 
 /// A hook parameter the running Kea has as its own setting is refused, and
