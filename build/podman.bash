@@ -9,8 +9,9 @@ podman_conf() {
   export CONTAINERS_CONF=$dir/containers.conf
   { cat container/containers.conf
     printf 'default_ulimits = ["nofile=%s:%s", "nproc=4096:4096"]\n' "$(ulimit -Hn)" "$(ulimit -Hn)"
-  } > "$CONTAINERS_CONF.partial"
-  mv "$CONTAINERS_CONF.partial" "$CONTAINERS_CONF"
+  } > "$CONTAINERS_CONF.$$"
+  # Renamed into place: scripts running side by side may rewrite it.
+  mv "$CONTAINERS_CONF.$$" "$CONTAINERS_CONF"
 }
 
 # The Debian release this machine runs (bookworm here): its suites run on
