@@ -576,10 +576,16 @@ fn wait_for_metrics_endpoint(net: &Netns, knot: &Knot) -> Result<()> {
 }
 
 /// kea-dhcp4 logs `HOOKS_LIBRARY_LOADED` with the path of each hook library
-/// it loaded, before `DHCP4_STARTED` (which `Kea::start` waited for).
+/// it loaded, before `DHCP4_STARTED` (which `Kea::start` waited for). Kea
+/// 2.6.3+ loads hooks only from its hooks directory, where the harness links
+/// the library by its file name: the logged path ends in `hooks/<file>`.
 fn check_hook_loaded(kea: &Kea, hook: &Path) -> Result<()> {
     let log = kea.log();
-    let path = hook.display().to_string();
+    let file = hook
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = format!("/hooks/{file}");
     if log
         .lines()
         .any(|l| l.contains("HOOKS_LIBRARY_LOADED") && l.contains(&path))
