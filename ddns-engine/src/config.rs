@@ -179,20 +179,22 @@ impl KeaRelease {
         }
     }
 
-    /// The first release that has `setting` in its own configuration.
-    fn native_since(setting: &str) -> Option<KeaRelease> {
-        match setting {
-            "ddns-conflict-resolution-mode"
-            | "ddns-use-conflict-resolution"
-            | "ddns-ttl-percent" => Some(KeaRelease::V2_6),
-            "ddns-ttl" | "ddns-ttl-min" | "ddns-ttl-max" => Some(KeaRelease::V3_0),
-            _ => None,
-        }
-    }
+    /// The DDNS settings the hook also takes as parameters, with the first
+    /// release that has each in its own configuration.
+    const NATIVE_SINCE: [(&'static str, KeaRelease); 6] = [
+        ("ddns-conflict-resolution-mode", KeaRelease::V2_6),
+        ("ddns-use-conflict-resolution", KeaRelease::V2_6),
+        ("ddns-ttl-percent", KeaRelease::V2_6),
+        ("ddns-ttl", KeaRelease::V3_0),
+        ("ddns-ttl-min", KeaRelease::V3_0),
+        ("ddns-ttl-max", KeaRelease::V3_0),
+    ];
 
     /// True when this Kea has `setting` itself.
     pub fn has_native(self, setting: &str) -> bool {
-        KeaRelease::native_since(setting).is_some_and(|since| self >= since)
+        KeaRelease::NATIVE_SINCE
+            .iter()
+            .any(|(name, since)| *name == setting && self >= *since)
     }
 }
 
@@ -486,15 +488,8 @@ impl Config {
     pub fn from_json_for(text: &str, kea: KeaRelease) -> Result<Config, ConfigError> {
         let root: serde_json::Value = serde_json::from_str(text)?;
         let mut top = Obj::new(String::new(), &root)?;
-        for setting in [
-            "ddns-conflict-resolution-mode",
-            "ddns-use-conflict-resolution",
-            "ddns-ttl-percent",
-            "ddns-ttl",
-            "ddns-ttl-min",
-            "ddns-ttl-max",
-        ] {
-            if kea.has_native(setting) && top.take(setting).is_some() {
+        for (setting, since) in KeaRelease::NATIVE_SINCE {
+            if kea >= since && top.take(setting).is_some() {
                 return Err(top.invalid(
                     setting,
                     format!(
@@ -904,18 +899,18 @@ fn parse_conflict_mode(top: &mut Obj<'_>) -> Result<ConflictMode, ConfigError> {
     let legacy = top.boolean("ddns-use-conflict-resolution")?;
     let from_mode = match mode {
         None => None,
-        Some(name) if ConflictMode::from_kea_name(name).is_some() => {
-            ConflictMode::from_kea_name(name)
-        }
-        Some(other) => {
-            return Err(top.invalid(
-                "ddns-conflict-resolution-mode",
-                format!(
-                    "'{other}' is not one of 'check-with-dhcid', 'no-check-with-dhcid', \
-                     'check-exists-with-dhcid', 'no-check-without-dhcid'"
-                ),
-            ));
-        }
+        Some(name) => match ConflictMode::from_kea_name(name) {
+            Some(mode) => Some(mode),
+            None => {
+                return Err(top.invalid(
+                    "ddns-conflict-resolution-mode",
+                    format!(
+                        "'{name}' is not one of 'check-with-dhcid', 'no-check-with-dhcid', \
+                         'check-exists-with-dhcid', 'no-check-without-dhcid'"
+                    ),
+                ));
+            }
+        },
     };
     match (from_mode, legacy) {
         (Some(_), Some(_)) => Err(top.invalid(
