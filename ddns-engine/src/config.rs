@@ -103,32 +103,6 @@ impl ConflictMode {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ReplaceClientName {
-    #[default]
-    Never,
-    Always,
-    WhenPresent,
-    WhenNotPresent,
-}
-
-#[derive(Clone, Debug)]
-pub struct NamingPolicy {
-    /// Appended to partial names; `None` when unset. As in Kea, a partial name is
-    /// then taken as absolute, so a bare host label lands in no zone and is refused.
-    pub qualifying_suffix: Option<Name>,
-    pub replace_client_name: ReplaceClientName,
-    /// Prefix of generated names (`host` -> `host-10-77-0-12`).
-    pub generated_prefix: String,
-    /// Characters matching this regex are replaced; `None` disables sanitising.
-    pub hostname_char_set: Option<regex::Regex>,
-    pub hostname_char_replacement: String,
-    /// RFC 4702 server override of the client's S flag (D2/Kea `ddns-override-client-update`).
-    pub override_client_update: bool,
-    /// Kea `ddns-override-no-update`: update even when the client set N.
-    pub override_no_update: bool,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct TtlPolicy {
     /// Whose rule computes the TTL: each Kea release line has its own
@@ -148,13 +122,13 @@ pub struct TtlPolicy {
 /// from the hook's parameters) and how the TTL is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, PartialOrd, Ord)]
 pub enum KeaRelease {
-    /// 2.2: conflict resolution and TTL settings are the hook's own
-    /// parameters (`ddns-conflict-resolution-mode` with 2.6's names,
-    /// `ddns-ttl-percent`, `ddns-ttl-min`, `ddns-ttl-max`).
+    /// 2.2: naming, directions and `ddns-use-conflict-resolution` are Kea's;
+    /// `ddns-ttl-percent`, `ddns-ttl-min`, `ddns-ttl-max` (which Kea 2.2 does
+    /// not have) are the hook's own parameters.
     #[default]
     V2_2,
-    /// 2.6: `ddns-conflict-resolution-mode` and `ddns-ttl-percent` are Kea's;
-    /// `ddns-ttl-min`/`-max` stay the hook's.
+    /// 2.6: `ddns-conflict-resolution-mode` and `ddns-ttl-percent` are Kea's
+    /// too; `ddns-ttl-min`/`-max` stay the hook's.
     V2_6,
     /// 3.0: all of them are Kea's, plus `ddns-ttl`.
     V3_0,
@@ -179,15 +153,27 @@ impl KeaRelease {
         }
     }
 
-    /// The DDNS settings the hook also takes as parameters, with the first
-    /// release that has each in its own configuration.
-    const NATIVE_SINCE: [(&'static str, KeaRelease); 6] = [
+    /// Kea's DDNS settings, with the first release that has each in its own
+    /// configuration (kea-dhcp4.conf, at global, shared-network and subnet
+    /// scope). The hook reads them from Kea and refuses them as parameters.
+    const NATIVE_SINCE: [(&'static str, KeaRelease); 16] = [
+        ("ddns-send-updates", KeaRelease::V2_2),
+        ("ddns-override-no-update", KeaRelease::V2_2),
+        ("ddns-override-client-update", KeaRelease::V2_2),
+        ("ddns-replace-client-name", KeaRelease::V2_2),
+        ("ddns-generated-prefix", KeaRelease::V2_2),
+        ("ddns-qualifying-suffix", KeaRelease::V2_2),
+        ("hostname-char-set", KeaRelease::V2_2),
+        ("hostname-char-replacement", KeaRelease::V2_2),
+        ("ddns-update-on-renew", KeaRelease::V2_2),
+        ("ddns-use-conflict-resolution", KeaRelease::V2_2),
         ("ddns-conflict-resolution-mode", KeaRelease::V2_6),
-        ("ddns-use-conflict-resolution", KeaRelease::V2_6),
         ("ddns-ttl-percent", KeaRelease::V2_6),
         ("ddns-ttl", KeaRelease::V3_0),
         ("ddns-ttl-min", KeaRelease::V3_0),
         ("ddns-ttl-max", KeaRelease::V3_0),
+        // Kea's DDNS client section: leasedns replaces it (it stays off).
+        ("dhcp-ddns", KeaRelease::V2_2),
     ];
 
     /// True when this Kea has `setting` itself.
@@ -200,12 +186,18 @@ impl KeaRelease {
 
 /// Kea's own DDNS settings of one subnet (with Kea's inheritance from
 /// shared network and global scope already applied), as the adapter reads
-/// them from Kea's configuration on releases that have them. `None`: not set
-/// at any scope.
+/// them from Kea's configuration. `None`/empty: not set at any scope, or
+/// not a setting of the running release.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct KeaSubnetDdns {
     pub subnet_id: u32,
-    /// `ddns-conflict-resolution-mode`, Kea's name.
+    pub send_updates: bool,
+    pub override_client_update: bool,
+    pub override_no_update: bool,
+    pub update_on_renew: bool,
+    /// Kea 2.2's `ddns-use-conflict-resolution`.
+    pub use_conflict_resolution: Option<bool>,
+    /// `ddns-conflict-resolution-mode` (Kea 2.6+), Kea's name.
     pub conflict_mode: String,
     pub ttl_percent: Option<f64>,
     pub ttl: Option<u32>,
@@ -213,15 +205,36 @@ pub struct KeaSubnetDdns {
     pub ttl_max: Option<u32>,
 }
 
-/// How one lease's records are written: conflict resolution and TTL.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+/// How Kea's DDNS settings of one subnet treat a lease: whether it is
+/// published and in which directions (see `naming`), whether a renewal
+/// sends it again, the conflict resolution and the TTL.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DdnsScope {
+    pub send_updates: bool,
+    pub override_client_update: bool,
+    pub override_no_update: bool,
+    pub update_on_renew: bool,
     pub conflict_mode: ConflictMode,
     pub ttl: TtlPolicy,
 }
 
-/// The scope of every subnet: from Kea's configuration where the running
-/// Kea has the setting, else from the hook's parameters. A lease of a
+impl Default for DdnsScope {
+    /// Kea's defaults.
+    fn default() -> Self {
+        DdnsScope {
+            send_updates: true,
+            override_client_update: false,
+            override_no_update: false,
+            update_on_renew: false,
+            conflict_mode: ConflictMode::CheckWithDhcid,
+            ttl: TtlPolicy::default(),
+        }
+    }
+}
+
+/// The scope of every subnet, from Kea's configuration (each subnet's
+/// settings with Kea's inheritance), completed by the hook's TTL
+/// parameters where the running Kea has no such setting. A lease of a
 /// subnet Kea no longer knows gets the fallback (Kea's defaults, as Kea's
 /// own DDNS does for a lease without a subnet).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -231,22 +244,22 @@ pub struct Scopes {
 }
 
 impl Scopes {
-    /// Every subnet gets the hook's parameters (Kea 2.2, or before Kea's
-    /// configuration is known).
+    /// Kea's defaults with the hook's TTL parameters, for every subnet:
+    /// what applies before Kea's configuration is known.
     pub fn from_hook(cfg: &Config) -> Scopes {
         Scopes {
             by_subnet: std::collections::HashMap::new(),
             fallback: DdnsScope {
-                conflict_mode: cfg.conflict_mode,
                 ttl: cfg.ttl,
+                ..DdnsScope::default()
             },
         }
     }
 
-    /// Merges Kea's per-subnet settings (`subnets`) and its defaults for a
-    /// lease without a subnet (`global`) with the hook's parameters in
-    /// `cfg`: each setting comes from Kea where `cfg.kea` has it natively.
-    /// An unknown conflict-resolution name (a newer Kea) is an error.
+    /// Kea's per-subnet settings (`subnets`) and its defaults for a lease
+    /// without a subnet (`global`), with the hook's TTL parameters in `cfg`
+    /// where `cfg.kea` has no such setting. An unknown conflict-resolution
+    /// name (a newer Kea) is an error.
     pub fn from_kea(
         cfg: &Config,
         global: &KeaSubnetDdns,
@@ -260,14 +273,21 @@ impl Scopes {
                     ConflictMode::CheckWithDhcid
                 } else {
                     ConflictMode::from_kea_name(&kea.conflict_mode).ok_or_else(|| {
-                    format!(
-                        "subnet {}: Kea's ddns-conflict-resolution-mode '{}' is not one leasedns knows",
-                        kea.subnet_id, kea.conflict_mode
-                    )
+                        format!(
+                            "subnet {}: Kea's ddns-conflict-resolution-mode '{}' is not one \
+                             leasedns knows",
+                            kea.subnet_id, kea.conflict_mode
+                        )
                     })?
                 }
             } else {
-                cfg.conflict_mode
+                // Kea 2.2: false runs kea-dhcp-ddns's simple add/remove,
+                // which still writes DHCID records (2.6 calls it
+                // no-check-with-dhcid).
+                match kea.use_conflict_resolution {
+                    Some(false) => ConflictMode::NoCheckWithDhcid,
+                    Some(true) | None => ConflictMode::CheckWithDhcid,
+                }
             };
             let pick = |setting: &str, kea_value: Option<u32>, hook_value: Option<u32>| {
                 if release.has_native(setting) {
@@ -287,39 +307,22 @@ impl Scopes {
                 min: pick("ddns-ttl-min", kea.ttl_min.filter(|t| *t > 0), cfg.ttl.min),
                 max: pick("ddns-ttl-max", kea.ttl_max.filter(|t| *t > 0), cfg.ttl.max),
             };
-            Ok(DdnsScope { conflict_mode, ttl })
+            Ok(DdnsScope {
+                send_updates: kea.send_updates,
+                override_client_update: kea.override_client_update,
+                override_no_update: kea.override_no_update,
+                update_on_renew: kea.update_on_renew,
+                conflict_mode,
+                ttl,
+            })
         };
         let mut by_subnet = std::collections::HashMap::with_capacity(subnets.len());
         for subnet in subnets {
             by_subnet.insert(subnet.subnet_id, merge(subnet)?);
         }
-        // The UPDATE sequences are chosen once per sender, from the engine's
-        // configuration (check-with-dhcid unless the hook's own parameter,
-        // Kea 2.2 only, says otherwise): a mode from Kea that differs would
-        // publish records the senders do not expect. Refused, with why,
-        // until the mode travels with each change.
-        let fallback = merge(global)?;
-        for (id, scope) in
-            std::iter::once((0, fallback)).chain(by_subnet.iter().map(|(id, s)| (*id, *s)))
-        {
-            if scope.conflict_mode != cfg.conflict_mode {
-                let place = if id == 0 {
-                    "globally".to_owned()
-                } else {
-                    format!("in subnet {id}")
-                };
-                return Err(format!(
-                    "ddns-conflict-resolution-mode is {:?} {place}: leasedns {} supports only \
-                     check-with-dhcid (Kea's default) on Kea {} so far; remove the setting",
-                    scope.conflict_mode,
-                    env!("CARGO_PKG_VERSION"),
-                    cfg.kea.name()
-                ));
-            }
-        }
         Ok(Scopes {
             by_subnet,
-            fallback,
+            fallback: merge(global)?,
         })
     }
 
@@ -388,7 +391,6 @@ pub struct Config {
     pub tsig_keys: Vec<TsigKey>,
     pub forward: Vec<DdnsDomain>,
     pub reverse: Vec<DdnsDomain>,
-    pub naming: NamingPolicy,
     pub conflict_mode: ConflictMode,
     pub ttl: TtlPolicy,
     /// Per-attempt timeout for one DNS exchange (`dns-server-timeout`, ms).
@@ -438,10 +440,6 @@ impl ConfigError {
     }
 }
 
-/// Default of `hostname-char-set`, as in kea-dhcp4.
-pub const DEFAULT_HOSTNAME_CHAR_SET: &str = "[^A-Za-z0-9.-]";
-/// Default of `ddns-generated-prefix`, as in kea-dhcp4.
-pub const DEFAULT_GENERATED_PREFIX: &str = "myhost";
 /// Default of `dns-server-timeout`, in milliseconds.
 pub const DEFAULT_DNS_SERVER_TIMEOUT_MS: u64 = 1000;
 /// Default of `sender-threads`.
@@ -463,8 +461,6 @@ const MAX_QUEUE_CAPACITY: u64 = 16 * 1024 * 1024;
 const MAX_DNS_SERVER_TIMEOUT_MS: u64 = 60_000;
 /// RFC 2181 section 8: TTLs with the top bit set are read as zero.
 const MAX_TTL: u64 = i32::MAX as u64;
-/// The generated label is `<prefix>-a-b-c-d`; the address part takes at most 16 octets.
-const MAX_GENERATED_PREFIX_LEN: usize = 63 - 16;
 
 /// Keys Kea accepts in every map and ignores; allowing them keeps pasted D2
 /// configurations loadable.
@@ -473,9 +469,10 @@ const KEA_IGNORED_KEYS: [&str; 2] = ["comment", "user-context"];
 impl Config {
     /// Parses and validates the hook's `parameters` map, given as JSON text.
     ///
-    /// The layout mirrors kea-dhcp-ddns (`tsig-keys`, `forward-ddns`,
-    /// `reverse-ddns`) plus kea-dhcp4's `ddns-*` naming parameters, so an
-    /// operator can paste both. Unknown keys are errors (only Kea's `comment`
+    /// The layout is kea-dhcp-ddns's (`tsig-keys`, `forward-ddns`,
+    /// `reverse-ddns`), so an operator can paste a D2 configuration, plus the
+    /// engine's own settings. Kea's `ddns-*` settings are refused: the hook
+    /// reads them from kea-dhcp4.conf, per subnet. Unknown keys are errors (only Kea's `comment`
     /// and `user-context` are ignored) because a silently ignored misspelt
     /// parameter is worse than a refused load. The journal directory is not
     /// checked here: the journal does that when it opens.
@@ -490,16 +487,31 @@ impl Config {
         let mut top = Obj::new(String::new(), &root)?;
         for (setting, since) in KeaRelease::NATIVE_SINCE {
             if kea >= since && top.take(setting).is_some() {
-                return Err(top.invalid(
-                    setting,
+                let reason = if setting == "dhcp-ddns" {
+                    "this is kea-dhcp4's DDNS client section; leasedns replaces it: in \
+                     kea-dhcp4.conf keep dhcp-ddns.enable-updates false"
+                        .to_owned()
+                } else {
                     format!(
                         "Kea {} has this setting itself: set it in kea-dhcp4.conf's Dhcp4 \
-                         (globally, in a shared network or in a subnet), where leasedns reads it \
-                         per subnet, not in the hook's parameters",
+                         (globally, in a shared network or in a subnet), where leasedns reads \
+                         it per subnet, not in the hook's parameters",
                         kea.name()
-                    ),
-                ));
+                    )
+                };
+                return Err(top.invalid(setting, reason));
             }
+        }
+        if top.take("ddns-conflict-resolution-mode").is_some() {
+            return Err(top.invalid(
+                "ddns-conflict-resolution-mode",
+                format!(
+                    "Kea {} has no such setting (Kea 2.6 has): leasedns follows Kea's \
+                     ddns-use-conflict-resolution in kea-dhcp4.conf (true: check-with-dhcid, \
+                     false: no-check-with-dhcid), per subnet",
+                    kea.name()
+                ),
+            ));
         }
 
         let journal_dir = match top.string("journal-dir")? {
@@ -530,8 +542,6 @@ impl Config {
             });
         }
 
-        let naming = parse_naming(&mut top)?;
-        let conflict_mode = parse_conflict_mode(&mut top)?;
         let mut ttl = parse_ttl(&mut top)?;
         ttl.kea = kea;
         if !kea.has_native("ddns-ttl") && top.take("ddns-ttl").is_some() {
@@ -599,8 +609,7 @@ impl Config {
             tsig_keys,
             forward,
             reverse,
-            naming,
-            conflict_mode,
+            conflict_mode: ConflictMode::default(),
             ttl,
             dns_server_timeout: Duration::from_millis(timeout_ms),
             transport,
@@ -807,121 +816,6 @@ fn parse_server(path: &str, value: &serde_json::Value) -> Result<SocketAddr, Con
         .map_err(|_| obj.invalid("port", "out of range"))?;
     obj.finish()?;
     Ok(SocketAddr::new(ip, port))
-}
-
-fn parse_naming(top: &mut Obj<'_>) -> Result<NamingPolicy, ConfigError> {
-    let qualifying_suffix = match top.string("ddns-qualifying-suffix")? {
-        None | Some("") => None,
-        Some(text) => {
-            let name = parse_domain(&top.path_of("ddns-qualifying-suffix"), text)?;
-            if name.is_root() {
-                return Err(top.invalid("ddns-qualifying-suffix", "must not be the root"));
-            }
-            Some(name)
-        }
-    };
-
-    let replace_client_name = match top.string("ddns-replace-client-name")? {
-        None | Some("never") => ReplaceClientName::Never,
-        Some("always") => ReplaceClientName::Always,
-        Some("when-present") => ReplaceClientName::WhenPresent,
-        Some("when-not-present") => ReplaceClientName::WhenNotPresent,
-        Some(other) => {
-            return Err(top.invalid(
-                "ddns-replace-client-name",
-                format!(
-                    "'{other}' is not one of 'never', 'always', 'when-present', 'when-not-present'"
-                ),
-            ));
-        }
-    };
-
-    let generated_prefix = top
-        .string("ddns-generated-prefix")?
-        .unwrap_or(DEFAULT_GENERATED_PREFIX)
-        .to_ascii_lowercase();
-    if generated_prefix.is_empty()
-        || generated_prefix.len() > MAX_GENERATED_PREFIX_LEN
-        || !generated_prefix.bytes().all(is_label_byte)
-    {
-        return Err(top.invalid(
-            "ddns-generated-prefix",
-            format!(
-                "must be 1 to {MAX_GENERATED_PREFIX_LEN} letters, digits, '-' or '_' (one DNS label)"
-            ),
-        ));
-    }
-
-    let char_set = top
-        .string("hostname-char-set")?
-        .unwrap_or(DEFAULT_HOSTNAME_CHAR_SET);
-    // Kea disables sanitising with an empty char set.
-    let hostname_char_set = if char_set.is_empty() {
-        None
-    } else {
-        Some(regex::Regex::new(char_set).map_err(|e| {
-            top.invalid("hostname-char-set", format!("bad regular expression: {e}"))
-        })?)
-    };
-    let hostname_char_replacement = top
-        .string("hostname-char-replacement")?
-        .unwrap_or("")
-        .to_owned();
-    // The replacement lands inside a label, so it has to be label material
-    // itself or every sanitised name would be refused later.
-    if hostname_char_replacement.len() > 63 || !hostname_char_replacement.bytes().all(is_label_byte)
-    {
-        return Err(top.invalid(
-            "hostname-char-replacement",
-            "may hold only letters, digits, '-' and '_' (at most 63)",
-        ));
-    }
-
-    let override_client_update = top.boolean("ddns-override-client-update")?.unwrap_or(false);
-    let override_no_update = top.boolean("ddns-override-no-update")?.unwrap_or(false);
-
-    Ok(NamingPolicy {
-        qualifying_suffix,
-        replace_client_name,
-        generated_prefix,
-        hostname_char_set,
-        hostname_char_replacement,
-        override_client_update,
-        override_no_update,
-    })
-}
-
-/// `ddns-conflict-resolution-mode` is Kea 2.6's name; Kea 2.2's boolean
-/// `ddns-use-conflict-resolution` is accepted too (false maps to
-/// no-check-with-dhcid, as Kea 2.6 does) so 2.2 configurations paste cleanly.
-fn parse_conflict_mode(top: &mut Obj<'_>) -> Result<ConflictMode, ConfigError> {
-    let mode = top.string("ddns-conflict-resolution-mode")?;
-    let legacy = top.boolean("ddns-use-conflict-resolution")?;
-    let from_mode = match mode {
-        None => None,
-        Some(name) => match ConflictMode::from_kea_name(name) {
-            Some(mode) => Some(mode),
-            None => {
-                return Err(top.invalid(
-                    "ddns-conflict-resolution-mode",
-                    format!(
-                        "'{name}' is not one of 'check-with-dhcid', 'no-check-with-dhcid', \
-                         'check-exists-with-dhcid', 'no-check-without-dhcid'"
-                    ),
-                ));
-            }
-        },
-    };
-    match (from_mode, legacy) {
-        (Some(_), Some(_)) => Err(top.invalid(
-            "ddns-use-conflict-resolution",
-            "give either this or ddns-conflict-resolution-mode, not both",
-        )),
-        (Some(mode), None) => Ok(mode),
-        (None, Some(true)) => Ok(ConflictMode::CheckWithDhcid),
-        (None, Some(false)) => Ok(ConflictMode::NoCheckWithDhcid),
-        (None, None) => Ok(ConflictMode::default()),
-    }
 }
 
 fn parse_ttl(top: &mut Obj<'_>) -> Result<TtlPolicy, ConfigError> {
@@ -1138,19 +1032,8 @@ mod tests {
             "forward-ddns": {"ddns-domains": [ {"name": "lan.example.", "key-name": "ddns-key",
                               "dns-servers": [ {"ip-address": "127.0.0.1", "port": 53} ] } ] },
             "reverse-ddns": {"ddns-domains": [ {"name": "77.10.in-addr.arpa.", "key-name": "ddns-key",
-                              "dns-servers": [ {"ip-address": "127.0.0.1", "port": 53} ] } ] },
-            "ddns-qualifying-suffix": "lan.example.", "ddns-replace-client-name": "when-not-present",
-            "ddns-generated-prefix": "host", "ddns-conflict-resolution-mode": "check-with-dhcid"
+                              "dns-servers": [ {"ip-address": "127.0.0.1", "port": 53} ] } ] }
         })
-    }
-
-    /// The sample without the settings that newer Kea releases own.
-    fn valid() -> Value {
-        let mut v = sample();
-        v.as_object_mut()
-            .unwrap()
-            .remove("ddns-conflict-resolution-mode");
-        v
     }
 
     fn parse(v: &Value) -> Result<Config, ConfigError> {
@@ -1188,22 +1071,6 @@ mod tests {
             vec![SocketAddr::from(([127, 0, 0, 1], 53))]
         );
         assert_eq!(c.reverse[0].name, name("77.10.in-addr.arpa."));
-        assert_eq!(c.naming.qualifying_suffix, Some(name("lan.example.")));
-        assert_eq!(
-            c.naming.replace_client_name,
-            ReplaceClientName::WhenNotPresent
-        );
-        assert_eq!(c.naming.generated_prefix, "host");
-        assert_eq!(
-            c.naming
-                .hostname_char_set
-                .as_ref()
-                .map(regex::Regex::as_str),
-            Some(DEFAULT_HOSTNAME_CHAR_SET)
-        );
-        assert_eq!(c.naming.hostname_char_replacement, "");
-        assert!(!c.naming.override_client_update);
-        assert!(!c.naming.override_no_update);
         assert_eq!(c.conflict_mode, ConflictMode::CheckWithDhcid);
         assert_eq!(c.ttl, TtlPolicy::default());
         assert_eq!(
@@ -1230,36 +1097,21 @@ mod tests {
         assert_eq!(c.reverse[0].key, None);
         assert_eq!(c.reverse[0].name, name("10.in-addr.arpa."));
         assert_eq!(c.reverse[0].servers[0], "[::1]:53".parse().unwrap());
-        assert_eq!(c.naming.generated_prefix, "myhost");
-        assert_eq!(c.naming.replace_client_name, ReplaceClientName::Never);
-        assert_eq!(c.naming.qualifying_suffix, None);
     }
 
     #[test]
     fn every_optional_parameter() {
         let mut v = sample();
         let extra = json!({
-            "hostname-char-set": "[^a-z]", "hostname-char-replacement": "x",
-            "ddns-override-client-update": true, "ddns-override-no-update": true,
             "ddns-ttl-percent": 0.5, "ddns-ttl-min": 300, "ddns-ttl-max": 3600,
             "dns-server-timeout": 250, "dns-transport": "tcp", "sender-threads": 256,
-            "queue-capacity": 16, "max-changes-per-update": 1, "ddns-replace-client-name": "always",
-            "ddns-conflict-resolution-mode": "no-check-without-dhcid",
+            "queue-capacity": 16, "max-changes-per-update": 1,
             "comment": "Kea-style comment", "user-context": {"any": ["thing"]}
         });
         for (k, val) in extra.as_object().unwrap() {
             v[k] = val.clone();
         }
         let c = parse(&v).unwrap();
-        assert_eq!(
-            c.naming
-                .hostname_char_set
-                .as_ref()
-                .map(regex::Regex::as_str),
-            Some("[^a-z]")
-        );
-        assert_eq!(c.naming.hostname_char_replacement, "x");
-        assert!(c.naming.override_client_update && c.naming.override_no_update);
         assert_eq!(
             c.ttl,
             TtlPolicy {
@@ -1274,18 +1126,6 @@ mod tests {
         assert_eq!(c.sender_threads, 256);
         assert_eq!(c.queue_capacity, 16);
         assert_eq!(c.max_changes_per_update, 1);
-        assert_eq!(c.naming.replace_client_name, ReplaceClientName::Always);
-        assert_eq!(c.conflict_mode, ConflictMode::NoCheckWithoutDhcid);
-    }
-
-    #[test]
-    fn empty_char_set_disables_sanitising_and_empty_suffix_unsets() {
-        let mut v = sample();
-        v["hostname-char-set"] = json!("");
-        v["ddns-qualifying-suffix"] = json!("");
-        let c = parse(&v).unwrap();
-        assert!(c.naming.hostname_char_set.is_none());
-        assert!(c.naming.qualifying_suffix.is_none());
     }
 
     #[test]
@@ -1317,20 +1157,13 @@ mod tests {
         v["tsig-keys"][0]["name"] = json!("DDNS-Key");
         v["forward-ddns"]["ddns-domains"][0]["key-name"] = json!("ddns-key.");
         v["forward-ddns"]["ddns-domains"][0]["name"] = json!("LAN.Example");
-        v["ddns-qualifying-suffix"] = json!("Lan.EXAMPLE");
-        v["ddns-generated-prefix"] = json!("Host");
         let c = parse(&v).unwrap();
-        for n in [
-            &c.tsig_keys[0].name,
-            &c.forward[0].name,
-            c.naming.qualifying_suffix.as_ref().unwrap(),
-        ] {
+        for n in [&c.tsig_keys[0].name, &c.forward[0].name] {
             assert!(n.is_fqdn());
             assert_eq!(n.to_ascii(), n.to_lowercase().to_ascii());
         }
         assert_eq!(c.forward[0].name.to_ascii(), "lan.example.");
         assert_eq!(c.forward[0].key, Some(0));
-        assert_eq!(c.naming.generated_prefix, "host");
     }
 
     #[test]
@@ -1558,58 +1391,8 @@ mod tests {
     }
 
     #[test]
-    fn naming_and_tuning_errors() {
+    fn tuning_errors() {
         let cases: Vec<(&str, Value, &str)> = vec![
-            (
-                "hostname-char-set",
-                json!("[a-"),
-                "parameter 'hostname-char-set': bad regular expression",
-            ),
-            (
-                "hostname-char-replacement",
-                json!("."),
-                "parameter 'hostname-char-replacement'",
-            ),
-            (
-                "ddns-generated-prefix",
-                json!("my.host"),
-                "parameter 'ddns-generated-prefix'",
-            ),
-            (
-                "ddns-generated-prefix",
-                json!(""),
-                "parameter 'ddns-generated-prefix'",
-            ),
-            (
-                "ddns-generated-prefix",
-                json!("x".repeat(48)),
-                "parameter 'ddns-generated-prefix'",
-            ),
-            (
-                "ddns-replace-client-name",
-                json!("sometimes"),
-                "parameter 'ddns-replace-client-name': 'sometimes'",
-            ),
-            (
-                "ddns-conflict-resolution-mode",
-                json!("yes"),
-                "parameter 'ddns-conflict-resolution-mode': 'yes'",
-            ),
-            (
-                "ddns-qualifying-suffix",
-                json!("a..b"),
-                "parameter 'ddns-qualifying-suffix': invalid domain name",
-            ),
-            (
-                "ddns-qualifying-suffix",
-                json!("."),
-                "parameter 'ddns-qualifying-suffix': must not be the root",
-            ),
-            (
-                "ddns-override-no-update",
-                json!("true"),
-                "parameter 'ddns-override-no-update': must be true or false",
-            ),
             (
                 "ddns-ttl-percent",
                 json!(25),
@@ -1685,26 +1468,6 @@ mod tests {
     }
 
     #[test]
-    fn kea_2_2_conflict_resolution_flag() {
-        for (flag, mode) in [
-            (true, ConflictMode::CheckWithDhcid),
-            (false, ConflictMode::NoCheckWithDhcid),
-        ] {
-            let mut v = sample();
-            v.as_object_mut()
-                .unwrap()
-                .remove("ddns-conflict-resolution-mode");
-            v["ddns-use-conflict-resolution"] = json!(flag);
-            assert_eq!(parse(&v).unwrap().conflict_mode, mode);
-        }
-        let e = error_of(|v| v["ddns-use-conflict-resolution"] = json!(true));
-        assert!(
-            e.starts_with("parameter 'ddns-use-conflict-resolution': give either"),
-            "{e}"
-        );
-    }
-
-    #[test]
     fn not_json_or_not_a_map() {
         assert!(matches!(Config::from_json("{"), Err(ConfigError::Json(_))));
         let e = Config::from_json("[]").unwrap_err();
@@ -1721,8 +1484,7 @@ mod tests {
         #[test]
         fn arbitrary_values_in_sample_never_panic(
             key in prop::sample::select(vec![
-                "journal-dir", "tsig-keys", "forward-ddns", "reverse-ddns", "ddns-qualifying-suffix",
-                "ddns-replace-client-name", "ddns-generated-prefix", "hostname-char-set",
+                "journal-dir", "tsig-keys", "forward-ddns", "reverse-ddns",
                 "ddns-ttl-percent", "ddns-ttl-min", "sender-threads", "queue-capacity",
             ]),
             value in prop_oneof![
@@ -1770,19 +1532,36 @@ mod tests {
     #[test]
     fn native_kea_settings_are_refused_as_hook_parameters() {
         let with = |key: &str, value: serde_json::Value| {
-            let mut v = valid();
+            let mut v = sample();
             v[key] = value;
             v.to_string()
         };
         let cases = [
+            ("ddns-send-updates", json!(true), KeaRelease::V2_2),
+            ("ddns-override-no-update", json!(true), KeaRelease::V2_2),
+            ("ddns-override-client-update", json!(true), KeaRelease::V2_2),
             (
-                "ddns-conflict-resolution-mode",
-                json!("no-check-with-dhcid"),
-                KeaRelease::V2_6,
+                "ddns-replace-client-name",
+                json!("always"),
+                KeaRelease::V2_2,
             ),
+            ("ddns-generated-prefix", json!("host"), KeaRelease::V2_2),
+            (
+                "ddns-qualifying-suffix",
+                json!("lan.example."),
+                KeaRelease::V2_2,
+            ),
+            ("hostname-char-set", json!("[^a-z]"), KeaRelease::V2_2),
+            ("hostname-char-replacement", json!("x"), KeaRelease::V2_2),
+            ("ddns-update-on-renew", json!(true), KeaRelease::V2_2),
             (
                 "ddns-use-conflict-resolution",
                 json!(false),
+                KeaRelease::V2_2,
+            ),
+            (
+                "ddns-conflict-resolution-mode",
+                json!("no-check-with-dhcid"),
                 KeaRelease::V2_6,
             ),
             ("ddns-ttl-percent", json!(0.5), KeaRelease::V2_6),
@@ -1800,6 +1579,10 @@ mod tests {
                 } else if key == "ddns-ttl" {
                     let err = result.expect_err(key).to_string();
                     assert!(err.contains("Kea 3.0 has"), "{err}");
+                } else if key == "ddns-conflict-resolution-mode" {
+                    // Kea 2.2 has the boolean only, which leasedns follows.
+                    let err = result.expect_err(key).to_string();
+                    assert!(err.contains("ddns-use-conflict-resolution"), "{err}");
                 } else {
                     let c = result.unwrap_or_else(|e| panic!("{key} on {kea:?}: {e}"));
                     assert_eq!(c.kea, kea);
@@ -1807,14 +1590,24 @@ mod tests {
                 }
             }
         }
+        // Kea's DDNS client section says where it belongs.
+        let err = Config::from_json_for(&with("dhcp-ddns", json!({})), KeaRelease::V2_2)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("enable-updates false"), "{err}");
     }
 
     #[test]
     fn scopes_take_each_setting_from_kea_where_kea_has_it() {
-        let mut v = valid();
+        let mut v = sample();
         v["ddns-ttl-min"] = json!(900);
         let kea_view = |id: u32, mode: &str| KeaSubnetDdns {
             subnet_id: id,
+            send_updates: true,
+            override_client_update: id == 7,
+            override_no_update: false,
+            update_on_renew: id == 7,
+            use_conflict_resolution: None,
             conflict_mode: mode.to_owned(),
             ttl_percent: Some(0.5),
             ttl: Some(120),
@@ -1824,28 +1617,22 @@ mod tests {
         let global = kea_view(0, "check-with-dhcid");
         let subnets = [kea_view(7, "no-check-without-dhcid")];
 
-        // Kea 2.6: percentage from Kea, minimum from the hook; a conflict
-        // mode other than the senders' is refused, naming where it is set.
+        // Kea 2.6: mode and percentage from Kea, minimum from the hook.
         let c26 = Config::from_json_for(&v.to_string(), KeaRelease::V2_6).unwrap();
-        let err = Scopes::from_kea(&c26, &global, &subnets).unwrap_err();
-        assert!(
-            err.contains("in subnet 7") && err.contains("check-with-dhcid"),
-            "{err}"
-        );
-        let subnets = [kea_view(7, "check-with-dhcid")];
         let scopes = Scopes::from_kea(&c26, &global, &subnets).unwrap();
         let s7 = scopes.for_subnet(7);
-        assert_eq!(s7.conflict_mode, ConflictMode::CheckWithDhcid);
+        assert_eq!(s7.conflict_mode, ConflictMode::NoCheckWithoutDhcid);
+        assert!(s7.send_updates && s7.override_client_update && s7.update_on_renew);
+        assert!(!s7.override_no_update);
         assert_eq!(s7.ttl.kea, KeaRelease::V2_6);
         assert_eq!(
             (s7.ttl.percent, s7.ttl.fixed, s7.ttl.min, s7.ttl.max),
             (Some(0.5), None, Some(900), None)
         );
         // A subnet Kea does not know gets Kea's defaults.
-        assert_eq!(
-            scopes.for_subnet(8).conflict_mode,
-            ConflictMode::CheckWithDhcid
-        );
+        let s8 = scopes.for_subnet(8);
+        assert_eq!(s8.conflict_mode, ConflictMode::CheckWithDhcid);
+        assert!(!s8.override_client_update && !s8.update_on_renew);
         assert_eq!(scopes.subnets(), 1);
 
         // Kea 3.0: everything from Kea.
@@ -1860,15 +1647,20 @@ mod tests {
         );
         assert_eq!(crate::naming::dhcid::ttl(&s7.ttl, 3600), 120);
 
-        // Kea 2.2: the hook's parameters for every subnet.
-        let mut v22 = valid();
-        v22["ddns-conflict-resolution-mode"] = json!("no-check-with-dhcid");
-        let c22 = Config::from_json(&v22.to_string()).unwrap();
-        let s = Scopes::from_kea(&c22, &global, &[kea_view(7, "no-check-without-dhcid")]).unwrap();
+        // Kea 2.2: ddns-use-conflict-resolution decides, per subnet; the TTL
+        // settings Kea 2.2 lacks come from the hook.
+        let c22 = Config::from_json(&sample().to_string()).unwrap();
+        let mut off = kea_view(7, "");
+        off.use_conflict_resolution = Some(false);
+        let mut on = kea_view(8, "");
+        on.use_conflict_resolution = Some(true);
+        let s = Scopes::from_kea(&c22, &global, &[off, on]).unwrap();
         assert_eq!(
             s.for_subnet(7).conflict_mode,
             ConflictMode::NoCheckWithDhcid
         );
+        assert_eq!(s.for_subnet(8).conflict_mode, ConflictMode::CheckWithDhcid);
+        assert_eq!(s.for_subnet(7).ttl.percent, None);
 
         // Set at no scope (Kea reports ""): Kea's default, check-with-dhcid.
         let unset = [kea_view(7, "")];

@@ -11,8 +11,8 @@ use hickory_proto::rr::Name;
 
 use crate::change::{Change, ChangeKind, LeaseRecords};
 use crate::config::{
-    Config, ConflictMode, DdnsDomain, JournalSync, NamingPolicy, ReconcilePolicy,
-    ReplaceClientName, Transport, TsigAlgorithm, TsigKey, TtlPolicy,
+    Config, ConflictMode, DdnsDomain, JournalSync, ReconcilePolicy, Transport, TsigAlgorithm,
+    TsigKey, TtlPolicy,
 };
 
 pub const DHCID_A: &[u8] = &[0, 1, 1, 0xaa, 0xbb, 0xcc, 0xdd];
@@ -98,15 +98,6 @@ pub fn config(mode: ConflictMode, forward: Vec<DdnsDomain>, reverse: Vec<DdnsDom
         tsig_keys: keys(),
         forward,
         reverse,
-        naming: NamingPolicy {
-            qualifying_suffix: None,
-            replace_client_name: ReplaceClientName::Never,
-            generated_prefix: "host".into(),
-            hostname_char_set: None,
-            hostname_char_replacement: String::new(),
-            override_client_update: false,
-            override_no_update: false,
-        },
         conflict_mode: mode,
         ttl: TtlPolicy::default(),
         dns_server_timeout: Duration::from_secs(2),

@@ -1,100 +1,50 @@
 //! What each callout does, in safe Rust over the adapter in `host.rs`.
 //!
-//! Callouts never block: naming is computed in place, DNS work is handed to
-//! the engine's bounded queue.
+//! Callouts never block: the decisions are computed in place, DNS work is
+//! handed to the engine's bounded queue. Kea names every lease itself (DDNS
+//! client on or off); the hook decides what Kea + kea-dhcp-ddns would do
+//! with that name (`naming`), from Kea's settings of the lease's subnet.
 
 use crate::change::{Change, Lease, LeaseRecords};
 use crate::engine::{Engine, Publication};
-use crate::host::{self, Callout, PacketNames};
-use crate::naming::{self, ClientFqdn, ClientNames, NameOutcome};
+use crate::host::{self, Callout};
+use crate::naming;
 use crate::stats::Stats;
 
-fn client_names(names: &PacketNames) -> ClientNames {
-    ClientNames {
-        fqdn: names.fqdn.as_ref().map(|(flags, name)| ClientFqdn {
-            flags: *flags,
-            name: name.clone(),
-        }),
-        hostname: names.hostname.clone(),
-    }
-}
+/// Context key (per packet handle) of option 81's flags in the answer,
+/// decided at allocation and written into the response by pkt4_send.
+const REPLY_FLAGS: &str = "leasedns-fqdn-reply-flags";
 
-fn decide(engine: &Engine, names: &PacketNames, addr: std::net::Ipv4Addr) -> NameOutcome {
-    let cfg = engine.config();
-    if names.oversized {
-        return NameOutcome::Rejected(naming::NameRejection {
-            kind: naming::RejectionKind::InvalidName,
-            reason: "client name longer than 255 octets".to_string(),
-        });
-    }
-    naming::decide(&cfg.naming, &cfg.forward, &client_names(names), addr)
-}
-
-/// lease4_select (real allocations) and lease4_renew: the hook owns naming,
-/// so the final FQDN goes into the lease before Kea writes it to its database.
-pub(crate) fn name_lease(engine: &Engine, co: &Callout<'_>) {
-    let Some(names) = co.packet_names("query4") else {
-        return;
-    };
-    if names.msg_type == host::DHCPDISCOVER {
-        return;
-    }
-    let Some(lease) = co.lease("lease4") else {
-        return;
-    };
-    match decide(engine, &names, lease.addr) {
-        // Kea 3.0's SKIP_DDNS class: the lease keeps its name, DNS gets
-        // nothing (the directions are off, as Kea's own DDNS leaves them).
-        NameOutcome::Publish(decision) if names.skip_ddns => {
-            co.set_lease_hostname("lease4", &decision.fqdn, false, false);
-        }
-        NameOutcome::Publish(decision) => {
-            co.set_lease_hostname("lease4", &decision.fqdn, decision.forward, decision.reverse);
-        }
-        NameOutcome::NoUpdate { .. } | NameOutcome::NoName => {
-            co.set_lease_hostname("lease4", "", false, false);
-        }
-        NameOutcome::Rejected(rejection) => {
-            Stats::bump(&engine.stats().names_rejected);
-            tracing::warn!(addr = %lease.addr, reason = %rejection, "client name refused; lease gets no DNS name");
-            co.set_lease_hostname("lease4", "", false, false);
-        }
-    }
-}
-
-/// pkt4_send: answer option 81 (RFC 4702) when the client sent it.
-pub(crate) fn answer_fqdn(engine: &Engine, co: &Callout<'_>) {
+/// lease4_select (allocations, DHCPDISCOVER's fake ones included) and
+/// lease4_renew: the directions go into the lease before Kea writes it (Kea
+/// leaves both off with its own DDNS client off), the answer's option 81
+/// flags into the packet's context.
+pub(crate) fn decide(engine: &Engine, co: &mut Callout<'_>) {
     let Some(query) = co.packet_names("query4") else {
         return;
     };
-    if query.fqdn.is_none() {
-        return;
-    }
-    let Some((_, yiaddr)) = co.packet_header("response4") else {
+    let Some(lease) = co.lease("lease4") else {
         return;
     };
-    if yiaddr.is_unspecified() {
-        return;
+    let scope = engine.scope(lease.subnet_id);
+    let decision = naming::decide(query.fqdn_flags, &scope, query.skip_ddns);
+    co.set_lease_directions("lease4", decision.forward, decision.reverse);
+    if let Some(flags) = decision.reply_flags {
+        co.set_context(REPLY_FLAGS, u32::from(flags));
     }
-    let reply = match decide(engine, &query, yiaddr) {
-        NameOutcome::Publish(decision) => decision.reply,
-        NameOutcome::NoUpdate { reply, .. } => reply,
-        NameOutcome::NoName | NameOutcome::Rejected(_) => None,
-    };
-    if let Some(reply) = reply {
-        // SKIP_DDNS: the server does no update, and says so (S off, N on),
-        // as Kea does when DDNS is turned off for the client.
-        let flags = if query.skip_ddns {
-            (reply.flags & !naming::FLAG_S) | naming::FLAG_N
-        } else {
-            reply.flags
-        };
-        co.set_packet_fqdn("response4", flags, &reply.name);
+}
+
+/// pkt4_send: option 81 in the answer carries the flags Kea would send with
+/// its DDNS client on (Kea answers S=0 N=1 with it off); the name in it is
+/// Kea's.
+pub(crate) fn answer_fqdn(_engine: &Engine, co: &mut Callout<'_>) {
+    if let Some(flags) = co.context(REPLY_FLAGS).and_then(|f| u8::try_from(f).ok()) {
+        co.set_packet_fqdn_flags("response4", flags);
     }
 }
 
 /// leases4_committed: the database holds the final state of this exchange.
-pub(crate) fn committed(engine: &Engine, co: &Callout<'_>) {
+pub(crate) fn committed(engine: &Engine, co: &mut Callout<'_>) {
     if let Some((msg_type, _)) = co.packet_header("query4")
         && (msg_type == host::DHCPDISCOVER || msg_type == host::DHCPINFORM)
     {
@@ -113,7 +63,7 @@ pub(crate) fn committed(engine: &Engine, co: &Callout<'_>) {
 }
 
 /// lease4_decline, lease4_expire, lease4_recover: the address loses its name.
-pub(crate) fn lease_gone(engine: &Engine, co: &Callout<'_>) {
+pub(crate) fn lease_gone(engine: &Engine, co: &mut Callout<'_>) {
     if let Some(lease) = co.lease("lease4") {
         remove(engine, &lease);
     }
@@ -124,6 +74,7 @@ pub(crate) fn lease_gone(engine: &Engine, co: &Callout<'_>) {
 fn lease_records(engine: &Engine, lease: &Lease) -> Result<Option<LeaseRecords>, ()> {
     let scope = engine.scope(lease.subnet_id);
     LeaseRecords::of_lease(lease, scope.conflict_mode, &scope.ttl).map_err(|err| {
+        Stats::bump(&engine.stats().names_rejected);
         tracing::warn!(addr = %lease.addr, hostname = ?lease.hostname, %err, "cannot compute the DHCID; no DNS change");
     })
 }
@@ -141,6 +92,9 @@ fn add(engine: &Engine, lease: &Lease) {
         Err(()) => return,
     };
     let previous = match engine.publish(&records) {
+        // ddns-update-on-renew: Kea + kea-dhcp-ddns send the records again
+        // on every renewal, so one removed behind their back comes back.
+        Publication::Unchanged if engine.scope(lease.subnet_id).update_on_renew => None,
         Publication::Unchanged => {
             Stats::bump(&engine.stats().changes_unchanged);
             return;
@@ -148,10 +102,15 @@ fn add(engine: &Engine, lease: &Lease) {
         Publication::Changed { previous } => previous,
     };
     if let Some(old) = previous
-        && (old.fqdn != records.fqdn || old.dhcid != records.dhcid)
+        && (old.fqdn != records.fqdn
+            || old.dhcid != records.dhcid
+            || old.forward != records.forward
+            || old.reverse != records.reverse)
     {
-        // A dropped removal needs no bookkeeping: the reconciliation the
-        // drop asks for finds the record without a lease and removes it.
+        // As Kea, which removes the old lease's records whenever its name
+        // or directions differ from the new one's. A dropped removal needs
+        // no bookkeeping: the reconciliation the drop asks for finds the
+        // record without a lease and removes it.
         engine.submit(Change::remove(old));
     }
     if !engine.submit(Change::add(records.clone())) {

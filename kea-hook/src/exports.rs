@@ -39,10 +39,10 @@ macro_rules! guard {
 }
 
 /// Runs `f` with the engine and the callout handle, if both are there.
-fn with_engine(handle: *mut c_void, f: impl FnOnce(&lifecycle::EngineRef, &Callout)) -> c_int {
+fn with_engine(handle: *mut c_void, f: impl FnOnce(&lifecycle::EngineRef, &mut Callout)) -> c_int {
     // SAFETY: Kea passes its `CalloutHandle&` (a pointer at the ABI level),
     // live for the duration of this callout; `Callout` does not escape `f`.
-    let Some(co) = (unsafe { Callout::from_raw(handle) }) else {
+    let Some(mut co) = (unsafe { Callout::from_raw(handle) }) else {
         return FAILED;
     };
     let Some(engine) = lifecycle::engine() else {
@@ -50,7 +50,7 @@ fn with_engine(handle: *mut c_void, f: impl FnOnce(&lifecycle::EngineRef, &Callo
     };
     // Two vDSO clock reads: the callout-p50/p99/max-ns statistics.
     let started = Instant::now();
-    f(&engine, &co);
+    f(&engine, &mut co);
     let elapsed = started.elapsed().as_nanos();
     engine
         .stats()
@@ -190,12 +190,9 @@ fn reconcile_command(handle: Pin<&mut kea_sys::CalloutHandle>) -> i32 {
 #[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
     guard!("lease4_select", {
-        with_engine(handle, |engine, co| {
-            if co.bool_arg("fake_allocation") != Some(false) {
-                return;
-            }
-            callouts::name_lease(engine, co);
-        })
+        // Also for DHCPDISCOVER's fake allocation: the offer's option 81
+        // says what the server will do.
+        with_engine(handle, |engine, co| callouts::decide(engine, co))
     })
 }
 
@@ -205,7 +202,7 @@ pub(crate) unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
 #[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn lease4_renew(handle: *mut c_void) -> c_int {
     guard!("lease4_renew", {
-        with_engine(handle, |engine, co| callouts::name_lease(engine, co))
+        with_engine(handle, |engine, co| callouts::decide(engine, co))
     })
 }
 

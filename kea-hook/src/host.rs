@@ -18,19 +18,14 @@ use crate::change::Lease;
 use crate::config::KeaSubnetDdns;
 
 /// Names longer than this are refused outright (a valid DNS name is at most
-/// 255 octets in wire form): a lease's hostname becomes `None`, a client's
-/// option makes `PacketNames::oversized` true.
+/// 255 octets in wire form): a lease's hostname becomes `None`.
 const MAX_NAME: usize = 512;
 
-/// Options 81 and 12 as the client sent them.
-#[derive(Clone, Debug)]
+/// What of a client's packet decides its DNS updates.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct PacketNames {
-    /// (flags, raw domain-name field).
-    pub fqdn: Option<(u8, Vec<u8>)>,
-    pub hostname: Option<Vec<u8>>,
-    pub msg_type: u8,
-    /// The client sent a name longer than [`MAX_NAME`] (always invalid: > 255 octets).
-    pub oversized: bool,
+    /// Option 81's flags, when the client sent option 81.
+    pub fqdn_flags: Option<u8>,
     /// Kea 3.0's `SKIP_DDNS` class: the client's name stays out of DNS.
     pub skip_ddns: bool,
 }
@@ -105,18 +100,10 @@ impl<'a> Callout<'a> {
             .unwrap_or_default()
     }
 
-    pub(crate) fn bool_arg(&self, arg: &str) -> Option<bool> {
-        sys::ffi::arg_bool(self.handle(), arg).ok()
-    }
-
     pub(crate) fn packet_names(&self, arg: &str) -> Option<PacketNames> {
         let raw = sys::ffi::arg_pkt4_names(self.handle(), arg).ok()?;
-        let oversized = raw.fqdn.len() > MAX_NAME || raw.hostname.len() > MAX_NAME;
         Some(PacketNames {
-            fqdn: raw.has_fqdn.then_some((raw.fqdn_flags, raw.fqdn)),
-            hostname: raw.has_hostname.then_some(raw.hostname),
-            msg_type: raw.msg_type,
-            oversized,
+            fqdn_flags: raw.has_fqdn.then_some(raw.fqdn_flags),
             skip_ddns: raw.skip_ddns,
         })
     }
@@ -128,27 +115,52 @@ impl<'a> Callout<'a> {
         Some((header.msg_type, Ipv4Addr::from(header.yiaddr)))
     }
 
-    /// Stores the final FQDN in the lease argument, so Kea's lease database records it.
-    pub(crate) fn set_lease_hostname(&self, arg: &str, fqdn: &str, fwd: bool, rev: bool) -> bool {
-        sys::ffi::set_lease4_hostname(self.handle(), arg, &no_nul(fqdn), fwd, rev).is_ok()
+    /// Sets the lease argument's update directions, which Kea stores with it.
+    pub(crate) fn set_lease_directions(&self, arg: &str, fwd: bool, rev: bool) -> bool {
+        sys::ffi::set_lease4_directions(self.handle(), arg, fwd, rev).is_ok()
     }
 
-    /// Replaces option 81 of the packet argument `arg` (the response).
-    pub(crate) fn set_packet_fqdn(&self, arg: &str, flags: u8, fqdn: &str) -> bool {
-        sys::ffi::set_pkt4_fqdn(self.handle(), arg, flags, &no_nul(fqdn)).is_ok()
+    /// Sets the flags of option 81 in the packet argument `arg` (the response).
+    pub(crate) fn set_packet_fqdn_flags(&self, arg: &str, flags: u8) -> bool {
+        sys::ffi::set_pkt4_fqdn_flags(self.handle(), arg, flags).is_ok()
+    }
+
+    /// Keeps `value` with the packet's handle, for a later callout of the
+    /// same exchange.
+    pub(crate) fn set_context(&mut self, key: &str, value: u32) -> bool {
+        sys::ffi::context_set_u32(self.handle.as_mut(), key, value).is_ok()
+    }
+
+    pub(crate) fn context(&self, key: &str) -> Option<u32> {
+        sys::ffi::context_get_u32(self.handle(), key).ok()
     }
 
     /// Starts the repeating main-thread timer from `dhcp4_srv_configured`'s
     /// io_context. `on_tick` must catch its own panics; the timer is stopped
     /// in `unload` before the library can go away.
-    /// Kea's own conflict-resolution and TTL settings in dhcp4_srv_configured's
-    /// `server_config`: Kea's defaults, then every subnet's (Kea 2.6+).
+    /// Kea's own DDNS settings in dhcp4_srv_configured's `server_config`:
+    /// Kea's defaults, then every subnet's. `Err` also when Kea's own DDNS
+    /// client is on, which would publish every change a second time.
     pub(crate) fn server_ddns(&self) -> Result<(KeaSubnetDdns, Vec<KeaSubnetDdns>), String> {
+        if sys::ffi::server_d2_client_enabled(self.handle()).map_err(|e| e.to_string())? {
+            return Err(
+                "dhcp-ddns.enable-updates is true: leasedns replaces Kea's DDNS client \
+                        (and kea-dhcp-ddns); set it to false in kea-dhcp4.conf"
+                    .to_owned(),
+            );
+        }
         let all = sys::ffi::server_subnets_ddns4(self.handle()).map_err(|e| e.to_string())?;
         let mut all = all.into_iter().map(|s| {
             let set = |v: u32| (v > 0).then_some(v);
             KeaSubnetDdns {
                 subnet_id: s.subnet_id,
+                send_updates: s.send_updates,
+                override_client_update: s.override_client_update,
+                override_no_update: s.override_no_update,
+                update_on_renew: s.update_on_renew,
+                use_conflict_resolution: s
+                    .has_use_conflict_resolution
+                    .then_some(s.use_conflict_resolution),
                 conflict_mode: s.conflict_mode,
                 ttl_percent: (s.ttl_percent > 0.0).then_some(s.ttl_percent),
                 ttl: set(s.ttl),

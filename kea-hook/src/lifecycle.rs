@@ -99,7 +99,7 @@ pub(crate) fn reconcile(engine: &Engine) -> Result<usize, ReconcileRefused> {
 
 /// dhcp4_srv_configured: Kea's configuration is final and the lease
 /// database open (neither is during `load`), so the hook takes Kea's own
-/// DDNS settings per subnet (Kea 2.6+; `kea_ddns` reads them) and the
+/// DDNS settings per subnet (`kea_ddns` reads them) and the
 /// start-up reconciliation begins here. `Err`: Kea's settings cannot be
 /// used, and the configuration must be refused.
 pub(crate) fn server_configured(
@@ -108,16 +108,14 @@ pub(crate) fn server_configured(
     let Some(engine) = engine() else {
         return Ok(());
     };
-    if engine.config().kea >= KeaRelease::V2_6 {
-        let (global, subnets) = kea_ddns()?;
-        let scopes = Scopes::from_kea(engine.config(), &global, &subnets)?;
-        tracing::info!(
-            kea = engine.config().kea.name(),
-            subnets = scopes.subnets(),
-            "conflict resolution and TTL from Kea's configuration, per subnet"
-        );
-        engine.set_scopes(scopes);
-    }
+    let (global, subnets) = kea_ddns()?;
+    let scopes = Scopes::from_kea(engine.config(), &global, &subnets)?;
+    tracing::info!(
+        kea = engine.config().kea.name(),
+        subnets = scopes.subnets(),
+        "DDNS settings from Kea's configuration, per subnet"
+    );
+    engine.set_scopes(scopes);
     if engine.config().reconcile.on_start {
         let _ = reconcile(&engine);
     }

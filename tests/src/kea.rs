@@ -72,6 +72,19 @@ impl KeaOptions {
         }
     }
 
+    /// Kea's naming settings the end-to-end tests share: names qualified
+    /// with `zone`, `host-a-b-c-d` for clients that send none.
+    pub fn with_ddns_naming(mut self, zone: &str) -> Self {
+        for (key, value) in [
+            ("ddns-qualifying-suffix", json!(zone)),
+            ("ddns-replace-client-name", json!("when-not-present")),
+            ("ddns-generated-prefix", json!("host")),
+        ] {
+            self.dhcp4_extra.insert(key.into(), value);
+        }
+        self
+    }
+
     /// Adds a hook library with its parameters.
     pub fn with_hook(mut self, library: &Path, parameters: Value) -> Self {
         self.hooks.push((library.to_owned(), parameters));

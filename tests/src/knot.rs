@@ -313,10 +313,7 @@ impl Knot {
             "forward-ddns": { "ddns-domains": [
                 { "name": self.forward_zone(), "key-name": key.name, "dns-servers": servers }
             ] },
-            "reverse-ddns": { "ddns-domains": reverse },
-            "ddns-qualifying-suffix": self.forward_zone(),
-            "ddns-replace-client-name": "when-not-present",
-            "ddns-generated-prefix": "host"
+            "reverse-ddns": { "ddns-domains": reverse }
         })
     }
 

@@ -78,7 +78,7 @@ impl Lab {
             .tempdir()
             .expect("temp dir");
         let params = knot.hook_parameters(journal.path());
-        let mut opts = KeaOptions::for_netns(&net);
+        let mut opts = KeaOptions::for_netns(&net).with_ddns_naming(&kopts.forward_zone);
         // Long enough that nothing expires during a test: every lease in the
         // file must be in DNS.
         opts.valid_lifetime = 3600;

@@ -592,16 +592,14 @@ fn the_library_exports_exactly_the_symbols_kea_looks_up() {
     assert_eq!(names, expected);
 }
 
-/// TTL (and, on Kea 2.2, conflict resolution) as the running Kea's own DDNS
-/// would apply them: from the subnet's `ddns-*` settings in kea-dhcp4.conf
-/// where this Kea has them (2.6: `ddns-ttl-percent`; 3.0: `ddns-ttl`), from
-/// the hook's parameters on Kea 2.2 (there `no-check-without-dhcid` too, so no
-/// DHCID record). On 2.6 and 3.0 a conflict-resolution mode other than
-/// check-with-dhcid in kea-dhcp4.conf is refused with a clear error (the
-/// senders do not take a per-subnet mode yet).
+/// The TTL and the conflict resolution of a lease are what Kea's own DDNS
+/// would apply: from the subnet's `ddns-*` settings in kea-dhcp4.conf where
+/// this Kea has them (2.2: `ddns-use-conflict-resolution`; 2.6:
+/// `ddns-conflict-resolution-mode`, `ddns-ttl-percent`; 3.0: `ddns-ttl`),
+/// from the hook's parameters where it has not (2.2's TTL percentage).
 #[test]
 #[ignore = "end to end: needs root and the real daemons; build/test runs it"]
-fn ttl_and_conflict_mode_follow_kea_where_kea_has_them() {
+fn ttl_and_conflict_resolution_follow_kea_per_subnet() {
     require_root();
     let release = harness::kea_release().expect("kea-dhcp4 -v");
     let lab = Lab::start(|opts, params| {
@@ -613,8 +611,16 @@ fn ttl_and_conflict_mode_follow_kea_where_kea_has_them() {
             opts.subnet_extra
                 .insert("ddns-ttl-percent".into(), json!(0.5));
         } else {
-            params["ddns-conflict-resolution-mode"] = json!("no-check-without-dhcid");
             params["ddns-ttl-percent"] = json!(0.5);
+        }
+        if release >= (2, 6) {
+            opts.subnet_extra.insert(
+                "ddns-conflict-resolution-mode".into(),
+                json!("no-check-without-dhcid"),
+            );
+        } else {
+            opts.subnet_extra
+                .insert("ddns-use-conflict-resolution".into(), json!(false));
         }
     });
     let expected_ttl = if release >= (3, 0) { 777 } else { 1800 };
@@ -636,30 +642,14 @@ fn ttl_and_conflict_mode_follow_kea_where_kea_has_them() {
     assert_eq!(ptr.records[0].ttl, expected_ttl, "{ptr:?}");
     let dhcid = dns.query(&fqdn, "DHCID").unwrap();
     if release >= (2, 6) {
-        assert_eq!(dhcid.len(), 1, "check-with-dhcid writes a DHCID: {dhcid:?}");
-        // A mode the senders do not run is refused, saying where it is set.
-        let net = Netns::new().expect("namespaces");
-        let journal = tempfile::tempdir().unwrap();
-        let mut opts = KeaOptions::for_netns(&net);
-        opts.subnet_extra.insert(
-            "ddns-conflict-resolution-mode".into(),
-            json!("no-check-without-dhcid"),
-        );
-        let params = lab.knot.hook_parameters(journal.path());
-        let library = hook_library().expect("hook library");
-        let err = Kea::start(net.server(), opts.with_hook(&library, params))
-            .expect_err("a conflict mode the senders do not run is refused");
-        let message = err.to_string();
-        assert!(
-            message.contains("ddns-conflict-resolution-mode") && message.contains("in subnet 1"),
-            "{message}"
-        );
-    } else {
         assert!(
             dhcid.is_empty(),
             "no-check-without-dhcid writes no DHCID: {dhcid:?}"
         );
         assert!(dns.query(&lab.ptr_name(addr), "DHCID").unwrap().is_empty());
+    } else {
+        // Kea 2.2's false: kea-dhcp-ddns's simple add, which writes DHCIDs.
+        assert_eq!(dhcid.len(), 1, "{dhcid:?}");
     }
 }
 
@@ -674,21 +664,43 @@ fn settings_kea_owns_are_refused_as_hook_parameters() {
     let net = Netns::new().expect("namespaces");
     let knot = Knot::start(net.server(), &KnotOptions::new(ZONE)).expect("knotd");
     let journal = tempfile::tempdir().unwrap();
-    let (key, value, says) = if release >= (2, 6) {
+    let mut cases = vec![
+        // Kea's naming settings, on every release.
+        ("ddns-qualifying-suffix", json!(ZONE), "kea-dhcp4.conf"),
+        (
+            "ddns-replace-client-name",
+            json!("always"),
+            "kea-dhcp4.conf",
+        ),
+    ];
+    cases.push(if release >= (2, 6) {
         ("ddns-ttl-percent", json!(0.5), "kea-dhcp4.conf")
     } else {
         ("ddns-ttl", json!(300), "Kea 3.0 has")
-    };
-    let mut params = knot.hook_parameters(journal.path());
-    params[key] = value;
+    });
     let library = hook_library().expect("hook library");
-    let opts = KeaOptions::for_netns(&net).with_hook(&library, params);
-    // `kea-dhcp4 -t` does not call the hook's load(); starting does.
-    let err = Kea::start(net.server(), opts).expect_err(&format!(
-        "Kea {release:?} accepted {key} as a hook parameter"
-    ));
+    for (key, value, says) in cases {
+        let mut params = knot.hook_parameters(journal.path());
+        params[key] = value;
+        let opts = KeaOptions::for_netns(&net).with_hook(&library, params);
+        // `kea-dhcp4 -t` does not call the hook's load(); starting does.
+        let err = Kea::start(net.server(), opts).expect_err(&format!(
+            "Kea {release:?} accepted {key} as a hook parameter"
+        ));
+        let message = err.to_string();
+        assert!(message.contains(key) && message.contains(says), "{message}");
+    }
+    // Kea's own DDNS client beside the hook would publish everything twice:
+    // the configuration is refused.
+    let mut opts =
+        KeaOptions::for_netns(&net).with_hook(&library, knot.hook_parameters(journal.path()));
+    opts.dhcp4_extra.insert(
+        "dhcp-ddns".into(),
+        json!({ "enable-updates": true, "server-ip": "127.0.0.1", "server-port": 53001 }),
+    );
+    let err = Kea::start(net.server(), opts).expect_err("Kea's DDNS client on beside the hook");
     let message = err.to_string();
-    assert!(message.contains(key) && message.contains(says), "{message}");
+    assert!(message.contains("enable-updates"), "{message}");
 }
 
 /// Kea 3.0's SKIP_DDNS client class keeps a client out of DNS (its lease

@@ -1072,6 +1072,12 @@ impl SenderThread {
                 };
                 tracing::warn!(fqdn = %change.records.fqdn, addr = %change.records.addr, %reason, "name owned by another client or a static record; {verb}");
             }
+            // The name Kea gave the lease (the client's, mostly) lies in no
+            // zone of ours: kea-dhcp-ddns drops such a request too.
+            DoneKind::NoZone { .. } => {
+                Stats::bump(&self.stats.names_rejected);
+                tracing::warn!(fqdn = %change.records.fqdn, addr = %change.records.addr, outcome = ?done, "name outside every configured zone; not published");
+            }
             other => {
                 Stats::bump(&self.stats.updates_refused);
                 self.shared.error(format!(

@@ -25,12 +25,12 @@ using isc::hooks::LibraryHandle;
 
 Lease4 arg_lease4(const CalloutHandle& handle, rust::Str name);
 rust::Vec<Lease4> arg_leases4(const CalloutHandle& handle, rust::Str name);
-bool arg_bool(const CalloutHandle& handle, rust::Str name);
 ClientNames arg_pkt4_names(const CalloutHandle& handle, rust::Str name);
 PacketHeader arg_pkt4_header(const CalloutHandle& handle, rust::Str name);
-void set_lease4_hostname(const CalloutHandle& handle, rust::Str name, rust::Str hostname,
-                         bool fwd, bool rev);
-void set_pkt4_fqdn(const CalloutHandle& handle, rust::Str name, uint8_t flags, rust::Str fqdn);
+void set_lease4_directions(const CalloutHandle& handle, rust::Str name, bool fwd, bool rev);
+void set_pkt4_fqdn_flags(const CalloutHandle& handle, rust::Str name, uint8_t flags);
+void context_set_u32(CalloutHandle& handle, rust::Str key, uint32_t value);
+uint32_t context_get_u32(const CalloutHandle& handle, rust::Str key);
 
 void command_respond(CalloutHandle& handle, int32_t result, rust::Str text, rust::Str args_json);
 void register_command(LibraryHandle& library, rust::Str name,
@@ -38,6 +38,7 @@ void register_command(LibraryHandle& library, rust::Str name,
 rust::String library_params_json(LibraryHandle& library);
 
 rust::Vec<SubnetDdns> server_subnets_ddns4(const CalloutHandle& handle);
+bool server_d2_client_enabled(const CalloutHandle& handle);
 void refuse_configuration(CalloutHandle& handle, rust::Str error);
 rust::Vec<Lease4> leases4_all();
 

@@ -30,10 +30,9 @@
 #include <log/macros.h>
 #include <log/message_initializer.h>
 #include <stats/stats_mgr.h>
-#if LEASEDNS_KEA_API >= 206
 #include <dhcpsrv/cfg_subnets4.h>
+#include <dhcpsrv/d2_client_cfg.h>
 #include <dhcpsrv/srv_config.h>
-#endif
 
 #include <map>
 #include <memory>
@@ -152,19 +151,11 @@ rust::Vec<Lease4> arg_leases4(const CalloutHandle& handle, rust::Str name) {
     return out;
 }
 
-bool arg_bool(const CalloutHandle& handle, rust::Str name) {
-    bool value = false;
-    handle.getArgument(std::string(name), value);
-    return value;
-}
-
 ClientNames arg_pkt4_names(const CalloutHandle& handle, rust::Str name) {
     Pkt4Ptr pkt = get_ptr<Pkt4Ptr>(handle, name);
     ClientNames out;
-    out.msg_type = pkt->getType();
     out.has_fqdn = false;
     out.fqdn_flags = 0;
-    out.has_hostname = false;
 #if LEASEDNS_KEA_API >= 300
     out.skip_ddns = pkt->inClass("SKIP_DDNS");
 #else
@@ -177,14 +168,7 @@ ClientNames arg_pkt4_names(const CalloutHandle& handle, rust::Str name) {
         if (data.size() >= 3) {
             out.has_fqdn = true;
             out.fqdn_flags = data[0];
-            out.fqdn = bytes(data.data() + 3, data.size() - 3);
         }
-    }
-    OptionPtr hostname = pkt->getOption(isc::dhcp::DHO_HOST_NAME);
-    if (hostname) {
-        std::vector<uint8_t> data = hostname->toBinary(false);
-        out.has_hostname = true;
-        out.hostname = bytes(data.data(), data.size());
     }
     return out;
 }
@@ -197,21 +181,34 @@ PacketHeader arg_pkt4_header(const CalloutHandle& handle, rust::Str name) {
     return out;
 }
 
-void set_lease4_hostname(const CalloutHandle& handle, rust::Str name, rust::Str hostname,
-                         bool fwd, bool rev) {
+void set_lease4_directions(const CalloutHandle& handle, rust::Str name, bool fwd, bool rev) {
     Lease4Ptr lease = get_ptr<Lease4Ptr>(handle, name);
-    lease->hostname_ = std::string(hostname);
     lease->fqdn_fwd_ = fwd;
     lease->fqdn_rev_ = rev;
 }
 
-void set_pkt4_fqdn(const CalloutHandle& handle, rust::Str name, uint8_t flags, rust::Str fqdn) {
+void set_pkt4_fqdn_flags(const CalloutHandle& handle, rust::Str name, uint8_t flags) {
     Pkt4Ptr pkt = get_ptr<Pkt4Ptr>(handle, name);
-    OptionPtr opt(new Option4ClientFqdn(flags, Option4ClientFqdn::RCODE_SERVER(),
-                                        std::string(fqdn), Option4ClientFqdn::FULL));
-    while (pkt->delOption(isc::dhcp::DHO_FQDN)) {
+    auto fqdn = boost::dynamic_pointer_cast<Option4ClientFqdn>(pkt->getOption(isc::dhcp::DHO_FQDN));
+    if (!fqdn) return;
+    // Cleared first: setFlag refuses S and N set at once on the way.
+    fqdn->resetFlags();
+    const uint8_t known[] = {Option4ClientFqdn::FLAG_S, Option4ClientFqdn::FLAG_O,
+                             Option4ClientFqdn::FLAG_E, Option4ClientFqdn::FLAG_N};
+    for (uint8_t flag : known) {
+        if (flags & flag) fqdn->setFlag(flag, true);
     }
-    pkt->addOption(opt);
+}
+
+void context_set_u32(CalloutHandle& handle, rust::Str key, uint32_t value) {
+    handle.setContext(std::string(key), value);
+}
+
+uint32_t context_get_u32(const CalloutHandle& handle, rust::Str key) {
+    uint32_t value = 0;
+    // Throws NoSuchCalloutContext when absent: Err on the Rust side.
+    handle.getContext(std::string(key), value);
+    return value;
 }
 
 void command_respond(CalloutHandle& handle, int32_t result, rust::Str text,
@@ -239,46 +236,110 @@ rust::String library_params_json(LibraryHandle& library) {
     return rust::String(params->str());
 }
 
-#if LEASEDNS_KEA_API >= 206
 namespace {
-SubnetDdns subnet_ddns(const isc::dhcp::DdnsParams& params, uint32_t subnet_id) {
+using Inheritance = isc::dhcp::Network::Inheritance;
+
+// One of Kea's settings of `subnet`, with Kea's inheritance: the subnet's
+// own value, else its shared network's, else the global value in `cfg`,
+// else `dflt` (Kea's default; the parser has normally put it among the
+// globals already). The global level is read from `cfg` itself: during
+// dhcp4_srv_configured `cfg` is still the staging configuration, while a
+// subnet's own global lookup (Inheritance::ALL, and so DdnsParams) reads
+// CfgMgr's current one, which is the previous configuration until Kea
+// commits this one after the callout.
+template <typename T, typename SubnetPtr, typename Get, typename FromGlobal>
+T setting(const isc::dhcp::SrvConfig& cfg, const SubnetPtr& subnet, Get get, const char* global,
+          FromGlobal from_global, T dflt) {
+    auto own = get(*subnet, Inheritance::NONE);
+    if (!own.unspecified()) return own.get();
+    auto parent = get(*subnet, Inheritance::PARENT_NETWORK);
+    if (!parent.unspecified()) return parent.get();
+    isc::data::ConstElementPtr value = cfg.getConfiguredGlobal(std::string(global));
+    if (value) return from_global(*value);
+    return dflt;
+}
+
+bool as_bool(const isc::data::Element& e) { return e.boolValue(); }
+std::string as_string(const isc::data::Element& e) { return e.stringValue(); }
+double as_double(const isc::data::Element& e) { return e.doubleValue(); }
+uint32_t as_u32(const isc::data::Element& e) { return static_cast<uint32_t>(e.intValue()); }
+
+// Kea's DDNS settings of `subnet`; a null `subnet` gives what Kea's DDNS
+// does for a lease without a subnet (nothing: send-updates off).
+template <typename SubnetPtr>
+SubnetDdns subnet_ddns(const isc::dhcp::SrvConfig& cfg, const SubnetPtr& subnet) {
     SubnetDdns out;
-    out.subnet_id = subnet_id;
-    out.conflict_mode = rust::String(params.getConflictResolutionMode());
-    auto percent = params.getTtlPercent();
-    out.ttl_percent = percent.unspecified() ? 0.0 : percent.get();
+    out.subnet_id = 0;
+    out.send_updates = false;
+    out.override_client_update = false;
+    out.override_no_update = false;
+    out.update_on_renew = false;
+    out.has_use_conflict_resolution = false;
+    out.use_conflict_resolution = true;
+    out.ttl_percent = 0.0;
     out.ttl = 0;
     out.ttl_min = 0;
     out.ttl_max = 0;
+    if (!subnet) return out;
+    out.subnet_id = subnet->getID();
+    out.send_updates = setting<bool>(
+        cfg, subnet, [](const auto& s, Inheritance i) { return s.getDdnsSendUpdates(i); },
+        "ddns-send-updates", as_bool, true);
+    out.override_client_update = setting<bool>(
+        cfg, subnet, [](const auto& s, Inheritance i) { return s.getDdnsOverrideClientUpdate(i); },
+        "ddns-override-client-update", as_bool, false);
+    out.override_no_update = setting<bool>(
+        cfg, subnet, [](const auto& s, Inheritance i) { return s.getDdnsOverrideNoUpdate(i); },
+        "ddns-override-no-update", as_bool, false);
+    out.update_on_renew = setting<bool>(
+        cfg, subnet, [](const auto& s, Inheritance i) { return s.getDdnsUpdateOnRenew(i); },
+        "ddns-update-on-renew", as_bool, false);
+#if LEASEDNS_KEA_API >= 206
+    out.conflict_mode = rust::String(setting<std::string>(
+        cfg, subnet,
+        [](const auto& s, Inheritance i) { return s.getDdnsConflictResolutionMode(i); },
+        "ddns-conflict-resolution-mode", as_string, std::string()));
+    out.ttl_percent = setting<double>(
+        cfg, subnet, [](const auto& s, Inheritance i) { return s.getDdnsTtlPercent(i); },
+        "ddns-ttl-percent", as_double, 0.0);
+#else
+    out.has_use_conflict_resolution = true;
+    out.use_conflict_resolution = setting<bool>(
+        cfg, subnet, [](const auto& s, Inheritance i) { return s.getDdnsUseConflictResolution(i); },
+        "ddns-use-conflict-resolution", as_bool, true);
+#endif
 #if LEASEDNS_KEA_API >= 300
-    auto ttl = params.getTtl();
-    auto ttl_min = params.getTtlMin();
-    auto ttl_max = params.getTtlMax();
-    out.ttl = ttl.unspecified() ? 0 : ttl.get();
-    out.ttl_min = ttl_min.unspecified() ? 0 : ttl_min.get();
-    out.ttl_max = ttl_max.unspecified() ? 0 : ttl_max.get();
+    out.ttl = setting<uint32_t>(
+        cfg, subnet, [](const auto& s, Inheritance i) { return s.getDdnsTtl(i); }, "ddns-ttl",
+        as_u32, 0);
+    out.ttl_min = setting<uint32_t>(
+        cfg, subnet, [](const auto& s, Inheritance i) { return s.getDdnsTtlMin(i); },
+        "ddns-ttl-min", as_u32, 0);
+    out.ttl_max = setting<uint32_t>(
+        cfg, subnet, [](const auto& s, Inheritance i) { return s.getDdnsTtlMax(i); },
+        "ddns-ttl-max", as_u32, 0);
 #endif
     return out;
 }
 }  // namespace
-#endif
 
 rust::Vec<SubnetDdns> server_subnets_ddns4(const CalloutHandle& handle) {
-#if LEASEDNS_KEA_API >= 206
     isc::dhcp::SrvConfigPtr cfg = get_ptr<isc::dhcp::SrvConfigPtr>(handle, "server_config");
     rust::Vec<SubnetDdns> out;
-    out.push_back(subnet_ddns(*cfg->getDdnsParams(isc::dhcp::Subnet4Ptr()), 0));
+    out.push_back(subnet_ddns(*cfg, isc::dhcp::Subnet4Ptr()));
     const isc::dhcp::Subnet4Collection* subnets = cfg->getCfgSubnets4()->getAll();
     if (subnets) {
         for (const auto& subnet : *subnets) {
-            if (subnet) out.push_back(subnet_ddns(*cfg->getDdnsParams(subnet), subnet->getID()));
+            if (subnet) out.push_back(subnet_ddns(*cfg, subnet));
         }
     }
     return out;
-#else
-    (void)handle;
-    throw std::runtime_error("Kea 2.2 has no conflict-resolution or TTL settings of its own");
-#endif
+}
+
+bool server_d2_client_enabled(const CalloutHandle& handle) {
+    isc::dhcp::SrvConfigPtr cfg = get_ptr<isc::dhcp::SrvConfigPtr>(handle, "server_config");
+    isc::dhcp::D2ClientConfigPtr d2 = cfg->getD2ClientConfig();
+    return d2 && d2->getEnableUpdates();
 }
 
 void refuse_configuration(CalloutHandle& handle, rust::Str error) {

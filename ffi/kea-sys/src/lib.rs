@@ -35,19 +35,14 @@ pub mod ffi {
         fqdn_rev: bool,
     }
 
-    /// Options 81 and 12 of a DHCPv4 packet, as the client sent them.
+    /// What of a DHCPv4 packet decides its DNS updates (its names are Kea's
+    /// business: Kea puts the final one in the lease).
     #[derive(Clone, Debug, Default)]
     struct ClientNames {
-        /// DHCP message type, 0 if absent.
-        msg_type: u8,
         /// Option 81 present (with at least its three fixed octets).
         has_fqdn: bool,
+        /// Option 81's flags field.
         fqdn_flags: u8,
-        /// Option 81's domain-name field; wire format when the E flag is set.
-        fqdn: Vec<u8>,
-        /// Option 12 present.
-        has_hostname: bool,
-        hostname: Vec<u8>,
         /// Kea 3.0: the query is in the client class `SKIP_DDNS`, which
         /// tells Kea's DDNS to leave the client's name out of DNS. Always
         /// false on older releases, which have no such class.
@@ -55,16 +50,29 @@ pub mod ffi {
     }
 
     /// Kea's own DDNS settings of one subnet, with Kea's inheritance from
-    /// shared network and global scope applied (Kea 2.6 and later).
+    /// shared network and global scope applied.
     #[derive(Clone, Debug, Default)]
     struct SubnetDdns {
+        /// 0: Kea's defaults for a lease without a subnet.
         subnet_id: u32,
-        /// `ddns-conflict-resolution-mode`, Kea's name of the mode.
+        /// `ddns-send-updates`.
+        send_updates: bool,
+        /// `ddns-override-client-update`.
+        override_client_update: bool,
+        /// `ddns-override-no-update`.
+        override_no_update: bool,
+        /// `ddns-update-on-renew`.
+        update_on_renew: bool,
+        /// Kea 2.2's `ddns-use-conflict-resolution` (has_ false on 2.6+,
+        /// where the mode replaces it).
+        has_use_conflict_resolution: bool,
+        use_conflict_resolution: bool,
+        /// `ddns-conflict-resolution-mode`, Kea's name; empty on 2.2.
         conflict_mode: String,
-        /// `ddns-ttl-percent`; 0 when unset.
+        /// `ddns-ttl-percent`; 0 when unset (and always on 2.2).
         ttl_percent: f64,
         /// Kea 3.0's `ddns-ttl`, `ddns-ttl-min`, `ddns-ttl-max`; 0 when
-        /// unset (and always on 2.6).
+        /// unset (and always before 3.0).
         ttl: u32,
         ttl_min: u32,
         ttl_max: u32,
@@ -106,23 +114,26 @@ pub mod ffi {
         /// Every non-null lease of the `Lease4CollectionPtr` argument `name`
         /// (empty when the collection pointer is null).
         fn arg_leases4(handle: &CalloutHandle, name: &str) -> Result<Vec<Lease4>>;
-        /// The `bool` argument `name`.
-        fn arg_bool(handle: &CalloutHandle, name: &str) -> Result<bool>;
-        /// Options 81 and 12 and the message type of the `Pkt4Ptr` argument `name`.
+        /// Option 81's flags and SKIP_DDNS of the `Pkt4Ptr` argument `name`.
         fn arg_pkt4_names(handle: &CalloutHandle, name: &str) -> Result<ClientNames>;
         /// Message type and yiaddr of the `Pkt4Ptr` argument `name`: cheaper
         /// than the names when only these are needed.
         fn arg_pkt4_header(handle: &CalloutHandle, name: &str) -> Result<PacketHeader>;
-        /// Sets `hostname_`, `fqdn_fwd_` and `fqdn_rev_` of the lease argument `name`.
-        fn set_lease4_hostname(
+        /// Sets `fqdn_fwd_` and `fqdn_rev_` of the lease argument `name`.
+        fn set_lease4_directions(
             handle: &CalloutHandle,
             name: &str,
-            hostname: &str,
             fwd: bool,
             rev: bool,
         ) -> Result<()>;
-        /// Replaces option 81 of the packet argument `name` (normally response4).
-        fn set_pkt4_fqdn(handle: &CalloutHandle, name: &str, flags: u8, fqdn: &str) -> Result<()>;
+        /// Sets the flags field (S, O, E, N) of option 81 in the packet
+        /// argument `name` (normally response4); nothing without option 81.
+        fn set_pkt4_fqdn_flags(handle: &CalloutHandle, name: &str, flags: u8) -> Result<()>;
+        /// Stores `value` in the handle's per-library context under `key`:
+        /// it lives as long as the packet's handle, across its callouts.
+        fn context_set_u32(handle: Pin<&mut CalloutHandle>, key: &str, value: u32) -> Result<()>;
+        /// The context value under `key` (Err when none was set).
+        fn context_get_u32(handle: &CalloutHandle, key: &str) -> Result<u32>;
 
         /// Sets a control command's `response` argument (`createAnswer`);
         /// `args_json` is the answer's arguments as JSON text, empty for none.
@@ -146,9 +157,12 @@ pub mod ffi {
 
         /// Kea's DDNS settings in the `server_config` argument of
         /// dhcp4_srv_configured: first Kea's defaults for a lease without a
-        /// subnet (`subnet_id` 0), then every IPv4 subnet's. Err on Kea 2.2,
-        /// whose conflict resolution and TTL are not Kea's settings.
+        /// subnet (`subnet_id` 0), then every IPv4 subnet's.
         fn server_subnets_ddns4(handle: &CalloutHandle) -> Result<Vec<SubnetDdns>>;
+
+        /// Whether `server_config`'s `dhcp-ddns.enable-updates` is on (Kea's
+        /// own DDNS client, which leasedns replaces).
+        fn server_d2_client_enabled(handle: &CalloutHandle) -> Result<bool>;
 
         /// Refuses the configuration in dhcp4_srv_configured: sets the
         /// handle's status to DROP and its `error` argument, which Kea
@@ -206,7 +220,12 @@ pub unsafe fn callout_handle<'a>(handle: *mut c_void) -> Option<Pin<&'a mut Call
     // object it owns and keeps alive (and does not move) for the whole
     // callout; the caller bounds the lifetime to that call. Rust never reads
     // the opaque type's memory, only passes the reference back to C++.
-    unsafe { handle.cast::<CalloutHandle>().as_mut().map(|h| Pin::new_unchecked(h)) }
+    unsafe {
+        handle
+            .cast::<CalloutHandle>()
+            .as_mut()
+            .map(|h| Pin::new_unchecked(h))
+    }
 }
 
 /// The one place a raw `LibraryHandle&` from Kea becomes the bridge's type.
@@ -217,5 +236,10 @@ pub unsafe fn callout_handle<'a>(handle: *mut c_void) -> Option<Pin<&'a mut Call
 pub unsafe fn library_handle<'a>(library: *mut c_void) -> Option<Pin<&'a mut LibraryHandle>> {
     // SAFETY: as in `callout_handle`: Kea's `LibraryHandle&` is live and
     // unmoved for the duration of load(), which bounds the lifetime.
-    unsafe { library.cast::<LibraryHandle>().as_mut().map(|h| Pin::new_unchecked(h)) }
+    unsafe {
+        library
+            .cast::<LibraryHandle>()
+            .as_mut()
+            .map(|h| Pin::new_unchecked(h))
+    }
 }

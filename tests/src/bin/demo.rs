@@ -482,7 +482,9 @@ fn knot_options(net: &Netns, module: &Path) -> KnotOptions {
 /// INFO is the parent of the hook's `kea-dhcp4.leasedns`, so the hook's INFO
 /// lines land in Kea's log.
 fn kea_options(net: &Netns, hook: &Path, parameters: Value) -> KeaOptions {
-    let mut opts = KeaOptions::for_netns(net).with_hook(hook, parameters);
+    let mut opts = KeaOptions::for_netns(net)
+        .with_ddns_naming(FORWARD_ZONE)
+        .with_hook(hook, parameters);
     opts.severity = "INFO".to_owned();
     opts
 }

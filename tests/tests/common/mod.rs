@@ -35,7 +35,7 @@ impl Lab {
             .tempdir()
             .expect("temp dir");
         let mut params = knot.hook_parameters(journal.path());
-        let mut opts = KeaOptions::for_netns(&net);
+        let mut opts = KeaOptions::for_netns(&net).with_ddns_naming(ZONE);
         opts.valid_lifetime = 600;
         tweak(&mut opts, &mut params);
         let library =

@@ -1,33 +1,46 @@
 // Debian bookworm's kea-dev 2.2.0 does not ship dhcpsrv/cfg_globals.h, which
-// dhcpsrv/network.h (and so lease_mgr.h) includes. This is NOT Kea's header:
-// it declares only the names that inline code in network.h mentions, so that
-// the shim can include lease_mgr_factory.h. The shim never calls any
-// Network/Subnet accessor that reaches these declarations (their values and
-// layout here are not Kea's); it only uses LeaseMgrFactory and Lease4.
+// dhcpsrv/network.h (and so lease_mgr.h, srv_config.h) includes. This is NOT
+// Kea's header: it declares the member functions that inline code in
+// network.h and srv_config.h mentions, with Kea 2.2.0's signatures (so they
+// link to libkea-dhcpsrv's definitions), and the Index enumerators in Kea
+// 2.2.0's order (so an index passed to get(int) means what it means in
+// Kea). The class layout is not Kea's: the shim never creates, copies or
+// reads a CfgGlobals, and reads Kea's DDNS settings through DdnsParams,
+// whose accessors are compiled into libkea-dhcpsrv.
 #ifndef LEASEDNS_COMPAT_CFG_GLOBALS_H
 #define LEASEDNS_COMPAT_CFG_GLOBALS_H
 
 #include <cc/data.h>
 #include <boost/shared_ptr.hpp>
 
+#include <string>
+
 namespace isc {
 namespace dhcp {
 
 class CfgGlobals {
 public:
-    enum Index {
-        AUTHORITATIVE, BOOT_FILE_NAME, CACHE_MAX_AGE, CACHE_THRESHOLD, CALCULATE_TEE_TIMES,
-        DDNS_GENERATED_PREFIX, DDNS_OVERRIDE_CLIENT_UPDATE, DDNS_OVERRIDE_NO_UPDATE,
-        DDNS_QUALIFYING_SUFFIX, DDNS_REPLACE_CLIENT_NAME, DDNS_SEND_UPDATES,
-        DDNS_UPDATE_ON_RENEW, DDNS_USE_CONFLICT_RESOLUTION, HOSTNAME_CHAR_REPLACEMENT,
-        HOSTNAME_CHAR_SET, MATCH_CLIENT_ID, MAX_PREFERRED_LIFETIME, MAX_VALID_LIFETIME,
-        MIN_PREFERRED_LIFETIME, MIN_VALID_LIFETIME, NEXT_SERVER, PREFERRED_LIFETIME,
-        REBIND_TIMER, RENEW_TIMER, RESERVATIONS_GLOBAL, RESERVATIONS_IN_SUBNET,
-        RESERVATIONS_OUT_OF_POOL, SERVER_HOSTNAME, STORE_EXTENDED_INFO, T1_PERCENT,
-        T2_PERCENT, VALID_LIFETIME
+    enum Index : int {
+        VALID_LIFETIME, MIN_VALID_LIFETIME, MAX_VALID_LIFETIME, RENEW_TIMER, REBIND_TIMER,
+        DECLINE_PROBATION_PERIOD, DHCP4O6_PORT, COMMENT, SERVER_TAG, RESERVATION_MODE,
+        RESERVATIONS_GLOBAL, RESERVATIONS_IN_SUBNET, RESERVATIONS_OUT_OF_POOL,
+        CALCULATE_TEE_TIMES, T1_PERCENT, T2_PERCENT, HOSTNAME_CHAR_SET,
+        HOSTNAME_CHAR_REPLACEMENT, DDNS_SEND_UPDATES, DDNS_OVERRIDE_NO_UPDATE,
+        DDNS_OVERRIDE_CLIENT_UPDATE, DDNS_REPLACE_CLIENT_NAME, DDNS_GENERATED_PREFIX,
+        DDNS_QUALIFYING_SUFFIX, STORE_EXTENDED_INFO, STATISTIC_DEFAULT_SAMPLE_COUNT,
+        STATISTIC_DEFAULT_SAMPLE_AGE, CACHE_THRESHOLD, CACHE_MAX_AGE,
+        EARLY_GLOBAL_RESERVATIONS_LOOKUP, IP_RESERVATIONS_UNIQUE, RESERVATIONS_LOOKUP_FIRST,
+        DDNS_UPDATE_ON_RENEW, DDNS_USE_CONFLICT_RESOLUTION, PARKED_PACKET_LIMIT,
+        ECHO_CLIENT_ID, MATCH_CLIENT_ID, AUTHORITATIVE, NEXT_SERVER, SERVER_HOSTNAME,
+        BOOT_FILE_NAME, DATA_DIRECTORY, PREFERRED_LIFETIME, MIN_PREFERRED_LIFETIME,
+        MAX_PREFERRED_LIFETIME, SIZE
     };
-    // Declared, never defined: only mentioned by inline code the shim does not use.
+    // Declared only; defined in libkea-dhcpsrv.
+    isc::data::ConstElementPtr get(const std::string& name) const;
     isc::data::ConstElementPtr get(int index) const;
+    void set(const std::string& name, isc::data::ConstElementPtr value);
+    void set(int index, isc::data::ConstElementPtr value);
+    void clear();
 };
 
 typedef boost::shared_ptr<CfgGlobals> CfgGlobalsPtr;
