@@ -150,8 +150,18 @@ fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> JournalErr
 #[derive(Debug)]
 pub struct Recovery {
     /// Entries not yet marked done, in ascending sequence order.
-    pub pending: Vec<(u64, Vec<u8>)>,
+    pub pending: Vec<PendingEntry>,
     pub report: RecoveryReport,
+}
+
+/// An entry not yet marked done, as recovery read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEntry {
+    pub seq: u64,
+    /// The format version of the segment holding the entry: the payload is
+    /// in that version's encoding ([`decode_change`] reads every one).
+    pub version: u32,
+    pub payload: Vec<u8>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -665,8 +675,9 @@ impl Journal {
         if let Some((id, _)) = names.last() {
             self.next_seq = self.next_seq.max(*id);
         }
-        // seq -> (segment, payload); a later copy replaces an earlier one.
-        let mut entries: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
+        // seq -> (segment, its version, payload); a later copy replaces an
+        // earlier one.
+        let mut entries: BTreeMap<u64, (u64, u32, Vec<u8>)> = BTreeMap::new();
         let mut done: Vec<(u64, u64)> = Vec::new();
         let mut reusable_last = None;
         for (i, (id, path)) in names.iter().enumerate() {
@@ -679,10 +690,13 @@ impl Journal {
                 }
             };
             let parsed = format::parse_segment(&bytes);
-            if let Err(problem) = parsed.header {
-                self.handle_bad_header(path, problem, bytes.len() as u64, &mut report);
-                continue;
-            }
+            let version = match parsed.header {
+                Ok(version) => version,
+                Err(problem) => {
+                    self.handle_bad_header(path, problem, bytes.len() as u64, &mut report);
+                    continue;
+                }
+            };
             report.segments_read += 1;
             let mut len = bytes.len() as u64;
             let mut truncated_ok = true;
@@ -724,7 +738,7 @@ impl Journal {
                     Record::Entry { seq, payload } => {
                         report.entries += 1;
                         self.next_seq = self.next_seq.max(seq.saturating_add(1));
-                        entries.insert(seq, (*id, payload.to_vec()));
+                        entries.insert(seq, (*id, version, payload.to_vec()));
                     }
                     Record::Done { high_water, ranges } => {
                         has_done = true;
@@ -742,7 +756,9 @@ impl Journal {
                     has_done,
                 },
             );
-            if is_last && truncated_ok {
+            // Appending to an older version's segment would mix two payload
+            // encodings in one file: a new segment is started instead.
+            if is_last && truncated_ok && version == format::VERSION {
                 reusable_last = Some(*id);
             }
         }
@@ -755,12 +771,16 @@ impl Journal {
             }
         }
         let mut pending = Vec::with_capacity(entries.len());
-        for (seq, (id, payload)) in entries {
+        for (seq, (id, version, payload)) in entries {
             if let Some(seg) = self.segments.get_mut(&id) {
                 seg.undone += 1;
             }
             self.pending.insert(seq, id);
-            pending.push((seq, payload));
+            pending.push(PendingEntry {
+                seq,
+                version,
+                payload,
+            });
         }
         if let Some(id) = reusable_last
             && let Some(seg) = self.segments.get(&id)
@@ -838,9 +858,10 @@ impl Journal {
     }
 }
 
-/// Decodes a payload written by [`Journal::append_changes`].
-pub fn decode_change(payload: &[u8]) -> Result<Change, JournalError> {
-    postcard::from_bytes(payload).map_err(JournalError::Decode)
+/// Decodes an entry written by [`Journal::append_changes`] (of this or an
+/// older release).
+pub fn decode_change(entry: &PendingEntry) -> Result<Change, JournalError> {
+    postcard::from_bytes(&entry.payload).map_err(JournalError::Decode)
 }
 
 fn segment_name(id: u64) -> String {

@@ -90,7 +90,19 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn seqs(r: &Recovery) -> Vec<u64> {
-    r.pending.iter().map(|(s, _)| *s).collect()
+    r.pending.iter().map(|e| e.seq).collect()
+}
+
+/// The pending entries as `(seq, payload)`, each checked to come from a
+/// segment of the current version.
+fn payloads(r: &Recovery) -> Vec<(u64, Vec<u8>)> {
+    r.pending
+        .iter()
+        .map(|e| {
+            assert_eq!(e.version, format::VERSION, "entry {}", e.seq);
+            (e.seq, e.payload.clone())
+        })
+        .collect()
 }
 
 #[test]
@@ -110,7 +122,7 @@ fn append_mark_done_reopen_roundtrip() {
 
     let (mut j, rec) = open(&dir, JournalOptions::default());
     assert_eq!(seqs(&rec), vec![1, 3, 5]);
-    assert_eq!(rec.pending[1].1, payload(2));
+    assert_eq!(payloads(&rec)[1].1, payload(2));
     assert_eq!(rec.report.entries, 5);
     assert_eq!(rec.report.done, 2);
     assert_eq!(rec.report.torn_tail, None);
@@ -151,7 +163,7 @@ fn pending_is_in_sequence_order_across_segments() {
         .filter(|s| ![40, 3, 17, 18, 19, 60].contains(s))
         .collect();
     assert_eq!(seqs(&rec), expect);
-    for (seq, p) in &rec.pending {
+    for (seq, p) in &payloads(&rec) {
         assert_eq!(p, &payload(seq - 1));
     }
 }
@@ -315,7 +327,7 @@ fn torn_tail_at_every_offset_of_the_last_record() {
         drop(j);
         let (_, rec) = open(tmp.path(), JournalOptions::default());
         assert_eq!(seqs(&rec), vec![1, 2, 3, 4]);
-        assert_eq!(rec.pending[3].1, b"again");
+        assert_eq!(payloads(&rec)[3].1, b"again");
         assert_eq!(rec.report.torn_tail, None);
     }
 }
@@ -563,7 +575,7 @@ fn failed_append_with_failed_truncate_abandons_the_segment() {
     drop(j);
     let (_, rec) = open(tmp.path(), JournalOptions::default());
     assert_eq!(seqs(&rec), vec![1, 2, 3, 7]);
-    assert_eq!(rec.pending[2].1, payload(2));
+    assert_eq!(payloads(&rec)[2].1, payload(2));
 }
 
 #[test]
@@ -590,7 +602,7 @@ fn failed_sync_rewrites_unsynced_entries_into_a_new_segment() {
     drop(j);
     let (_, rec) = open(tmp.path(), JournalOptions::default());
     assert_eq!(seqs(&rec), vec![3, 5, 6]);
-    assert_eq!(rec.pending[0].1, payload(2));
+    assert_eq!(payloads(&rec)[0].1, payload(2));
 }
 
 #[test]
@@ -628,7 +640,7 @@ fn oversized_payload_is_rejected_before_writing() {
     assert_eq!(j.append(&[&max]).unwrap(), vec![1]);
     drop(j);
     let (_, rec) = open(tmp.path(), JournalOptions::default());
-    assert_eq!(rec.pending[0].1.len(), MAX_PAYLOAD);
+    assert_eq!(rec.pending[0].payload.len(), MAX_PAYLOAD);
 }
 
 #[test]
@@ -650,8 +662,12 @@ fn changes_roundtrip_through_postcard() {
     j.append_changes(std::slice::from_ref(&change)).unwrap();
     drop(j);
     let (_, rec) = open(tmp.path(), JournalOptions::default());
-    assert_eq!(decode_change(&rec.pending[0].1).unwrap(), change);
-    assert!(decode_change(&[0xff]).is_err());
+    assert_eq!(decode_change(&rec.pending[0]).unwrap(), change);
+    let garbage = PendingEntry {
+        payload: vec![0xff],
+        ..rec.pending[0].clone()
+    };
+    assert!(decode_change(&garbage).is_err());
 }
 
 #[derive(Clone, Debug)]
@@ -696,10 +712,10 @@ fn check_recovered(
     model: &BTreeMap<u64, Vec<u8>>,
     exact: bool,
 ) -> Result<(), TestCaseError> {
-    let got: BTreeMap<u64, Vec<u8>> = rec.pending.iter().cloned().collect();
+    let got: BTreeMap<u64, Vec<u8>> = payloads(rec).into_iter().collect();
     prop_assert_eq!(got.len(), rec.pending.len(), "duplicate seqs");
     prop_assert!(
-        rec.pending.windows(2).all(|w| w[0].0 < w[1].0),
+        rec.pending.windows(2).all(|w| w[0].seq < w[1].seq),
         "pending not in order"
     );
     if exact {
@@ -774,9 +790,9 @@ proptest! {
                     check_recovered(&rec, &model, exact)?;
                     // Resurfaced entries (done marks that never reached the
                     // disk, or failed appends) are pending again.
-                    for (s, p) in &rec.pending {
-                        model.entry(*s).or_insert_with(|| p.clone());
-                        last_seq = last_seq.max(*s);
+                    for (s, p) in payloads(&rec) {
+                        model.entry(s).or_insert(p);
+                        last_seq = last_seq.max(s);
                     }
                     j = nj;
                 }
@@ -867,7 +883,7 @@ fn real_enospc_leaves_the_journal_usable() {
     j.sync().unwrap();
     drop(j);
     let (_, rec) = open(&dir, opts);
-    let got: BTreeMap<u64, Vec<u8>> = rec.pending.into_iter().collect();
+    let got: BTreeMap<u64, Vec<u8>> = payloads(&rec).into_iter().collect();
     assert_eq!(got, model);
     assert_eq!(rec.report.torn_tail, None);
 }
@@ -933,7 +949,7 @@ fn a_journal_written_by_release_0_1_0_still_replays() {
     let replayed: Vec<(u64, Change)> = recovery
         .pending
         .iter()
-        .map(|(seq, payload)| (*seq, decode_change(payload).unwrap()))
+        .map(|entry| (entry.seq, decode_change(entry).unwrap()))
         .collect();
     let expected = golden_changes();
     assert_eq!(
