@@ -13,14 +13,20 @@
 //! share a journal. Other file names are ignored; a segment whose header is not
 //! recognised is renamed to `<name>.corrupt` and left for the operator.
 //!
-//! # Segment format (version 1)
+//! # Segment format (version 2)
 //!
 //! All integers are little-endian.
 //!
 //! ```text
-//! header:  magic "LDNSJRNL" (8 bytes) | version: u32 = 1
+//! header:  magic "LDNSJRNL" (8 bytes) | version: u32 = 2
 //! record:  len: u32 | crc: u32 | kind: u8 | seq: u64 | payload: len bytes
 //! ```
+//!
+//! The version says how entry payloads encode a [`Change`] (see `payload.rs`);
+//! header and records are laid out the same in every version. Version 1
+//! (release 0.1.0) lacks the change's conflict-resolution mode; its segments
+//! are still replayed, new entries always go to a segment of the current
+//! version. Done records apply across versions.
 //!
 //! * `len` is the payload length; more than 1 MiB ([`MAX_PAYLOAD`]) is corruption.
 //! * `crc` is CRC-32 (IEEE, as computed by `crc32fast`) over the `len` bytes,
@@ -71,6 +77,7 @@
 //! contents, only because of the directory itself.
 
 mod format;
+mod payload;
 
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -329,13 +336,12 @@ impl Journal {
         }
     }
 
-    /// Encodes `changes` with postcard and appends them.
+    /// Encodes `changes` ([`encode_change`]) and appends them.
     pub fn append_changes(&mut self, changes: &[Change]) -> Result<Vec<u64>, JournalError> {
         let encoded = changes
             .iter()
-            .map(postcard::to_stdvec)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(JournalError::Encode)?;
+            .map(encode_change)
+            .collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
         self.append(&refs)
     }
@@ -858,10 +864,15 @@ impl Journal {
     }
 }
 
-/// Decodes an entry written by [`Journal::append_changes`] (of this or an
-/// older release).
+/// A change as the payload of an entry [`Journal::append`] writes now.
+pub fn encode_change(change: &Change) -> Result<Vec<u8>, JournalError> {
+    payload::encode(change)
+}
+
+/// Decodes an entry written by [`Journal::append_changes`] or with
+/// [`encode_change`], of this or an older release.
 pub fn decode_change(entry: &PendingEntry) -> Result<Change, JournalError> {
-    postcard::from_bytes(&entry.payload).map_err(JournalError::Decode)
+    payload::decode(entry.version, &entry.payload)
 }
 
 fn segment_name(id: u64) -> String {

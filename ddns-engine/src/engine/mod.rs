@@ -733,7 +733,7 @@ impl JournalThread {
     fn append(&mut self, batch: &mut [Work]) {
         let encoded: Result<Vec<Vec<u8>>, _> = batch
             .iter()
-            .map(|w| postcard::to_stdvec(&w.change))
+            .map(|w| crate::journal::encode_change(&w.change))
             .collect();
         let result = match encoded {
             Ok(encoded) => {
@@ -1214,6 +1214,7 @@ mod tests {
                 ttl: 600,
                 forward: true,
                 reverse: true,
+                mode: crate::config::ConflictMode::CheckWithDhcid,
             },
         }
     }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::change::{
     Change, LEASE_STATE_DEFAULT, Lease, LeaseRecords, absolute_fqdn, addr_of_reverse, reverse_name,
 };
-use crate::config::DdnsDomain;
+use crate::config::{ConflictMode, DdnsDomain};
 use crate::dns::update;
 use crate::dns::{self, TsigSigner};
 
@@ -152,6 +152,13 @@ pub fn plan(
     (changes, missing, stale)
 }
 
+/// The removal of a stale name. No lease, so no subnet and no subnet's
+/// mode: it runs in check-with-dhcid with the DHCID read from the zone,
+/// whatever mode wrote the name. The name carries a DHCID, so the checks
+/// pass while it is as read; should a client take it over between the
+/// transfer and the removal, the check leaves the new owner's records
+/// alone, and the name goes whole once no address is left (a no-check
+/// removal would leave the DHCID behind in no-check-without-dhcid).
 fn removal(fqdn: &str, addr: Ipv4Addr, dhcid: &[u8], forward: bool, reverse: bool) -> Change {
     Change::remove(LeaseRecords {
         fqdn: fqdn.to_string(),
@@ -160,6 +167,7 @@ fn removal(fqdn: &str, addr: Ipv4Addr, dhcid: &[u8], forward: bool, reverse: boo
         ttl: 0,
         forward,
         reverse,
+        mode: ConflictMode::CheckWithDhcid,
     })
 }
 
@@ -239,6 +247,7 @@ mod tests {
             ttl: 600,
             forward: true,
             reverse: true,
+            mode: ConflictMode::CheckWithDhcid,
         }
     }
 

@@ -4,8 +4,9 @@
 use std::fmt;
 
 pub(super) const MAGIC: [u8; 8] = *b"LDNSJRNL";
-/// The version new segments are written in.
-pub(super) const VERSION: u32 = 1;
+/// The version new segments are written in: 2 since `LeaseRecords` carries
+/// its conflict-resolution mode.
+pub(super) const VERSION: u32 = 2;
 /// The oldest version still read: segments of any version from here to
 /// [`VERSION`] are replayed, each entry decoded by its segment's version.
 pub(super) const OLDEST_VERSION: u32 = 1;
@@ -394,6 +395,17 @@ mod tests {
         );
         newer[0] = b'X';
         assert_eq!(parse_segment(&newer).header, Err(HeaderProblem::BadMagic));
+    }
+
+    #[test]
+    fn every_version_read_parses_and_reencodes_in_its_own() {
+        for version in OLDEST_VERSION..=VERSION {
+            let mut buf = header_of(version).to_vec();
+            encode_record(&mut buf, KIND_ENTRY, 1, b"x");
+            let parsed = parse_segment(&buf);
+            assert_eq!((parsed.header, parsed.damage), (Ok(version), None));
+            fuzz_read_segment(&buf);
+        }
     }
 
     #[test]

@@ -656,6 +656,7 @@ fn changes_roundtrip_through_postcard() {
             ttl: 300,
             forward: true,
             reverse: false,
+            mode: crate::config::ConflictMode::CheckExistsWithDhcid,
         },
     };
     let (mut j, _) = open(tmp.path(), JournalOptions::default());
@@ -888,9 +889,12 @@ fn real_enospc_leaves_the_journal_usable() {
     assert_eq!(rec.report.torn_tail, None);
 }
 
-/// The changes in the golden journal, in the order they were appended.
-fn golden_changes() -> Vec<Change> {
+/// The changes in the version 1 golden journal, in the order they were
+/// appended, as they replay now: release 0.1.0 wrote no mode, it is
+/// inferred from the DHCID (see `payload.rs`).
+fn golden_v1_changes() -> Vec<Change> {
     use crate::change::ChangeKind;
+    use crate::config::ConflictMode;
     use std::net::Ipv4Addr;
     vec![
         Change {
@@ -902,6 +906,7 @@ fn golden_changes() -> Vec<Change> {
                 ttl: 600,
                 forward: true,
                 reverse: true,
+                mode: ConflictMode::CheckWithDhcid,
             },
         },
         Change {
@@ -913,6 +918,7 @@ fn golden_changes() -> Vec<Change> {
                 ttl: 0,
                 forward: true,
                 reverse: false,
+                mode: ConflictMode::CheckWithDhcid,
             },
         },
         Change {
@@ -924,6 +930,7 @@ fn golden_changes() -> Vec<Change> {
                 ttl: 3600,
                 forward: false,
                 reverse: true,
+                mode: ConflictMode::NoCheckWithoutDhcid,
             },
         },
     ]
@@ -951,10 +958,69 @@ fn a_journal_written_by_release_0_1_0_still_replays() {
         .iter()
         .map(|entry| (entry.seq, decode_change(entry).unwrap()))
         .collect();
-    let expected = golden_changes();
+    assert!(recovery.pending.iter().all(|e| e.version == 1));
+    let expected = golden_v1_changes();
     assert_eq!(
         replayed,
         vec![(1, expected[0].clone()), (3, expected[2].clone())]
     );
     assert_eq!(j.pending(), 2);
+}
+
+/// Upgrading with entries pending: the version 1 segment is read but not
+/// appended to; new entries go to a version 2 segment after it, done
+/// records there also finish version 1 entries, and everything replays in
+/// sequence order, each entry in its own segment's encoding.
+#[test]
+fn version_1_segments_then_version_2_segments_replay_in_order() {
+    use crate::config::ConflictMode;
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/golden");
+    let tmp = tempfile::tempdir().unwrap();
+    let v1_name = "journal-0000000000000001.log";
+    let v1_bytes = fs::read(golden.join(v1_name)).unwrap();
+    fs::write(tmp.path().join(v1_name), &v1_bytes).unwrap();
+    let (mut j, _) = open(tmp.path(), JournalOptions::default());
+    let new = vec![
+        crate::testing::in_mode(
+            ConflictMode::NoCheckWithDhcid,
+            crate::testing::change(
+                crate::change::ChangeKind::Add,
+                "new.lan.example.",
+                [10, 1, 2, 5],
+                crate::testing::DHCID_A,
+            ),
+        ),
+        crate::testing::in_mode(
+            ConflictMode::CheckExistsWithDhcid,
+            crate::testing::change(
+                crate::change::ChangeKind::Remove,
+                "gone.lan.example.",
+                [10, 1, 2, 6],
+                crate::testing::DHCID_B,
+            ),
+        ),
+    ];
+    assert_eq!(j.append_changes(&new).unwrap(), vec![4, 5]);
+    j.mark_done(&[3]).unwrap();
+    j.sync().unwrap();
+    drop(j);
+    assert_eq!(fs::read(tmp.path().join(v1_name)).unwrap(), v1_bytes);
+    let files = segment_files(tmp.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let v2_bytes = fs::read(&files[1]).unwrap();
+    assert_eq!(format::parse_segment(&v2_bytes).header, Ok(format::VERSION));
+
+    let (_, rec) = open(tmp.path(), JournalOptions::default());
+    let versions: Vec<(u64, u32)> = rec.pending.iter().map(|e| (e.seq, e.version)).collect();
+    assert_eq!(versions, vec![(1, 1), (4, 2), (5, 2)]);
+    let replayed: Vec<Change> = rec
+        .pending
+        .iter()
+        .map(|e| decode_change(e).unwrap())
+        .collect();
+    let v1 = golden_v1_changes();
+    assert_eq!(
+        replayed,
+        vec![v1[0].clone(), new[0].clone(), new[1].clone()]
+    );
 }
