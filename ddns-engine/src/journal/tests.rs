@@ -1024,3 +1024,140 @@ fn version_1_segments_then_version_2_segments_replay_in_order() {
         vec![v1[0].clone(), new[0].clone(), new[1].clone()]
     );
 }
+
+/// The changes appended to the version 2 golden segment (seq 4..=7).
+fn golden_v2_changes() -> Vec<Change> {
+    use crate::change::{ChangeKind, LeaseRecords};
+    use crate::config::ConflictMode;
+    use std::net::Ipv4Addr;
+    let records =
+        |fqdn: &str, addr: Ipv4Addr, dhcid: &[u8], ttl, forward, reverse, mode| LeaseRecords {
+            fqdn: fqdn.into(),
+            addr,
+            dhcid: dhcid.to_vec(),
+            ttl,
+            forward,
+            reverse,
+            mode,
+        };
+    vec![
+        Change {
+            kind: ChangeKind::Add,
+            records: records(
+                "tablet.lan.example.",
+                Ipv4Addr::new(10, 1, 2, 5),
+                &[0, 1, 1, 0xca, 0xfe],
+                900,
+                true,
+                true,
+                ConflictMode::CheckExistsWithDhcid,
+            ),
+        },
+        Change {
+            kind: ChangeKind::Remove,
+            records: records(
+                "old-phone.lan.example.",
+                Ipv4Addr::new(10, 1, 2, 6),
+                &[0, 2, 1, 0x03, 0x04],
+                0,
+                true,
+                false,
+                ConflictMode::NoCheckWithDhcid,
+            ),
+        },
+        Change {
+            kind: ChangeKind::Add,
+            records: records(
+                "camera.lan.example.",
+                Ipv4Addr::new(10, 1, 250, 10),
+                &[],
+                1800,
+                false,
+                true,
+                ConflictMode::NoCheckWithoutDhcid,
+            ),
+        },
+        Change {
+            kind: ChangeKind::Add,
+            records: records(
+                "desk.lan.example.",
+                Ipv4Addr::new(10, 1, 2, 7),
+                &[0, 1, 1, 0x01, 0x02, 0x03],
+                600,
+                true,
+                true,
+                ConflictMode::CheckWithDhcid,
+            ),
+        },
+    ]
+}
+
+/// A version 2 segment, as the release that introduced the version wrote
+/// it: `journal-0000000000000004.log` was made by opening a copy of the
+/// version 1 golden directory, appending [`golden_v2_changes`] (seq 4..=7),
+/// marking 3 and 5 done and syncing. It pins the version 2 payload (the
+/// mode's variant index included) as the version 1 test pins 0.1.0's.
+#[test]
+fn a_version_2_journal_still_replays() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/golden");
+    let tmp = tempfile::tempdir().unwrap();
+    let segment = "journal-0000000000000004.log";
+    fs::copy(golden.join(segment), tmp.path().join(segment)).unwrap();
+    let (j, recovery) = open(tmp.path(), JournalOptions::default());
+    assert_eq!(recovery.report.torn_tail, None);
+    assert!(recovery.report.corrupt.is_empty());
+    assert_eq!(recovery.report.entries, 4);
+    // Seq 3 is done too, but its entry is in the version 1 segment.
+    assert_eq!(recovery.report.done, 1);
+    assert_eq!(recovery.report.next_seq, 8);
+    assert!(recovery.pending.iter().all(|e| e.version == 2));
+    let replayed: Vec<(u64, Change)> = recovery
+        .pending
+        .iter()
+        .map(|entry| (entry.seq, decode_change(entry).unwrap()))
+        .collect();
+    let expected = golden_v2_changes();
+    assert_eq!(
+        replayed,
+        vec![
+            (4, expected[0].clone()),
+            (6, expected[2].clone()),
+            (7, expected[3].clone())
+        ]
+    );
+    assert_eq!(j.pending(), 3);
+}
+
+/// The golden directory whole, as an upgraded server leaves it: the
+/// version 1 segment, then the version 2 one whose done record also
+/// finishes a version 1 entry; replayed in sequence order.
+#[test]
+fn the_golden_directory_replays_across_versions() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/golden");
+    let tmp = tempfile::tempdir().unwrap();
+    for segment in [
+        "journal-0000000000000001.log",
+        "journal-0000000000000004.log",
+    ] {
+        fs::copy(golden.join(segment), tmp.path().join(segment)).unwrap();
+    }
+    let (_, recovery) = open(tmp.path(), JournalOptions::default());
+    assert_eq!(recovery.report.segments_read, 2);
+    // Done: 2 (in the version 1 segment), 3 and 5.
+    assert_eq!((recovery.report.entries, recovery.report.done), (7, 3));
+    let replayed: Vec<(u64, u32, Change)> = recovery
+        .pending
+        .iter()
+        .map(|entry| (entry.seq, entry.version, decode_change(entry).unwrap()))
+        .collect();
+    let (v1, v2) = (golden_v1_changes(), golden_v2_changes());
+    assert_eq!(
+        replayed,
+        vec![
+            (1, 1, v1[0].clone()),
+            (4, 2, v2[0].clone()),
+            (6, 2, v2[2].clone()),
+            (7, 2, v2[3].clone()),
+        ]
+    );
+}
