@@ -47,6 +47,10 @@ pub struct LeaseRecords {
     pub forward: bool,
     /// Update the reverse zone (PTR + DHCID).
     pub reverse: bool,
+    /// How the sender resolves conflicts for these records: the mode of the
+    /// lease's subnet when the change was made, so a change replayed after
+    /// a reconfiguration still runs the sequence it was meant for.
+    pub mode: ConflictMode,
 }
 
 impl LeaseRecords {
@@ -83,6 +87,7 @@ impl LeaseRecords {
             ttl: dhcid::ttl(ttl, lease.valid_lft),
             forward: lease.fqdn_fwd,
             reverse: lease.fqdn_rev,
+            mode,
         }))
     }
 }
@@ -99,7 +104,8 @@ pub enum ChangeKind {
 /// One intended DNS change for one lease. Self-contained: it can be replayed
 /// from the journal after a restart without any other state. Its postcard
 /// encoding (kind, then the records' fields in order) is the journal's
-/// payload: the golden journal test pins it.
+/// payload: the golden journal tests pin it, and changing it needs a new
+/// segment version (see `journal::payload`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub kind: ChangeKind,

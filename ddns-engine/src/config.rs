@@ -75,7 +75,10 @@ impl DdnsDomain {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// RFC 4703 conflict resolution, Kea's `ddns-conflict-resolution-mode`.
+/// Each change carries its own (`LeaseRecords::mode`) into the journal,
+/// which stores the variant's index: add new variants at the end only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum ConflictMode {
     #[default]
     CheckWithDhcid,

@@ -13,14 +13,20 @@
 //! share a journal. Other file names are ignored; a segment whose header is not
 //! recognised is renamed to `<name>.corrupt` and left for the operator.
 //!
-//! # Segment format (version 1)
+//! # Segment format (version 2)
 //!
 //! All integers are little-endian.
 //!
 //! ```text
-//! header:  magic "LDNSJRNL" (8 bytes) | version: u32 = 1
+//! header:  magic "LDNSJRNL" (8 bytes) | version: u32 = 2
 //! record:  len: u32 | crc: u32 | kind: u8 | seq: u64 | payload: len bytes
 //! ```
+//!
+//! The version says how entry payloads encode a [`Change`] (see `payload.rs`);
+//! header and records are laid out the same in every version. Version 1
+//! (release 0.1.0) lacks the change's conflict-resolution mode; its segments
+//! are still replayed, new entries always go to a segment of the current
+//! version. Done records apply across versions.
 //!
 //! * `len` is the payload length; more than 1 MiB ([`MAX_PAYLOAD`]) is corruption.
 //! * `crc` is CRC-32 (IEEE, as computed by `crc32fast`) over the `len` bytes,
@@ -71,6 +77,7 @@
 //! contents, only because of the directory itself.
 
 mod format;
+mod payload;
 
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -150,8 +157,18 @@ fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> JournalErr
 #[derive(Debug)]
 pub struct Recovery {
     /// Entries not yet marked done, in ascending sequence order.
-    pub pending: Vec<(u64, Vec<u8>)>,
+    pub pending: Vec<PendingEntry>,
     pub report: RecoveryReport,
+}
+
+/// An entry not yet marked done, as recovery read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEntry {
+    pub seq: u64,
+    /// The format version of the segment holding the entry: the payload is
+    /// in that version's encoding ([`decode_change`] reads every one).
+    pub version: u32,
+    pub payload: Vec<u8>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -319,13 +336,12 @@ impl Journal {
         }
     }
 
-    /// Encodes `changes` with postcard and appends them.
+    /// Encodes `changes` ([`encode_change`]) and appends them.
     pub fn append_changes(&mut self, changes: &[Change]) -> Result<Vec<u64>, JournalError> {
         let encoded = changes
             .iter()
-            .map(postcard::to_stdvec)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(JournalError::Encode)?;
+            .map(encode_change)
+            .collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
         self.append(&refs)
     }
@@ -665,8 +681,9 @@ impl Journal {
         if let Some((id, _)) = names.last() {
             self.next_seq = self.next_seq.max(*id);
         }
-        // seq -> (segment, payload); a later copy replaces an earlier one.
-        let mut entries: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
+        // seq -> (segment, its version, payload); a later copy replaces an
+        // earlier one.
+        let mut entries: BTreeMap<u64, (u64, u32, Vec<u8>)> = BTreeMap::new();
         let mut done: Vec<(u64, u64)> = Vec::new();
         let mut reusable_last = None;
         for (i, (id, path)) in names.iter().enumerate() {
@@ -679,10 +696,13 @@ impl Journal {
                 }
             };
             let parsed = format::parse_segment(&bytes);
-            if let Err(problem) = parsed.header {
-                self.handle_bad_header(path, problem, bytes.len() as u64, &mut report);
-                continue;
-            }
+            let version = match parsed.header {
+                Ok(version) => version,
+                Err(problem) => {
+                    self.handle_bad_header(path, problem, bytes.len() as u64, &mut report);
+                    continue;
+                }
+            };
             report.segments_read += 1;
             let mut len = bytes.len() as u64;
             let mut truncated_ok = true;
@@ -724,7 +744,7 @@ impl Journal {
                     Record::Entry { seq, payload } => {
                         report.entries += 1;
                         self.next_seq = self.next_seq.max(seq.saturating_add(1));
-                        entries.insert(seq, (*id, payload.to_vec()));
+                        entries.insert(seq, (*id, version, payload.to_vec()));
                     }
                     Record::Done { high_water, ranges } => {
                         has_done = true;
@@ -742,7 +762,9 @@ impl Journal {
                     has_done,
                 },
             );
-            if is_last && truncated_ok {
+            // Appending to an older version's segment would mix two payload
+            // encodings in one file: a new segment is started instead.
+            if is_last && truncated_ok && version == format::VERSION {
                 reusable_last = Some(*id);
             }
         }
@@ -755,12 +777,16 @@ impl Journal {
             }
         }
         let mut pending = Vec::with_capacity(entries.len());
-        for (seq, (id, payload)) in entries {
+        for (seq, (id, version, payload)) in entries {
             if let Some(seg) = self.segments.get_mut(&id) {
                 seg.undone += 1;
             }
             self.pending.insert(seq, id);
-            pending.push((seq, payload));
+            pending.push(PendingEntry {
+                seq,
+                version,
+                payload,
+            });
         }
         if let Some(id) = reusable_last
             && let Some(seg) = self.segments.get(&id)
@@ -838,9 +864,15 @@ impl Journal {
     }
 }
 
-/// Decodes a payload written by [`Journal::append_changes`].
-pub fn decode_change(payload: &[u8]) -> Result<Change, JournalError> {
-    postcard::from_bytes(payload).map_err(JournalError::Decode)
+/// A change as the payload of an entry [`Journal::append`] writes now.
+pub fn encode_change(change: &Change) -> Result<Vec<u8>, JournalError> {
+    payload::encode(change)
+}
+
+/// Decodes an entry written by [`Journal::append_changes`] or with
+/// [`encode_change`], of this or an older release.
+pub fn decode_change(entry: &PendingEntry) -> Result<Change, JournalError> {
+    payload::decode(entry.version, &entry.payload)
 }
 
 fn segment_name(id: u64) -> String {

@@ -53,7 +53,9 @@ pub fn keys() -> Vec<TsigKey> {
         .collect()
 }
 
-/// A change of both directions with TTL 1200.
+/// A change of both directions with TTL 1200, in check-with-dhcid (Kea's
+/// default; [`in_mode`] for another). The sender follows the change's mode,
+/// not the configuration's.
 pub fn change(kind: ChangeKind, fqdn: &str, addr: [u8; 4], dhcid: &[u8]) -> Change {
     Change {
         kind,
@@ -64,8 +66,15 @@ pub fn change(kind: ChangeKind, fqdn: &str, addr: [u8; 4], dhcid: &[u8]) -> Chan
             ttl: 1200,
             forward: true,
             reverse: true,
+            mode: ConflictMode::CheckWithDhcid,
         },
     }
+}
+
+/// `change` to be resolved in `mode`.
+pub fn in_mode(mode: ConflictMode, mut change: Change) -> Change {
+    change.records.mode = mode;
+    change
 }
 
 /// `n` changes `b<i>.lan.example.` -> 10.77.`octet`.(i + 1).
@@ -90,7 +99,8 @@ pub fn domain(zone: &str, key: Option<usize>, servers: Vec<SocketAddr>) -> DdnsD
     }
 }
 
-/// A configuration with [`keys`], the given zones and conflict mode.
+/// A configuration with [`keys`], the given zones and conflict mode (the
+/// configuration's mode is no longer what the sender uses: see [`change`]).
 pub fn config(mode: ConflictMode, forward: Vec<DdnsDomain>, reverse: Vec<DdnsDomain>) -> Config {
     Config {
         kea: crate::config::KeaRelease::default(),

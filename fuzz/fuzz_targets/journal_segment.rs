@@ -9,8 +9,11 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|bytes: &[u8]| {
     ddns_engine::journal::fuzz_read_segment(bytes);
     // Most random inputs fail at the magic; also try them behind a valid
-    // header so the record parser sees them.
-    let mut with_header = b"LDNSJRNL\x01\x00\x00\x00".to_vec();
-    with_header.extend_from_slice(bytes);
-    ddns_engine::journal::fuzz_read_segment(&with_header);
+    // header of each version the reader accepts so the record parser sees them.
+    for version in [1u8, 2] {
+        let mut with_header = b"LDNSJRNL\x00\x00\x00\x00".to_vec();
+        with_header[8] = version;
+        with_header.extend_from_slice(bytes);
+        ddns_engine::journal::fuzz_read_segment(&with_header);
+    }
 });

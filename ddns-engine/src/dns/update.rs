@@ -1,6 +1,7 @@
 //! RFC 4703 conflict resolution for one `Change`, message for message as
 //! Kea 2.6's D2 does it for each `ddns-conflict-resolution-mode`, so zones
-//! shared with a stock D2 (or migrated from one) keep working.
+//! shared with a stock D2 (or migrated from one) keep working. The mode is
+//! the change's own (`LeaseRecords::mode`, its subnet's), not the server's.
 //!
 //! Synchronous: one `apply` runs the whole exchange sequence on the calling
 //! (sender) thread. Every sequence is safe to repeat: a change that failed
@@ -210,12 +211,28 @@ impl<'z> Plan<'_, 'z> {
     }
 }
 
-/// Changes of one direction, kind and zone that travel in shared messages,
-/// with their index in the caller's list.
+/// Changes of one direction, zone, kind and mode that travel in shared
+/// messages, with their index in the caller's list.
 type Members<'p, 'c> = [(usize, &'p Target<'c>)];
 
-/// The members of one direction, zone and kind.
-type Group<'z, 'p, 'c> = (&'z DdnsDomain, ChangeKind, Vec<(usize, &'p Target<'c>)>);
+/// What the changes sharing messages have in common (besides the direction):
+/// one zone, one kind and one conflict-resolution mode, so that one UPDATE
+/// never mixes two modes' prerequisites.
+#[derive(Clone, Copy)]
+struct GroupKey<'z> {
+    zone: &'z DdnsDomain,
+    kind: ChangeKind,
+    mode: ConflictMode,
+}
+
+impl GroupKey<'_> {
+    fn same(&self, other: &GroupKey<'_>) -> bool {
+        std::ptr::eq(self.zone, other.zone) && self.kind == other.kind && self.mode == other.mode
+    }
+}
+
+/// The members of one direction and key.
+type Group<'z, 'p, 'c> = (GroupKey<'z>, Vec<(usize, &'p Target<'c>)>);
 
 impl<'a> UpdateExecutor<'a> {
     pub fn new(cfg: &'a Config) -> Self {
@@ -236,9 +253,9 @@ impl<'a> UpdateExecutor<'a> {
         }
     }
 
-    /// Applies many changes with as few messages as the conflict-resolution
-    /// mode allows: per direction, zone and kind, the first message of every
-    /// change's sequence goes in one UPDATE (RFC 2136 applies it whole or
+    /// Applies many changes with as few messages as their conflict-resolution
+    /// modes allow: per direction, zone, kind and mode, the first message of
+    /// every change's sequence goes in one UPDATE (RFC 2136 applies it whole or
     /// not at all). When such a message fails, the group is split in halves
     /// and each half tried again, down to single changes that run their own
     /// RFC 4703 sequence, so one name owned by someone else costs a few
@@ -270,18 +287,19 @@ impl<'a> UpdateExecutor<'a> {
                 if outcomes[i].is_some() {
                     continue;
                 }
-                let kind = plan.target.change.kind;
-                match groups
-                    .iter_mut()
-                    .find(|(z, k, _)| std::ptr::eq(*z, zone) && *k == kind)
-                {
-                    Some(group) => group.2.push((i, &plan.target)),
-                    None => groups.push((zone, kind, vec![(i, &plan.target)])),
+                let key = GroupKey {
+                    zone,
+                    kind: plan.target.change.kind,
+                    mode: plan.target.change.records.mode,
+                };
+                match groups.iter_mut().find(|(k, _)| k.same(&key)) {
+                    Some(group) => group.1.push((i, &plan.target)),
+                    None => groups.push((key, vec![(i, &plan.target)])),
                 }
             }
             let mut results: Vec<Option<DirOutcome>> = vec![None; changes.len()];
-            for (zone, kind, members) in &groups {
-                self.run_group(&mut run, direction, zone, *kind, 0, members, &mut results);
+            for (key, members) in &groups {
+                self.run_group(&mut run, direction, key, 0, members, &mut results);
             }
             for (i, result) in results.into_iter().enumerate() {
                 if let Some(outcome) = result.and_then(|r| conclude(direction, r)) {
@@ -304,7 +322,7 @@ impl<'a> UpdateExecutor<'a> {
     /// Names and zones of a change, or why it needs no message at all.
     fn plan<'c>(&self, change: &'c Change) -> Result<Plan<'c, 'a>, DoneKind> {
         let target = Target::new(change).map_err(|reason| DoneKind::Invalid { reason })?;
-        if self.cfg.conflict_mode != ConflictMode::NoCheckWithoutDhcid
+        if change.records.mode != ConflictMode::NoCheckWithoutDhcid
             && change.records.dhcid.is_empty()
         {
             return Err(DoneKind::Invalid {
@@ -365,7 +383,7 @@ impl<'a> UpdateExecutor<'a> {
         zone: &DdnsDomain,
         target: &Target<'_>,
     ) -> DirOutcome {
-        let mode = self.cfg.conflict_mode;
+        let mode = target.change.records.mode;
         // The reverse sequence is one message in every mode: that message,
         // with the zone's servers in order.
         if direction == Direction::Reverse
@@ -400,18 +418,16 @@ impl<'a> UpdateExecutor<'a> {
 
     /// Step `step` of the batched sequence for `members` (see `apply_batch`),
     /// writing each member's outcome into `out`.
-    #[allow(clippy::too_many_arguments)]
     fn run_group(
         &self,
         run: &mut Run,
         direction: Direction,
-        zone: &DdnsDomain,
-        kind: ChangeKind,
+        key: &GroupKey<'_>,
         step: usize,
         members: &Members<'_, '_>,
         out: &mut [Option<DirOutcome>],
     ) {
-        let mode = self.cfg.conflict_mode;
+        let GroupKey { zone, kind, mode } = *key;
         let Some(&step_kind) = batch_steps(direction, kind, mode).get(step) else {
             for &(i, _) in members {
                 out[i] = Some(DirOutcome::Ok);
@@ -433,7 +449,7 @@ impl<'a> UpdateExecutor<'a> {
             let msg = group_message(attempt, mode, &zone.name, members);
             match self.send_to_zone(run, direction, zone, attempt, &msg) {
                 Ok((_, Rcode::Success)) => {
-                    return self.run_group(run, direction, zone, kind, step + 1, members, out);
+                    return self.run_group(run, direction, key, step + 1, members, out);
                 }
                 // A reply we cannot use to a shared message (knotd answers
                 // unsigned FORMERR to some messages near 64 KiB) may be the
@@ -454,8 +470,8 @@ impl<'a> UpdateExecutor<'a> {
             }
         }
         let (left, right) = members.split_at(members.len() / 2);
-        self.run_group(run, direction, zone, kind, step, left, out);
-        self.run_group(run, direction, zone, kind, step, right, out);
+        self.run_group(run, direction, key, step, left, out);
+        self.run_group(run, direction, key, step, right, out);
     }
 
     /// One message of one change (a reverse sequence, or a later step of
@@ -468,7 +484,7 @@ impl<'a> UpdateExecutor<'a> {
         step: StepKind,
         target: &Target<'_>,
     ) -> DirOutcome {
-        let msg = step_message(step, self.cfg.conflict_mode, &zone.name, target);
+        let msg = step_message(step, target.change.records.mode, &zone.name, target);
         match self.send_to_zone(run, direction, zone, step, &msg) {
             Ok((server, rcode)) => settle(server, Ok(rcode), also_ok(step)),
             Err(outcome) => outcome,
@@ -1347,7 +1363,247 @@ mod tests {
         assert_eq!(applied.stats.sent, 0);
     }
 
-    // ---- Batches against servers that misbehave (no knotd needed) ----
+    // ---- Batches against fake servers (no knotd needed) ----
+
+    /// A server that answers NOERROR to every UPDATE and hands back the
+    /// requests it got once none came for a while.
+    fn recording_server() -> (SocketAddr, std::thread::JoinHandle<Vec<Message>>) {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut buf = [0u8; 65535];
+            server
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut got = Vec::new();
+            while let Ok((n, from)) = server.recv_from(&mut buf) {
+                got.push(Message::from_vec(&buf[..n]).unwrap());
+                let mut reply = buf[..12].to_vec();
+                reply[2] |= 0x80; // QR, opcode kept
+                reply[3] &= 0xf0; // NOERROR
+                reply[4..12].fill(0); // no sections
+                server.send_to(&reply, from).unwrap();
+            }
+            got
+        });
+        (addr, handle)
+    }
+
+    /// The messages' zones and prerequisite and update shapes, in order.
+    type Shapes = Vec<(
+        String,
+        Vec<(String, DNSClass, RecordType, u32)>,
+        Vec<(String, DNSClass, RecordType, u32)>,
+    )>;
+
+    fn shapes(messages: &[Message]) -> Shapes {
+        messages
+            .iter()
+            .map(|m| {
+                (
+                    m.zones()[0].name().to_string(),
+                    shape(m.prerequisites()),
+                    shape(m.updates()),
+                )
+            })
+            .collect()
+    }
+
+    /// Builds `b<i>.lan.example.` -> 10.77.9.(i + 1) in `mode` for each
+    /// mode in order; the DHCID is empty in no-check-without-dhcid.
+    fn mixed(kind: ChangeKind, modes: &[ConflictMode]) -> Vec<Change> {
+        modes
+            .iter()
+            .enumerate()
+            .map(|(i, &mode)| {
+                let dhcid = if mode == ConflictMode::NoCheckWithoutDhcid {
+                    &[][..]
+                } else {
+                    DHCID_A
+                };
+                let fqdn = format!("b{i}.lan.example.");
+                in_mode(mode, change(kind, &fqdn, [10, 77, 9, i as u8 + 1], dhcid))
+            })
+            .collect()
+    }
+
+    fn fwd(
+        i: usize,
+        class: DNSClass,
+        rtype: RecordType,
+        ttl: u32,
+    ) -> (String, DNSClass, RecordType, u32) {
+        (format!("b{i}.lan.example."), class, rtype, ttl)
+    }
+
+    fn rev(
+        i: usize,
+        class: DNSClass,
+        rtype: RecordType,
+        ttl: u32,
+    ) -> (String, DNSClass, RecordType, u32) {
+        (
+            format!("{}.9.77.10.in-addr.arpa.", i + 1),
+            class,
+            rtype,
+            ttl,
+        )
+    }
+
+    #[test]
+    fn a_batch_of_two_modes_sends_one_message_per_mode() {
+        use ConflictMode::{CheckWithDhcid as Check, NoCheckWithoutDhcid as NoDhcid};
+        let (addr, server) = recording_server();
+        // The configuration's mode is neither: each change's own counts.
+        let cfg = config(
+            ConflictMode::NoCheckWithDhcid,
+            vec![domain("lan.example.", None, vec![addr])],
+            vec![domain("77.10.in-addr.arpa.", None, vec![addr])],
+        );
+        let changes = mixed(ChangeKind::Add, &[Check, NoDhcid, Check, NoDhcid]);
+        let refs: Vec<&Change> = changes.iter().collect();
+        let applied = UpdateExecutor::new(&cfg).apply_batch(&refs);
+        assert!(
+            applied
+                .outcomes
+                .iter()
+                .all(|o| *o == ApplyOutcome::Done(DoneKind::Published)),
+            "{:?}",
+            applied.outcomes
+        );
+        assert_eq!(applied.stats.sent, 4);
+        let (any, none, inn) = (DNSClass::ANY, DNSClass::NONE, DNSClass::IN);
+        let (a, ptr) = (RecordType::A, RecordType::PTR);
+        let lan = "lan.example.".to_string();
+        let arpa = "77.10.in-addr.arpa.".to_string();
+        assert_eq!(
+            shapes(&server.join().unwrap()),
+            vec![
+                // check-with-dhcid: add where the name is not in use.
+                (
+                    lan.clone(),
+                    vec![
+                        fwd(0, none, RecordType::ANY, 0),
+                        fwd(2, none, RecordType::ANY, 0)
+                    ],
+                    vec![
+                        fwd(0, inn, a, 1200),
+                        fwd(0, inn, DHCID, 1200),
+                        fwd(2, inn, a, 1200),
+                        fwd(2, inn, DHCID, 1200),
+                    ],
+                ),
+                // no-check-without-dhcid: replace the A RRset, no DHCID.
+                (
+                    lan,
+                    vec![],
+                    vec![
+                        fwd(1, any, a, 0),
+                        fwd(1, inn, a, 1200),
+                        fwd(3, any, a, 0),
+                        fwd(3, inn, a, 1200),
+                    ],
+                ),
+                (
+                    arpa.clone(),
+                    vec![],
+                    vec![
+                        rev(0, any, ptr, 0),
+                        rev(0, any, DHCID, 0),
+                        rev(0, inn, ptr, 1200),
+                        rev(0, inn, DHCID, 1200),
+                        rev(2, any, ptr, 0),
+                        rev(2, any, DHCID, 0),
+                        rev(2, inn, ptr, 1200),
+                        rev(2, inn, DHCID, 1200),
+                    ],
+                ),
+                (
+                    arpa,
+                    vec![],
+                    vec![
+                        rev(1, any, ptr, 0),
+                        rev(1, inn, ptr, 1200),
+                        rev(3, any, ptr, 0),
+                        rev(3, inn, ptr, 1200),
+                    ],
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_checking_modes_do_not_share_a_removal() {
+        use ConflictMode::{CheckExistsWithDhcid as Exists, CheckWithDhcid as Check};
+        let (addr, server) = recording_server();
+        let cfg = config(
+            Check,
+            vec![domain("lan.example.", None, vec![addr])],
+            vec![],
+        );
+        // Same steps in both modes, but different prerequisites.
+        let mut changes = mixed(ChangeKind::Remove, &[Exists, Check, Exists]);
+        for c in &mut changes {
+            c.records.reverse = false;
+        }
+        let refs: Vec<&Change> = changes.iter().collect();
+        let applied = UpdateExecutor::new(&cfg).apply_batch(&refs);
+        assert!(
+            applied
+                .outcomes
+                .iter()
+                .all(|o| *o == ApplyOutcome::Done(DoneKind::Removed)),
+            "{:?}",
+            applied.outcomes
+        );
+        let messages = server.join().unwrap();
+        let prerequisites: Vec<_> = shapes(&messages).into_iter().map(|(_, p, _)| p).collect();
+        let (any, none, inn) = (DNSClass::ANY, DNSClass::NONE, DNSClass::IN);
+        let (a, aaaa) = (RecordType::A, RecordType::AAAA);
+        assert_eq!(
+            prerequisites,
+            vec![
+                // check-exists-with-dhcid: some DHCID, then no address left.
+                vec![fwd(0, any, DHCID, 0), fwd(2, any, DHCID, 0)],
+                vec![
+                    fwd(0, none, a, 0),
+                    fwd(0, none, aaaa, 0),
+                    fwd(2, none, a, 0),
+                    fwd(2, none, aaaa, 0),
+                ],
+                // check-with-dhcid, alone: its own DHCID.
+                vec![fwd(1, inn, DHCID, 0)],
+                vec![
+                    fwd(1, inn, DHCID, 0),
+                    fwd(1, none, a, 0),
+                    fwd(1, none, aaaa, 0)
+                ],
+            ]
+        );
+        assert_eq!(
+            messages[2].prerequisites()[0].data,
+            target(&changes[1]).dhcid()
+        );
+    }
+
+    #[test]
+    fn the_empty_dhcid_check_follows_the_change_mode() {
+        let s: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        // A configuration in no-check-without-dhcid no longer excuses an
+        // empty DHCID in a change of another mode.
+        let cfg = config(
+            ConflictMode::NoCheckWithoutDhcid,
+            vec![domain("lan.example.", None, vec![s])],
+            vec![],
+        );
+        let applied =
+            UpdateExecutor::new(&cfg).apply(&change(ChangeKind::Add, FQDN, [10, 77, 0, 5], &[]));
+        assert!(matches!(
+            applied.outcome,
+            ApplyOutcome::Done(DoneKind::Invalid { .. })
+        ));
+        assert_eq!(applied.stats.sent, 0);
+    }
 
     #[test]
     fn batch_of_unreachable_server_retries_every_change() {

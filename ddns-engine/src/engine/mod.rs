@@ -246,19 +246,17 @@ impl Engine {
         let replay: Vec<Work> = recovery
             .pending
             .into_iter()
-            .filter_map(
-                |(seq, payload)| match postcard::from_bytes::<Change>(&payload) {
-                    Ok(change) => Some(Work {
-                        seq: Some(seq),
-                        change,
-                        queued_ms: now,
-                    }),
-                    Err(err) => {
-                        tracing::error!(seq, %err, "journal entry does not decode; skipped");
-                        None
-                    }
-                },
-            )
+            .filter_map(|entry| match crate::journal::decode_change(&entry) {
+                Ok(change) => Some(Work {
+                    seq: Some(entry.seq),
+                    change,
+                    queued_ms: now,
+                }),
+                Err(err) => {
+                    tracing::error!(seq = entry.seq, %err, "journal entry does not decode; skipped");
+                    None
+                }
+            })
             .collect();
         if !replay.is_empty() {
             tracing::info!(
@@ -735,7 +733,7 @@ impl JournalThread {
     fn append(&mut self, batch: &mut [Work]) {
         let encoded: Result<Vec<Vec<u8>>, _> = batch
             .iter()
-            .map(|w| postcard::to_stdvec(&w.change))
+            .map(|w| crate::journal::encode_change(&w.change))
             .collect();
         let result = match encoded {
             Ok(encoded) => {
@@ -1222,6 +1220,7 @@ mod tests {
                 ttl: 600,
                 forward: true,
                 reverse: true,
+                mode: crate::config::ConflictMode::CheckWithDhcid,
             },
         }
     }

@@ -9,6 +9,9 @@
 //!
 //! "Ours" means: inside a configured zone and carrying a DHCID. With several
 //! DHCP servers updating one zone, set `reconcile-remove-stale` to false.
+//! Each lease is expected and repaired in its subnet's conflict-resolution
+//! mode (no DHCID in no-check-without-dhcid: such names are added when
+//! missing but, carrying no DHCID, never removed as stale).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,7 +23,7 @@ use serde::Serialize;
 use crate::change::{
     Change, LEASE_STATE_DEFAULT, Lease, LeaseRecords, absolute_fqdn, addr_of_reverse, reverse_name,
 };
-use crate::config::DdnsDomain;
+use crate::config::{ConflictMode, DdnsDomain};
 use crate::dns::update;
 use crate::dns::{self, TsigSigner};
 
@@ -152,6 +155,13 @@ pub fn plan(
     (changes, missing, stale)
 }
 
+/// The removal of a stale name. No lease, so no subnet and no subnet's
+/// mode: it runs in check-with-dhcid with the DHCID read from the zone,
+/// whatever mode wrote the name. The name carries a DHCID, so the checks
+/// pass while it is as read; should a client take it over between the
+/// transfer and the removal, the check leaves the new owner's records
+/// alone, and the name goes whole once no address is left (a no-check
+/// removal would leave the DHCID behind in no-check-without-dhcid).
 fn removal(fqdn: &str, addr: Ipv4Addr, dhcid: &[u8], forward: bool, reverse: bool) -> Change {
     Change::remove(LeaseRecords {
         fqdn: fqdn.to_string(),
@@ -160,6 +170,7 @@ fn removal(fqdn: &str, addr: Ipv4Addr, dhcid: &[u8], forward: bool, reverse: boo
         ttl: 0,
         forward,
         reverse,
+        mode: ConflictMode::CheckWithDhcid,
     })
 }
 
@@ -239,6 +250,7 @@ mod tests {
             ttl: 600,
             forward: true,
             reverse: true,
+            mode: ConflictMode::CheckWithDhcid,
         }
     }
 
@@ -387,6 +399,96 @@ mod tests {
             ..base
         };
         assert!(desired_state(&[declined, unnamed, no_dns], &scopes, 1_100).is_empty());
+    }
+
+    /// Each lease is compared in its own mode: no DHCID is expected for a
+    /// no-check-without-dhcid lease, its own DHCID for the others.
+    #[test]
+    fn leases_of_different_modes_expect_their_own_records() {
+        let with = desired("a.lan.example.", [10, 77, 0, 5]);
+        let without = LeaseRecords {
+            dhcid: Vec::new(),
+            mode: ConflictMode::NoCheckWithoutDhcid,
+            ..desired("b.lan.example.", [10, 77, 0, 6])
+        };
+        let mut view = ZoneView::new();
+        for d in [&with, &without] {
+            view.insert(
+                d.fqdn.clone(),
+                NameRecords {
+                    a: vec![d.addr],
+                    ptr: vec![],
+                    dhcid: vec![],
+                },
+            );
+            view.insert(
+                reverse_name(d.addr),
+                NameRecords {
+                    a: vec![],
+                    ptr: vec![d.fqdn.clone()],
+                    dhcid: vec![],
+                },
+            );
+        }
+        let (f, r) = zones();
+        let (changes, missing, stale) = plan(&[with.clone(), without.clone()], &view, &f, &r, true);
+        assert_eq!((missing, stale), (1, 0));
+        // Only the DHCID-carrying lease lacks its DHCID, and its repair
+        // runs in its own mode.
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].records.fqdn, with.fqdn);
+        assert_eq!(changes[0].records.mode, ConflictMode::CheckWithDhcid);
+        assert!(changes[0].records.forward && !changes[0].records.reverse);
+        // A missing A is repaired in the lease's mode too.
+        view.remove(&without.fqdn);
+        let (changes, _, _) = plan(std::slice::from_ref(&without), &view, &f, &r, true);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].records.mode, ConflictMode::NoCheckWithoutDhcid);
+        assert!(changes[0].records.dhcid.is_empty());
+    }
+
+    #[test]
+    fn desired_records_carry_the_scope_mode_and_stale_removals_check() {
+        let lease = Lease {
+            addr: Ipv4Addr::new(10, 77, 0, 5),
+            valid_lft: 600,
+            cltt: 1_000,
+            subnet_id: 1,
+            state: 0,
+            htype: 1,
+            hwaddr: vec![1, 2, 3, 4, 5, 6],
+            client_id: None,
+            hostname: Some("a.lan.example.".into()),
+            fqdn_fwd: true,
+            fqdn_rev: true,
+        };
+        let mut cfg = crate::testing::config(ConflictMode::NoCheckWithoutDhcid, vec![], vec![]);
+        let scopes = crate::config::Scopes::from_hook(&cfg);
+        let d = desired_state(std::slice::from_ref(&lease), &scopes, 1_100);
+        assert_eq!(d[0].mode, ConflictMode::NoCheckWithoutDhcid);
+        assert!(d[0].dhcid.is_empty());
+        cfg.conflict_mode = ConflictMode::CheckExistsWithDhcid;
+        let scopes = crate::config::Scopes::from_hook(&cfg);
+        let d = desired_state(std::slice::from_ref(&lease), &scopes, 1_100);
+        assert_eq!(d[0].mode, ConflictMode::CheckExistsWithDhcid);
+        assert!(!d[0].dhcid.is_empty());
+
+        // A stale name has no lease and no subnet: its removal proves
+        // ownership with the DHCID read from the zone.
+        let mut view = ZoneView::new();
+        view.insert(
+            "old.lan.example.".into(),
+            NameRecords {
+                a: vec![Ipv4Addr::new(10, 77, 0, 7)],
+                ptr: vec![],
+                dhcid: vec![vec![7]],
+            },
+        );
+        let (f, r) = zones();
+        let (changes, _, stale) = plan(&[], &view, &f, &r, true);
+        assert_eq!(stale, 1);
+        assert_eq!(changes[0].records.mode, ConflictMode::CheckWithDhcid);
+        assert_eq!(changes[0].records.dhcid, vec![7]);
     }
 
     #[test]

@@ -4,7 +4,12 @@
 use std::fmt;
 
 pub(super) const MAGIC: [u8; 8] = *b"LDNSJRNL";
-pub(super) const VERSION: u32 = 1;
+/// The version new segments are written in: 2 since `LeaseRecords` carries
+/// its conflict-resolution mode.
+pub(super) const VERSION: u32 = 2;
+/// The oldest version still read: segments of any version from here to
+/// [`VERSION`] are replayed, each entry decoded by its segment's version.
+pub(super) const OLDEST_VERSION: u32 = 1;
 pub(super) const HEADER_LEN: usize = 12;
 /// `len` (4) + `crc` (4) + `kind` (1) + `seq` (8).
 pub(super) const RECORD_HEADER_LEN: usize = 17;
@@ -16,10 +21,15 @@ pub(super) const KIND_DONE: u8 = 2;
 const RANGE_LEN: usize = 16;
 const MAX_RANGES_PER_RECORD: usize = MAX_PAYLOAD / RANGE_LEN;
 
+/// The header of a new segment.
 pub(super) fn header() -> [u8; HEADER_LEN] {
+    header_of(VERSION)
+}
+
+fn header_of(version: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(&MAGIC);
-    h[8..].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..].copy_from_slice(&version.to_le_bytes());
     h
 }
 
@@ -158,7 +168,8 @@ impl fmt::Display for Damage {
 
 #[derive(Debug)]
 pub(super) struct ParsedSegment<'a> {
-    pub(super) header: Result<(), HeaderProblem>,
+    /// The segment's format version.
+    pub(super) header: Result<u32, HeaderProblem>,
     pub(super) records: Vec<Record<'a>>,
     /// Offset just past the last good record (0 when the header is bad).
     pub(super) good_len: usize,
@@ -177,7 +188,8 @@ fn le_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-pub(super) fn parse_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
+/// The segment's version, if it is one this build reads.
+pub(super) fn parse_header(bytes: &[u8]) -> Result<u32, HeaderProblem> {
     if bytes.is_empty() {
         return Err(HeaderProblem::Empty);
     }
@@ -188,7 +200,7 @@ pub(super) fn parse_header(bytes: &[u8]) -> Result<(), HeaderProblem> {
         return Err(HeaderProblem::BadMagic);
     }
     match le_u32(bytes, 8) {
-        VERSION => Ok(()),
+        version @ OLDEST_VERSION..=VERSION => Ok(version),
         other => Err(HeaderProblem::UnsupportedVersion(other)),
     }
 }
@@ -237,14 +249,17 @@ fn parse_record(rest: &[u8]) -> Result<(Record<'_>, usize), Damage> {
 
 /// Parses a whole segment, stopping at the first damaged record.
 pub(super) fn parse_segment(bytes: &[u8]) -> ParsedSegment<'_> {
-    if let Err(problem) = parse_header(bytes) {
-        return ParsedSegment {
-            header: Err(problem),
-            records: Vec::new(),
-            good_len: 0,
-            damage: None,
-        };
-    }
+    let version = match parse_header(bytes) {
+        Ok(version) => version,
+        Err(problem) => {
+            return ParsedSegment {
+                header: Err(problem),
+                records: Vec::new(),
+                good_len: 0,
+                damage: None,
+            };
+        }
+    };
     let mut records = Vec::new();
     let mut at = HEADER_LEN;
     let mut damage = None;
@@ -261,7 +276,7 @@ pub(super) fn parse_segment(bytes: &[u8]) -> ParsedSegment<'_> {
         }
     }
     ParsedSegment {
-        header: Ok(()),
+        header: Ok(version),
         records,
         good_len: at,
         damage,
@@ -273,11 +288,11 @@ pub(super) fn parse_segment(bytes: &[u8]) -> ParsedSegment<'_> {
 pub fn fuzz_read_segment(bytes: &[u8]) {
     let parsed = parse_segment(bytes);
     assert!(parsed.good_len <= bytes.len());
-    if parsed.header.is_err() {
+    let Ok(version) = parsed.header else {
         assert!(parsed.records.is_empty());
         return;
-    }
-    let mut reencoded = header().to_vec();
+    };
+    let mut reencoded = header_of(version).to_vec();
     for record in &parsed.records {
         match record {
             Record::Entry { seq, payload } => {
@@ -304,7 +319,7 @@ mod tests {
         assert_eq!(&buf[HEADER_LEN..HEADER_LEN + 4], &5u32.to_le_bytes());
         assert_eq!(buf[HEADER_LEN + 8], KIND_ENTRY);
         let parsed = parse_segment(&buf);
-        assert_eq!(parsed.header, Ok(()));
+        assert_eq!(parsed.header, Ok(VERSION));
         assert_eq!(parsed.damage, None);
         assert_eq!(parsed.good_len, buf.len());
         assert_eq!(
@@ -366,14 +381,31 @@ mod tests {
         );
         assert_eq!(parse_segment(&[]).header, Err(HeaderProblem::Empty));
         assert_eq!(parse_segment(&buf[..5]).header, Err(HeaderProblem::Partial));
-        let mut v2 = buf.clone();
-        v2[8] = 2;
+        let mut newer = buf.clone();
+        newer[8..12].copy_from_slice(&(VERSION + 1).to_le_bytes());
         assert_eq!(
-            parse_segment(&v2).header,
-            Err(HeaderProblem::UnsupportedVersion(2))
+            parse_segment(&newer).header,
+            Err(HeaderProblem::UnsupportedVersion(VERSION + 1))
         );
-        v2[0] = b'X';
-        assert_eq!(parse_segment(&v2).header, Err(HeaderProblem::BadMagic));
+        let mut older = buf.clone();
+        older[8..12].copy_from_slice(&(OLDEST_VERSION - 1).to_le_bytes());
+        assert_eq!(
+            parse_segment(&older).header,
+            Err(HeaderProblem::UnsupportedVersion(OLDEST_VERSION - 1))
+        );
+        newer[0] = b'X';
+        assert_eq!(parse_segment(&newer).header, Err(HeaderProblem::BadMagic));
+    }
+
+    #[test]
+    fn every_version_read_parses_and_reencodes_in_its_own() {
+        for version in OLDEST_VERSION..=VERSION {
+            let mut buf = header_of(version).to_vec();
+            encode_record(&mut buf, KIND_ENTRY, 1, b"x");
+            let parsed = parse_segment(&buf);
+            assert_eq!((parsed.header, parsed.damage), (Ok(version), None));
+            fuzz_read_segment(&buf);
+        }
     }
 
     #[test]

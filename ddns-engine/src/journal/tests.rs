@@ -90,7 +90,19 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn seqs(r: &Recovery) -> Vec<u64> {
-    r.pending.iter().map(|(s, _)| *s).collect()
+    r.pending.iter().map(|e| e.seq).collect()
+}
+
+/// The pending entries as `(seq, payload)`, each checked to come from a
+/// segment of the current version.
+fn payloads(r: &Recovery) -> Vec<(u64, Vec<u8>)> {
+    r.pending
+        .iter()
+        .map(|e| {
+            assert_eq!(e.version, format::VERSION, "entry {}", e.seq);
+            (e.seq, e.payload.clone())
+        })
+        .collect()
 }
 
 #[test]
@@ -110,7 +122,7 @@ fn append_mark_done_reopen_roundtrip() {
 
     let (mut j, rec) = open(&dir, JournalOptions::default());
     assert_eq!(seqs(&rec), vec![1, 3, 5]);
-    assert_eq!(rec.pending[1].1, payload(2));
+    assert_eq!(payloads(&rec)[1].1, payload(2));
     assert_eq!(rec.report.entries, 5);
     assert_eq!(rec.report.done, 2);
     assert_eq!(rec.report.torn_tail, None);
@@ -151,7 +163,7 @@ fn pending_is_in_sequence_order_across_segments() {
         .filter(|s| ![40, 3, 17, 18, 19, 60].contains(s))
         .collect();
     assert_eq!(seqs(&rec), expect);
-    for (seq, p) in &rec.pending {
+    for (seq, p) in &payloads(&rec) {
         assert_eq!(p, &payload(seq - 1));
     }
 }
@@ -315,7 +327,7 @@ fn torn_tail_at_every_offset_of_the_last_record() {
         drop(j);
         let (_, rec) = open(tmp.path(), JournalOptions::default());
         assert_eq!(seqs(&rec), vec![1, 2, 3, 4]);
-        assert_eq!(rec.pending[3].1, b"again");
+        assert_eq!(payloads(&rec)[3].1, b"again");
         assert_eq!(rec.report.torn_tail, None);
     }
 }
@@ -563,7 +575,7 @@ fn failed_append_with_failed_truncate_abandons_the_segment() {
     drop(j);
     let (_, rec) = open(tmp.path(), JournalOptions::default());
     assert_eq!(seqs(&rec), vec![1, 2, 3, 7]);
-    assert_eq!(rec.pending[2].1, payload(2));
+    assert_eq!(payloads(&rec)[2].1, payload(2));
 }
 
 #[test]
@@ -590,7 +602,7 @@ fn failed_sync_rewrites_unsynced_entries_into_a_new_segment() {
     drop(j);
     let (_, rec) = open(tmp.path(), JournalOptions::default());
     assert_eq!(seqs(&rec), vec![3, 5, 6]);
-    assert_eq!(rec.pending[0].1, payload(2));
+    assert_eq!(payloads(&rec)[0].1, payload(2));
 }
 
 #[test]
@@ -628,7 +640,7 @@ fn oversized_payload_is_rejected_before_writing() {
     assert_eq!(j.append(&[&max]).unwrap(), vec![1]);
     drop(j);
     let (_, rec) = open(tmp.path(), JournalOptions::default());
-    assert_eq!(rec.pending[0].1.len(), MAX_PAYLOAD);
+    assert_eq!(rec.pending[0].payload.len(), MAX_PAYLOAD);
 }
 
 #[test]
@@ -644,14 +656,19 @@ fn changes_roundtrip_through_postcard() {
             ttl: 300,
             forward: true,
             reverse: false,
+            mode: crate::config::ConflictMode::CheckExistsWithDhcid,
         },
     };
     let (mut j, _) = open(tmp.path(), JournalOptions::default());
     j.append_changes(std::slice::from_ref(&change)).unwrap();
     drop(j);
     let (_, rec) = open(tmp.path(), JournalOptions::default());
-    assert_eq!(decode_change(&rec.pending[0].1).unwrap(), change);
-    assert!(decode_change(&[0xff]).is_err());
+    assert_eq!(decode_change(&rec.pending[0]).unwrap(), change);
+    let garbage = PendingEntry {
+        payload: vec![0xff],
+        ..rec.pending[0].clone()
+    };
+    assert!(decode_change(&garbage).is_err());
 }
 
 #[derive(Clone, Debug)]
@@ -696,10 +713,10 @@ fn check_recovered(
     model: &BTreeMap<u64, Vec<u8>>,
     exact: bool,
 ) -> Result<(), TestCaseError> {
-    let got: BTreeMap<u64, Vec<u8>> = rec.pending.iter().cloned().collect();
+    let got: BTreeMap<u64, Vec<u8>> = payloads(rec).into_iter().collect();
     prop_assert_eq!(got.len(), rec.pending.len(), "duplicate seqs");
     prop_assert!(
-        rec.pending.windows(2).all(|w| w[0].0 < w[1].0),
+        rec.pending.windows(2).all(|w| w[0].seq < w[1].seq),
         "pending not in order"
     );
     if exact {
@@ -774,9 +791,9 @@ proptest! {
                     check_recovered(&rec, &model, exact)?;
                     // Resurfaced entries (done marks that never reached the
                     // disk, or failed appends) are pending again.
-                    for (s, p) in &rec.pending {
-                        model.entry(*s).or_insert_with(|| p.clone());
-                        last_seq = last_seq.max(*s);
+                    for (s, p) in payloads(&rec) {
+                        model.entry(s).or_insert(p);
+                        last_seq = last_seq.max(s);
                     }
                     j = nj;
                 }
@@ -867,14 +884,17 @@ fn real_enospc_leaves_the_journal_usable() {
     j.sync().unwrap();
     drop(j);
     let (_, rec) = open(&dir, opts);
-    let got: BTreeMap<u64, Vec<u8>> = rec.pending.into_iter().collect();
+    let got: BTreeMap<u64, Vec<u8>> = payloads(&rec).into_iter().collect();
     assert_eq!(got, model);
     assert_eq!(rec.report.torn_tail, None);
 }
 
-/// The changes in the golden journal, in the order they were appended.
-fn golden_changes() -> Vec<Change> {
+/// The changes in the version 1 golden journal, in the order they were
+/// appended, as they replay now: release 0.1.0 wrote no mode, it is
+/// inferred from the DHCID (see `payload.rs`).
+fn golden_v1_changes() -> Vec<Change> {
     use crate::change::ChangeKind;
+    use crate::config::ConflictMode;
     use std::net::Ipv4Addr;
     vec![
         Change {
@@ -886,6 +906,7 @@ fn golden_changes() -> Vec<Change> {
                 ttl: 600,
                 forward: true,
                 reverse: true,
+                mode: ConflictMode::CheckWithDhcid,
             },
         },
         Change {
@@ -897,6 +918,7 @@ fn golden_changes() -> Vec<Change> {
                 ttl: 0,
                 forward: true,
                 reverse: false,
+                mode: ConflictMode::CheckWithDhcid,
             },
         },
         Change {
@@ -908,6 +930,7 @@ fn golden_changes() -> Vec<Change> {
                 ttl: 3600,
                 forward: false,
                 reverse: true,
+                mode: ConflictMode::NoCheckWithoutDhcid,
             },
         },
     ]
@@ -933,12 +956,208 @@ fn a_journal_written_by_release_0_1_0_still_replays() {
     let replayed: Vec<(u64, Change)> = recovery
         .pending
         .iter()
-        .map(|(seq, payload)| (*seq, decode_change(payload).unwrap()))
+        .map(|entry| (entry.seq, decode_change(entry).unwrap()))
         .collect();
-    let expected = golden_changes();
+    assert!(recovery.pending.iter().all(|e| e.version == 1));
+    let expected = golden_v1_changes();
     assert_eq!(
         replayed,
         vec![(1, expected[0].clone()), (3, expected[2].clone())]
     );
     assert_eq!(j.pending(), 2);
+}
+
+/// Upgrading with entries pending: the version 1 segment is read but not
+/// appended to; new entries go to a version 2 segment after it, done
+/// records there also finish version 1 entries, and everything replays in
+/// sequence order, each entry in its own segment's encoding.
+#[test]
+fn version_1_segments_then_version_2_segments_replay_in_order() {
+    use crate::config::ConflictMode;
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/golden");
+    let tmp = tempfile::tempdir().unwrap();
+    let v1_name = "journal-0000000000000001.log";
+    let v1_bytes = fs::read(golden.join(v1_name)).unwrap();
+    fs::write(tmp.path().join(v1_name), &v1_bytes).unwrap();
+    let (mut j, _) = open(tmp.path(), JournalOptions::default());
+    let new = vec![
+        crate::testing::in_mode(
+            ConflictMode::NoCheckWithDhcid,
+            crate::testing::change(
+                crate::change::ChangeKind::Add,
+                "new.lan.example.",
+                [10, 1, 2, 5],
+                crate::testing::DHCID_A,
+            ),
+        ),
+        crate::testing::in_mode(
+            ConflictMode::CheckExistsWithDhcid,
+            crate::testing::change(
+                crate::change::ChangeKind::Remove,
+                "gone.lan.example.",
+                [10, 1, 2, 6],
+                crate::testing::DHCID_B,
+            ),
+        ),
+    ];
+    assert_eq!(j.append_changes(&new).unwrap(), vec![4, 5]);
+    j.mark_done(&[3]).unwrap();
+    j.sync().unwrap();
+    drop(j);
+    assert_eq!(fs::read(tmp.path().join(v1_name)).unwrap(), v1_bytes);
+    let files = segment_files(tmp.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    let v2_bytes = fs::read(&files[1]).unwrap();
+    assert_eq!(format::parse_segment(&v2_bytes).header, Ok(format::VERSION));
+
+    let (_, rec) = open(tmp.path(), JournalOptions::default());
+    let versions: Vec<(u64, u32)> = rec.pending.iter().map(|e| (e.seq, e.version)).collect();
+    assert_eq!(versions, vec![(1, 1), (4, 2), (5, 2)]);
+    let replayed: Vec<Change> = rec
+        .pending
+        .iter()
+        .map(|e| decode_change(e).unwrap())
+        .collect();
+    let v1 = golden_v1_changes();
+    assert_eq!(
+        replayed,
+        vec![v1[0].clone(), new[0].clone(), new[1].clone()]
+    );
+}
+
+/// The changes appended to the version 2 golden segment (seq 4..=7).
+fn golden_v2_changes() -> Vec<Change> {
+    use crate::change::{ChangeKind, LeaseRecords};
+    use crate::config::ConflictMode;
+    use std::net::Ipv4Addr;
+    let records =
+        |fqdn: &str, addr: Ipv4Addr, dhcid: &[u8], ttl, forward, reverse, mode| LeaseRecords {
+            fqdn: fqdn.into(),
+            addr,
+            dhcid: dhcid.to_vec(),
+            ttl,
+            forward,
+            reverse,
+            mode,
+        };
+    vec![
+        Change {
+            kind: ChangeKind::Add,
+            records: records(
+                "tablet.lan.example.",
+                Ipv4Addr::new(10, 1, 2, 5),
+                &[0, 1, 1, 0xca, 0xfe],
+                900,
+                true,
+                true,
+                ConflictMode::CheckExistsWithDhcid,
+            ),
+        },
+        Change {
+            kind: ChangeKind::Remove,
+            records: records(
+                "old-phone.lan.example.",
+                Ipv4Addr::new(10, 1, 2, 6),
+                &[0, 2, 1, 0x03, 0x04],
+                0,
+                true,
+                false,
+                ConflictMode::NoCheckWithDhcid,
+            ),
+        },
+        Change {
+            kind: ChangeKind::Add,
+            records: records(
+                "camera.lan.example.",
+                Ipv4Addr::new(10, 1, 250, 10),
+                &[],
+                1800,
+                false,
+                true,
+                ConflictMode::NoCheckWithoutDhcid,
+            ),
+        },
+        Change {
+            kind: ChangeKind::Add,
+            records: records(
+                "desk.lan.example.",
+                Ipv4Addr::new(10, 1, 2, 7),
+                &[0, 1, 1, 0x01, 0x02, 0x03],
+                600,
+                true,
+                true,
+                ConflictMode::CheckWithDhcid,
+            ),
+        },
+    ]
+}
+
+/// A version 2 segment, as the release that introduced the version wrote
+/// it: `journal-0000000000000004.log` was made by opening a copy of the
+/// version 1 golden directory, appending [`golden_v2_changes`] (seq 4..=7),
+/// marking 3 and 5 done and syncing. It pins the version 2 payload (the
+/// mode's variant index included) as the version 1 test pins 0.1.0's.
+#[test]
+fn a_version_2_journal_still_replays() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/golden");
+    let tmp = tempfile::tempdir().unwrap();
+    let segment = "journal-0000000000000004.log";
+    fs::copy(golden.join(segment), tmp.path().join(segment)).unwrap();
+    let (j, recovery) = open(tmp.path(), JournalOptions::default());
+    assert_eq!(recovery.report.torn_tail, None);
+    assert!(recovery.report.corrupt.is_empty());
+    assert_eq!(recovery.report.entries, 4);
+    // Seq 3 is done too, but its entry is in the version 1 segment.
+    assert_eq!(recovery.report.done, 1);
+    assert_eq!(recovery.report.next_seq, 8);
+    assert!(recovery.pending.iter().all(|e| e.version == 2));
+    let replayed: Vec<(u64, Change)> = recovery
+        .pending
+        .iter()
+        .map(|entry| (entry.seq, decode_change(entry).unwrap()))
+        .collect();
+    let expected = golden_v2_changes();
+    assert_eq!(
+        replayed,
+        vec![
+            (4, expected[0].clone()),
+            (6, expected[2].clone()),
+            (7, expected[3].clone())
+        ]
+    );
+    assert_eq!(j.pending(), 3);
+}
+
+/// The golden directory whole, as an upgraded server leaves it: the
+/// version 1 segment, then the version 2 one whose done record also
+/// finishes a version 1 entry; replayed in sequence order.
+#[test]
+fn the_golden_directory_replays_across_versions() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/golden");
+    let tmp = tempfile::tempdir().unwrap();
+    for segment in [
+        "journal-0000000000000001.log",
+        "journal-0000000000000004.log",
+    ] {
+        fs::copy(golden.join(segment), tmp.path().join(segment)).unwrap();
+    }
+    let (_, recovery) = open(tmp.path(), JournalOptions::default());
+    assert_eq!(recovery.report.segments_read, 2);
+    // Done: 2 (in the version 1 segment), 3 and 5.
+    assert_eq!((recovery.report.entries, recovery.report.done), (7, 3));
+    let replayed: Vec<(u64, u32, Change)> = recovery
+        .pending
+        .iter()
+        .map(|entry| (entry.seq, entry.version, decode_change(entry).unwrap()))
+        .collect();
+    let (v1, v2) = (golden_v1_changes(), golden_v2_changes());
+    assert_eq!(
+        replayed,
+        vec![
+            (1, 1, v1[0].clone()),
+            (4, 2, v2[0].clone()),
+            (6, 2, v2[2].clone()),
+            (7, 2, v2[3].clone()),
+        ]
+    );
 }
