@@ -247,6 +247,15 @@ pub struct Scopes {
 }
 
 impl Scopes {
+    /// `scope` for every subnet (tests).
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn uniform(scope: DdnsScope) -> Scopes {
+        Scopes {
+            by_subnet: std::collections::HashMap::new(),
+            fallback: scope,
+        }
+    }
+
     /// Kea's defaults with the hook's TTL parameters, for every subnet:
     /// what applies before Kea's configuration is known.
     pub fn from_hook(cfg: &Config) -> Scopes {
@@ -394,7 +403,6 @@ pub struct Config {
     pub tsig_keys: Vec<TsigKey>,
     pub forward: Vec<DdnsDomain>,
     pub reverse: Vec<DdnsDomain>,
-    pub conflict_mode: ConflictMode,
     pub ttl: TtlPolicy,
     /// Per-attempt timeout for one DNS exchange (`dns-server-timeout`, ms).
     pub dns_server_timeout: Duration,
@@ -612,7 +620,6 @@ impl Config {
             tsig_keys,
             forward,
             reverse,
-            conflict_mode: ConflictMode::default(),
             ttl,
             dns_server_timeout: Duration::from_millis(timeout_ms),
             transport,
@@ -1074,7 +1081,6 @@ mod tests {
             vec![SocketAddr::from(([127, 0, 0, 1], 53))]
         );
         assert_eq!(c.reverse[0].name, name("77.10.in-addr.arpa."));
-        assert_eq!(c.conflict_mode, ConflictMode::CheckWithDhcid);
         assert_eq!(c.ttl, TtlPolicy::default());
         assert_eq!(
             c.dns_server_timeout,

@@ -101,14 +101,13 @@ pub fn domain(zone: &str, key: Option<usize>, servers: Vec<SocketAddr>) -> DdnsD
 
 /// A configuration with [`keys`], the given zones and conflict mode (the
 /// configuration's mode is no longer what the sender uses: see [`change`]).
-pub fn config(mode: ConflictMode, forward: Vec<DdnsDomain>, reverse: Vec<DdnsDomain>) -> Config {
+pub fn config(forward: Vec<DdnsDomain>, reverse: Vec<DdnsDomain>) -> Config {
     Config {
         kea: crate::config::KeaRelease::default(),
         journal_dir: "/nonexistent".into(),
         tsig_keys: keys(),
         forward,
         reverse,
-        conflict_mode: mode,
         ttl: TtlPolicy::default(),
         dns_server_timeout: Duration::from_secs(2),
         transport: Transport::Udp,
@@ -121,9 +120,8 @@ pub fn config(mode: ConflictMode, forward: Vec<DdnsDomain>, reverse: Vec<DdnsDom
 }
 
 /// `lan.example.` and `77.10.in-addr.arpa.` on `servers`, signed with key `key`.
-pub fn zones_on(mode: ConflictMode, key: usize, servers: Vec<SocketAddr>) -> Config {
+pub fn zones_on(key: usize, servers: Vec<SocketAddr>) -> Config {
     config(
-        mode,
         vec![domain("lan.example.", Some(key), servers.clone())],
         vec![domain("77.10.in-addr.arpa.", Some(key), servers)],
     )

@@ -25,7 +25,7 @@ mod process;
 
 pub use child::ChildGuard;
 /// The in-addr.arpa name of an address, as the hook writes it (the one helper).
-pub use ddns_engine::change::reverse_name;
+pub use ddns_engine::change::{absolute_fqdn, reverse_name};
 pub use dhclient::{Dhclient, DhclientOptions, Fqdn, Lease};
 pub use dns::{Answer, Dns, ZoneRecord};
 pub use error::{HarnessError, Result};

@@ -290,11 +290,11 @@ impl Expected {
             let addr: Ipv4Addr = lease["address"]
                 .parse()
                 .map_err(|_| format!("bad lease row {lease:?}"))?;
-            let name = lease["hostname"].to_ascii_lowercase();
-            if name.is_empty() {
+            if lease["hostname"].is_empty() {
                 unnamed.push(addr);
                 continue;
             }
+            let name = harness::absolute_fqdn(&lease["hostname"]);
             pairs.insert((name, addr));
         }
         if !unnamed.is_empty() {

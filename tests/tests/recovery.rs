@@ -189,7 +189,7 @@ fn reconcile_restores_deleted_records_and_removes_stale_ones() {
     let victims: Vec<_> = leases.iter().take(3).collect();
     let mut edits: Vec<String> = victims
         .iter()
-        .map(|l| format!("update delete {} A", l["hostname"]))
+        .map(|l| format!("update delete {} A", harness::absolute_fqdn(&l["hostname"])))
         .collect();
     let stale_addr = lab.net.addr(9, 9);
     edits.push(format!("update add stale-host.{ZONE} 300 A {stale_addr}"));
@@ -221,7 +221,7 @@ fn reconcile_restores_deleted_records_and_removes_stale_ones() {
     assert!(out.success(), "{}", out.combined());
     assert!(
         lab.dns()
-            .query(&victims[0]["hostname"], "A")
+            .query(&harness::absolute_fqdn(&victims[0]["hostname"]), "A")
             .unwrap()
             .is_empty()
     );

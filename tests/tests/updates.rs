@@ -99,7 +99,7 @@ fn assert_all(applied: &BatchApplied, expected: &DoneKind) {
 fn knot_every_tsig_algorithm() {
     let knot = start_knot();
     for (i, (alg, label)) in ALGORITHMS.iter().enumerate() {
-        let cfg = zones_on(ConflictMode::CheckWithDhcid, i, vec![knot.addr()]);
+        let cfg = zones_on(i, vec![knot.addr()]);
         let host = format!("h-{label}.lan.example.");
         let applied = UpdateExecutor::new(&cfg).apply(&change(
             ChangeKind::Add,
@@ -126,7 +126,7 @@ fn knot_every_tsig_algorithm() {
 #[ignore = "starts a real knotd; build/test runs it"]
 fn knot_check_with_dhcid_lifecycle() {
     let knot = start_knot();
-    let cfg = zones_on(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+    let cfg = zones_on(SHA256, vec![knot.addr()]);
     let exec = UpdateExecutor::new(&cfg);
 
     // Add: A + DHCID forward, PTR + DHCID reverse.
@@ -254,12 +254,15 @@ fn knot_check_with_dhcid_lifecycle() {
 #[ignore = "starts a real knotd; build/test runs it"]
 fn knot_check_exists_with_dhcid() {
     let knot = start_knot();
-    let cfg = zones_on(
-        ConflictMode::CheckExistsWithDhcid,
-        SHA256,
-        vec![knot.addr()],
-    );
+    let cfg = zones_on(SHA256, vec![knot.addr()]);
     let exec = UpdateExecutor::new(&cfg);
+    // The sender follows each change's mode, not the configuration's.
+    let change = |kind, fqdn: &str, addr, dhcid: &[u8]| {
+        in_mode(
+            ConflictMode::CheckExistsWithDhcid,
+            change(kind, fqdn, addr, dhcid),
+        )
+    };
     assert_eq!(
         done(&exec.apply(&change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A))),
         &DoneKind::Published
@@ -300,8 +303,15 @@ fn knot_check_exists_with_dhcid() {
 #[ignore = "starts a real knotd; build/test runs it"]
 fn knot_no_check_modes() {
     let knot = start_knot();
-    let cfg = zones_on(ConflictMode::NoCheckWithDhcid, SHA256, vec![knot.addr()]);
+    let cfg = zones_on(SHA256, vec![knot.addr()]);
     let exec = UpdateExecutor::new(&cfg);
+    // The sender follows each change's mode, not the configuration's.
+    let change = |kind, fqdn: &str, addr, dhcid: &[u8]| {
+        in_mode(
+            ConflictMode::NoCheckWithDhcid,
+            change(kind, fqdn, addr, dhcid),
+        )
+    };
     assert_eq!(
         done(&exec.apply(&change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A))),
         &DoneKind::Published
@@ -317,8 +327,15 @@ fn knot_no_check_modes() {
     assert!(knot.dig("9.0.77.10.in-addr.arpa.", "PTR").is_empty());
     assert!(knot.dig("9.0.77.10.in-addr.arpa.", "DHCID").is_empty());
 
-    let cfg = zones_on(ConflictMode::NoCheckWithoutDhcid, SHA256, vec![knot.addr()]);
+    let cfg = zones_on(SHA256, vec![knot.addr()]);
     let exec = UpdateExecutor::new(&cfg);
+    // The sender follows each change's mode, not the configuration's.
+    let change = |kind, fqdn: &str, addr, dhcid: &[u8]| {
+        in_mode(
+            ConflictMode::NoCheckWithoutDhcid,
+            change(kind, fqdn, addr, dhcid),
+        )
+    };
     let host = "nodhcid.lan.example.";
     let applied = exec.apply(&change(ChangeKind::Add, host, [10, 77, 0, 20], &[]));
     assert_eq!(done(&applied), &DoneKind::Published);
@@ -339,7 +356,7 @@ fn knot_failures_and_failover() {
     let add_a = change(ChangeKind::Add, FQDN, [10, 77, 0, 5], DHCID_A);
 
     // Wrong secret: NOTAUTH/BADSIG, final.
-    let mut cfg = zones_on(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+    let mut cfg = zones_on(SHA256, vec![knot.addr()]);
     cfg.tsig_keys[SHA256].secret = b"wrong".to_vec();
     let applied = UpdateExecutor::new(&cfg).apply(&add_a);
     match done(&applied) {
@@ -360,7 +377,7 @@ fn knot_failures_and_failover() {
     assert_eq!(applied.stats.refused, 1);
     // Unknown key name: NOTAUTH/BADKEY from Knot 3.2; Knot 3.4+ answers a
     // bare NOTAUTH without a TSIG record. Final either way.
-    let mut cfg = zones_on(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+    let mut cfg = zones_on(SHA256, vec![knot.addr()]);
     cfg.tsig_keys[SHA256].name = name("nobody.");
     match done(&UpdateExecutor::new(&cfg).apply(&add_a)) {
         DoneKind::Rejected { rcode, .. } => {
@@ -379,7 +396,6 @@ fn knot_failures_and_failover() {
     }
     // Unsigned: the ACL refuses.
     let cfg = config(
-        ConflictMode::CheckWithDhcid,
         vec![domain("lan.example.", None, vec![knot.addr()])],
         vec![],
     );
@@ -392,7 +408,7 @@ fn knot_failures_and_failover() {
     // A server that never answers: Timeout, retryable.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap();
-    let mut cfg = zones_on(ConflictMode::CheckWithDhcid, SHA256, vec![silent_addr]);
+    let mut cfg = zones_on(SHA256, vec![silent_addr]);
     cfg.dns_server_timeout = Duration::from_millis(1000);
     let applied = UpdateExecutor::new(&cfg).apply(&add_a);
     match &applied.outcome {
@@ -412,11 +428,7 @@ fn knot_failures_and_failover() {
 
     // Failover: the silent server first, knotd second.
     let cfg2 = {
-        let mut c = zones_on(
-            ConflictMode::CheckWithDhcid,
-            SHA256,
-            vec![silent_addr, knot.addr()],
-        );
+        let mut c = zones_on(SHA256, vec![silent_addr, knot.addr()]);
         c.dns_server_timeout = Duration::from_millis(1000);
         c
     };
@@ -440,7 +452,6 @@ fn knot_retry_after_half_done_change_is_idempotent() {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     // Forward zone reachable, reverse zone not.
     let mut cfg = config(
-        ConflictMode::CheckWithDhcid,
         vec![domain("lan.example.", Some(SHA256), vec![knot.addr()])],
         vec![domain(
             "77.10.in-addr.arpa.",
@@ -465,7 +476,7 @@ fn knot_retry_after_half_done_change_is_idempotent() {
     assert!(knot.dig(REV, "PTR").is_empty());
 
     // The retry, now with the reverse server back, over TCP this time.
-    let mut cfg = zones_on(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+    let mut cfg = zones_on(SHA256, vec![knot.addr()]);
     cfg.transport = Transport::Tcp;
     let applied = UpdateExecutor::new(&cfg).apply(&add_a);
     assert_eq!(
@@ -482,7 +493,6 @@ fn knot_retry_after_half_done_change_is_idempotent() {
     // Same for a removal interrupted after the forward part.
     let remove_a = change(ChangeKind::Remove, FQDN, [10, 77, 0, 5], DHCID_A);
     let mut half = config(
-        ConflictMode::CheckWithDhcid,
         vec![domain("lan.example.", Some(SHA256), vec![knot.addr()])],
         vec![domain(
             "77.10.in-addr.arpa.",
@@ -505,7 +515,7 @@ fn knot_retry_after_half_done_change_is_idempotent() {
 #[ignore = "starts a real knotd; build/test runs it"]
 fn knot_batch_publishes_renews_and_removes_in_few_messages() {
     let knot = start_knot();
-    let cfg = zones_on(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+    let cfg = zones_on(SHA256, vec![knot.addr()]);
     let exec = UpdateExecutor::new(&cfg);
     let adds = numbered(ChangeKind::Add, 50, 2, DHCID_A);
     let refs: Vec<&Change> = adds.iter().collect();
@@ -558,7 +568,7 @@ fn knot_batch_publishes_renews_and_removes_in_few_messages() {
 #[ignore = "starts a real knotd; build/test runs it"]
 fn knot_batch_isolates_a_name_owned_by_another_client() {
     let knot = start_knot();
-    let cfg = zones_on(ConflictMode::CheckWithDhcid, SHA256, vec![knot.addr()]);
+    let cfg = zones_on(SHA256, vec![knot.addr()]);
     let exec = UpdateExecutor::new(&cfg);
     let other = change(
         ChangeKind::Add,
@@ -596,8 +606,15 @@ fn knot_batch_isolates_a_name_owned_by_another_client() {
 #[ignore = "starts a real knotd; build/test runs it"]
 fn knot_batch_longer_than_one_message_is_split() {
     let knot = start_knot();
-    let cfg = zones_on(ConflictMode::NoCheckWithDhcid, SHA256, vec![knot.addr()]);
+    let cfg = zones_on(SHA256, vec![knot.addr()]);
     let exec = UpdateExecutor::new(&cfg);
+    // The sender follows each change's mode, not the configuration's.
+    let change = |kind, fqdn: &str, addr, dhcid: &[u8]| {
+        in_mode(
+            ConflictMode::NoCheckWithDhcid,
+            change(kind, fqdn, addr, dhcid),
+        )
+    };
     let label = "x".repeat(60);
     let changes: Vec<Change> = (0..600usize)
         .map(|i| {

@@ -1331,7 +1331,6 @@ mod tests {
     fn no_zone_and_invalid_changes_send_nothing() {
         let s: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let cfg = config(
-            ConflictMode::CheckWithDhcid,
             vec![domain("lan.example.", None, vec![s])],
             vec![domain("77.10.in-addr.arpa.", None, vec![s])],
         );
@@ -1456,7 +1455,6 @@ mod tests {
         let (addr, server) = recording_server();
         // The configuration's mode is neither: each change's own counts.
         let cfg = config(
-            ConflictMode::NoCheckWithDhcid,
             vec![domain("lan.example.", None, vec![addr])],
             vec![domain("77.10.in-addr.arpa.", None, vec![addr])],
         );
@@ -1536,11 +1534,7 @@ mod tests {
     fn two_checking_modes_do_not_share_a_removal() {
         use ConflictMode::{CheckExistsWithDhcid as Exists, CheckWithDhcid as Check};
         let (addr, server) = recording_server();
-        let cfg = config(
-            Check,
-            vec![domain("lan.example.", None, vec![addr])],
-            vec![],
-        );
+        let cfg = config(vec![domain("lan.example.", None, vec![addr])], vec![]);
         // Same steps in both modes, but different prerequisites.
         let mut changes = mixed(ChangeKind::Remove, &[Exists, Check, Exists]);
         for c in &mut changes {
@@ -1591,11 +1585,7 @@ mod tests {
         let s: SocketAddr = "127.0.0.1:1".parse().unwrap();
         // A configuration in no-check-without-dhcid no longer excuses an
         // empty DHCID in a change of another mode.
-        let cfg = config(
-            ConflictMode::NoCheckWithoutDhcid,
-            vec![domain("lan.example.", None, vec![s])],
-            vec![],
-        );
+        let cfg = config(vec![domain("lan.example.", None, vec![s])], vec![]);
         let applied =
             UpdateExecutor::new(&cfg).apply(&change(ChangeKind::Add, FQDN, [10, 77, 0, 5], &[]));
         assert!(matches!(
@@ -1610,7 +1600,6 @@ mod tests {
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let s = silent.local_addr().unwrap();
         let mut cfg = config(
-            ConflictMode::CheckWithDhcid,
             vec![domain("lan.example.", None, vec![s])],
             vec![domain("77.10.in-addr.arpa.", None, vec![s])],
         );
@@ -1668,7 +1657,7 @@ mod tests {
             }
             answered
         });
-        let mut cfg = zones_on(ConflictMode::CheckWithDhcid, SHA256, vec![addr]);
+        let mut cfg = zones_on(SHA256, vec![addr]);
         cfg.dns_server_timeout = Duration::from_millis(200);
         let changes = numbered(ChangeKind::Add, 4, 2, DHCID_A);
         let refs: Vec<&Change> = changes.iter().collect();

@@ -462,13 +462,17 @@ mod tests {
             fqdn_fwd: true,
             fqdn_rev: true,
         };
-        let mut cfg = crate::testing::config(ConflictMode::NoCheckWithoutDhcid, vec![], vec![]);
-        let scopes = crate::config::Scopes::from_hook(&cfg);
+        let in_mode = |conflict_mode| {
+            crate::config::Scopes::uniform(crate::config::DdnsScope {
+                conflict_mode,
+                ..Default::default()
+            })
+        };
+        let scopes = in_mode(ConflictMode::NoCheckWithoutDhcid);
         let d = desired_state(std::slice::from_ref(&lease), &scopes, 1_100);
         assert_eq!(d[0].mode, ConflictMode::NoCheckWithoutDhcid);
         assert!(d[0].dhcid.is_empty());
-        cfg.conflict_mode = ConflictMode::CheckExistsWithDhcid;
-        let scopes = crate::config::Scopes::from_hook(&cfg);
+        let scopes = in_mode(ConflictMode::CheckExistsWithDhcid);
         let d = desired_state(std::slice::from_ref(&lease), &scopes, 1_100);
         assert_eq!(d[0].mode, ConflictMode::CheckExistsWithDhcid);
         assert!(!d[0].dhcid.is_empty());

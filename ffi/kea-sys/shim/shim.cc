@@ -259,10 +259,11 @@ T setting(const isc::dhcp::SrvConfig& cfg, const SubnetPtr& subnet, Get get, con
     return dflt;
 }
 
+// Readers of a global value; some are used only by newer releases.
 bool as_bool(const isc::data::Element& e) { return e.boolValue(); }
-std::string as_string(const isc::data::Element& e) { return e.stringValue(); }
-double as_double(const isc::data::Element& e) { return e.doubleValue(); }
-uint32_t as_u32(const isc::data::Element& e) { return static_cast<uint32_t>(e.intValue()); }
+[[maybe_unused]] std::string as_string(const isc::data::Element& e) { return e.stringValue(); }
+[[maybe_unused]] double as_double(const isc::data::Element& e) { return e.doubleValue(); }
+[[maybe_unused]] uint32_t as_u32(const isc::data::Element& e) { return static_cast<uint32_t>(e.intValue()); }
 
 // Kea's DDNS settings of `subnet`; a null `subnet` gives what Kea's DDNS
 // does for a lease without a subnet (nothing: send-updates off).

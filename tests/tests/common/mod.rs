@@ -126,7 +126,8 @@ impl Lab {
         assert_eq!(leases.len(), expected, "one lease per record pair");
         for lease in &leases {
             let addr: Ipv4Addr = lease["address"].parse().expect("address");
-            let name = &lease["hostname"];
+            // Kea's spelling: option 12 names have no trailing dot.
+            let name = &harness::absolute_fqdn(&lease["hostname"]);
             assert_eq!(
                 dns.query(name, "A").unwrap(),
                 vec![addr.to_string()],
