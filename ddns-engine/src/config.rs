@@ -477,6 +477,19 @@ const MAX_TTL: u64 = i32::MAX as u64;
 /// configurations loadable.
 const KEA_IGNORED_KEYS: [&str; 2] = ["comment", "user-context"];
 
+/// kea-dhcp-ddns's own settings that mean nothing where no NCR is received
+/// (its NCR listener, control channel and logging): accepted and ignored at
+/// the top level, so a whole D2 configuration pastes as is.
+const D2_LISTENER_KEYS: [&str; 7] = [
+    "ip-address",
+    "port",
+    "ncr-protocol",
+    "ncr-format",
+    "control-socket",
+    "control-sockets",
+    "loggers",
+];
+
 impl Config {
     /// Parses and validates the hook's `parameters` map, given as JSON text.
     ///
@@ -610,6 +623,9 @@ impl Config {
             remove_stale: top.boolean("reconcile-remove-stale")?.unwrap_or(true),
         };
 
+        for key in D2_LISTENER_KEYS {
+            top.take(key);
+        }
         top.finish()?;
 
         Ok(Config {
@@ -805,6 +821,13 @@ fn parse_domain_entry(
 
 fn parse_server(path: &str, value: &serde_json::Value) -> Result<SocketAddr, ConfigError> {
     let mut obj = Obj::new(path.to_owned(), value)?;
+    if obj.take("key-name").is_some_and(|k| k.as_str() != Some("")) {
+        return Err(obj.invalid(
+            "key-name",
+            "a TSIG key per server is not supported yet: give key-name on the ddns-domains \
+             entry (the key D2 uses for its servers without one of their own)",
+        ));
+    }
     // D2 2.2 also refuses hostnames ("not yet supported"); say so rather than
     // calling a key Kea documents "unknown".
     if obj.take("hostname").is_some_and(|h| h.as_str() != Some("")) {
@@ -1137,6 +1160,31 @@ mod tests {
         assert_eq!(c.max_changes_per_update, 1);
     }
 
+    /// A kea-dhcp-ddns configuration's `DhcpDdns` map, pasted whole, loads
+    /// once `journal-dir` is added.
+    #[test]
+    fn a_d2_configuration_pastes_as_is() {
+        let d2 = json!({
+            "ip-address": "127.0.0.1", "port": 53001, "dns-server-timeout": 500,
+            "ncr-protocol": "UDP", "ncr-format": "JSON",
+            "control-socket": {"socket-type": "unix", "socket-name": "/run/kea/d2.sock"},
+            "tsig-keys": [ {"name": "ddns-key", "algorithm": "HMAC-SHA256", "secret": SECRET_B64} ],
+            "forward-ddns": {"ddns-domains": [ {"name": "lan.example.", "key-name": "ddns-key",
+                              "dns-servers": [ {"ip-address": "127.0.0.1", "port": 53} ] } ] },
+            "reverse-ddns": {"ddns-domains": [ {"name": "77.10.in-addr.arpa.", "key-name": "ddns-key",
+                              "dns-servers": [ {"ip-address": "127.0.0.1"} ] } ] },
+            "loggers": [ {"name": "kea-dhcp-ddns", "severity": "INFO"} ],
+            "journal-dir": "/var/lib/kea/leasedns"
+        });
+        let c = parse(&d2).unwrap();
+        assert_eq!(c.dns_server_timeout, Duration::from_millis(500));
+        assert_eq!(c.forward[0].key, Some(0));
+        let e = error_of(|v| {
+            v["forward-ddns"]["ddns-domains"][0]["dns-servers"][0]["key-name"] = json!("ddns-key");
+        });
+        assert!(e.contains("key-name") && e.contains("per server"), "{e}");
+    }
+
     #[test]
     fn algorithms_in_every_spelling() {
         for (text, alg) in [
@@ -1230,8 +1278,8 @@ mod tests {
         type Edit = Box<dyn Fn(&mut Value)>;
         let cases: Vec<(Edit, &str)> = vec![
             (
-                Box::new(|v| v["ncr-protocol"] = json!("UDP")),
-                "ncr-protocol",
+                Box::new(|v| v["hooks-libraries"] = json!([])),
+                "hooks-libraries",
             ),
             (
                 Box::new(|v| v["tsig-keys"][0]["secrett"] = json!("x")),
