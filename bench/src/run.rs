@@ -285,7 +285,9 @@ fn kea_options(
     workload: &Workload,
     setup: &Setup,
 ) -> KeaOptions {
-    let mut opts = KeaOptions::for_netns(net);
+    // Kea's own naming settings, the same in every mode (Kea names leases
+    // with its DDNS client off too).
+    let mut opts = KeaOptions::for_netns(net).with_ddns_naming(ZONE);
     opts.multi_threading = workload.threads;
     match mode {
         Mode::KeaOnly => opts,
@@ -302,9 +304,6 @@ fn kea_options(
                     }),
                 ),
                 ("ddns-send-updates", json!(true)),
-                ("ddns-qualifying-suffix", json!(ZONE)),
-                ("ddns-replace-client-name", json!("when-not-present")),
-                ("ddns-generated-prefix", json!("host")),
                 ("ddns-use-conflict-resolution", json!(true)),
             ];
             for (key, value) in extra {
@@ -337,7 +336,7 @@ fn quiet_logging(kea: &mut Kea, mut opts: KeaOptions) -> Result<(), BenchError> 
     Ok(kea.reconfigure(opts)?)
 }
 
-/// The hook's parameters: the same zones, server, key and naming as D2.
+/// The hook's parameters: the same zones, server and key as D2's.
 fn hook_params(knot: &Knot, journal: &Path, setup: &Setup) -> Value {
     let mut params = knot.hook_parameters(journal);
     if let Value::Object(map) = &mut params {

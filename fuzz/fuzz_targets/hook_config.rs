@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 
 /// Where the fuzzed value goes: a JSON pointer into the base configuration.
-const SLOTS: [&str; 28] = [
+const SLOTS: [&str; 22] = [
     "/journal-dir",
     "/tsig-keys",
     "/tsig-keys/0",
@@ -26,12 +26,6 @@ const SLOTS: [&str; 28] = [
     "/forward-ddns/ddns-domains/0/dns-servers/0/ip-address",
     "/forward-ddns/ddns-domains/0/dns-servers/0/port",
     "/reverse-ddns/ddns-domains/0/name",
-    "/ddns-qualifying-suffix",
-    "/ddns-replace-client-name",
-    "/ddns-generated-prefix",
-    "/hostname-char-set",
-    "/hostname-char-replacement",
-    "/ddns-conflict-resolution-mode",
     "/ddns-ttl-percent",
     "/ddns-ttl-min",
     "/ddns-ttl-max",
@@ -50,11 +44,7 @@ fn base() -> Value {
         "forward-ddns": {"ddns-domains": [{"name": "lan.example.", "key-name": "ddns-key",
                                            "dns-servers": server}]},
         "reverse-ddns": {"ddns-domains": [{"name": "77.10.in-addr.arpa.", "key-name": "ddns-key",
-                                           "dns-servers": server}]},
-        "ddns-qualifying-suffix": "lan.example.",
-        "ddns-replace-client-name": "when-not-present",
-        "ddns-generated-prefix": "host",
-        "ddns-conflict-resolution-mode": "check-with-dhcid"
+                                           "dns-servers": server}]}
     })
 }
 
