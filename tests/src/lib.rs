@@ -1,4 +1,5 @@
-//! End-to-end harness: runs the real kea-dhcp4, knotd, dhclient and perfdhcp.
+//! End-to-end harness: runs the real kea-dhcp4, kea-dhcp-ddns, knotd,
+//! dhclient and perfdhcp, and a scripted relaying DHCPv4 client.
 //!
 //! Every test gets its own pair of network namespaces ([`Netns`]), its own
 //! temporary directory per daemon, and kill-on-drop guards ([`ChildGuard`]),
@@ -14,7 +15,9 @@
 //! root.
 
 mod child;
+mod d2;
 mod dhclient;
+mod dhcp4_client;
 mod dns;
 mod error;
 mod kea;
@@ -24,9 +27,13 @@ mod perfdhcp;
 mod process;
 
 pub use child::ChildGuard;
+pub use d2::{D2, D2Options, NcrProgress, ddns_domains};
 /// The in-addr.arpa name of an address, as the hook writes it (the one helper).
 pub use ddns_engine::change::{absolute_fqdn, reverse_name};
 pub use dhclient::{Dhclient, DhclientOptions, Fqdn, Lease};
+/// A lease obtained by [`RelayClient::allocate`].
+pub use dhcp4_client::Lease as RelayLease;
+pub use dhcp4_client::{ClientFqdn, ClientSpec, RelayClient, Reply};
 pub use dns::{Answer, Dns, ZoneRecord};
 pub use error::{HarnessError, Result};
 pub use kea::{Kea, KeaOptions, kea_release, link_hooks, private_dirs, send_command};

@@ -33,11 +33,23 @@ pub struct Netns {
 
 impl Netns {
     pub fn new() -> Result<Self> {
+        Self::create_with(None)
+    }
+
+    /// Like [`new`](Self::new), but with `10.octet.0.0/16` whatever other
+    /// pairs use: runs that must see the same addresses and names (the
+    /// differential tests' stock and hook runs) each get a pair of their
+    /// own with the same N. Namespaces isolate them, so they may overlap.
+    pub fn with_octet(octet: u8) -> Result<Self> {
+        Self::create_with(Some(octet))
+    }
+
+    fn create_with(octet: Option<u8>) -> Result<Self> {
         static CLEANUP: Once = Once::new();
         CLEANUP.call_once(remove_stale);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
-        let octet = u8::try_from(10 + n % 240).unwrap_or(10);
+        let octet = octet.unwrap_or_else(|| u8::try_from(10 + n % 240).unwrap_or(10));
         // Interface names are at most 15 bytes: "ld" + pid (<= 7 digits)
         // + "x" + n (<= 4 digits) + "s" fits.
         let tag = format!("{pid}x{}", n % 10_000);
