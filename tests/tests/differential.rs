@@ -286,6 +286,10 @@ fn dhcp4_scopes(release: (u32, u32)) -> Map<String, Value> {
     scopes
 }
 
+/// A records deleted by hand after the allocation: `delta` is in subnet 1
+/// (`ddns-update-on-renew` true), `myxhost` in subnet 4 (false, global).
+const VANDALISED: [&str; 2] = ["delta.g.lan.example.", "myxhost.d.lan.example."];
+
 /// Zone-file lines of the static records some clients collide with.
 fn static_records() -> Vec<String> {
     vec![
@@ -578,10 +582,30 @@ impl Run {
         observed
     }
 
-    /// The three phases: allocation, renewal, release.
+    /// Deletes, behind both paths' backs, the A record of a client whose
+    /// subnet has `ddns-update-on-renew` (it must come back at the renewal)
+    /// and of one whose subnet has not (it stays gone, as with D2).
+    fn delete_behind_their_backs(&self) {
+        for name in VANDALISED {
+            let out = self
+                .knot
+                .nsupdate(ZONE, &[&format!("update delete {name} A")])
+                .expect("knsupdate");
+            assert!(
+                out.success(),
+                "{:?} run: deleting {name}: {}",
+                self.path,
+                out.combined()
+            );
+        }
+    }
+
+    /// The three phases: allocation, renewal, release. Between the first
+    /// two, [`Run::delete_behind_their_backs`].
     fn play(&self) -> Vec<(&'static str, Observed)> {
         let (leases, replies) = self.allocate();
         let allocated = self.observe(replies);
+        self.delete_behind_their_backs();
         let renewed = self.observe(self.renew(&leases));
         let released = self.observe(self.release(&leases));
         vec![
@@ -673,7 +697,7 @@ fn has(records: &BTreeSet<Record>, owner: &str, rtype: &str) -> Option<String> {
 
 /// The oracle itself must have worked, or two empty zones would agree:
 /// kea-dhcp-ddns published the plainest client and removed it on release.
-fn check_oracle(phases: &[(&str, Observed)]) {
+fn check_oracle(phases: &[(&str, Observed)], release: (u32, u32)) {
     let [(_, allocated), (_, renewed), (_, released)] = phases else {
         panic!("three phases");
     };
@@ -699,6 +723,20 @@ fn check_oracle(phases: &[(&str, Observed)]) {
         "stock run: the renewal's new name replaced alpha"
     );
     assert!(has(&renewed.forward, "alpha.g.lan.example.", "A").is_none());
+    // The records deleted by hand: without ddns-update-on-renew they stay
+    // gone; with it, the renewal sends them again (before Kea 3.0, which
+    // reuses the unchanged lease by default and then sends nothing).
+    let [on_renew, not_on_renew] = VANDALISED;
+    assert!(
+        has(&renewed.forward, not_on_renew, "A").is_none(),
+        "stock run: {not_on_renew} came back without ddns-update-on-renew"
+    );
+    if release < (3, 0) {
+        assert!(
+            has(&renewed.forward, on_renew, "A").is_some(),
+            "stock run: ddns-update-on-renew did not bring {on_renew} back"
+        );
+    }
     assert!(
         has(&released.forward, "alpha2.g.lan.example.", "A").is_none(),
         "stock run: the release removed alpha2"
@@ -715,7 +753,7 @@ fn hook_publishes_what_kea_dhcp_ddns_publishes() {
     let stock = Run::start(Path::Stock, release);
     let stock_phases = stock.play();
     drop(stock);
-    check_oracle(&stock_phases);
+    check_oracle(&stock_phases, release);
 
     let hook = Run::start(Path::Hook, release);
     let hook_phases = hook.play();
