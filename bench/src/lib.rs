@@ -19,8 +19,9 @@ pub use latency_histogram as histogram;
 pub mod timer;
 
 /// Names of the callouts the timer forwards, in dump order.
-pub const CALLOUTS: [&str; 8] = [
+pub const CALLOUTS: [&str; 9] = [
     "dhcp4_srv_configured",
+    "ddns4_update",
     "lease4_select",
     "lease4_renew",
     "pkt4_send",

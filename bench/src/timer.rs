@@ -190,11 +190,12 @@ macro_rules! forward {
 
 forward! {
     0 => dhcp4_srv_configured,
-    1 => lease4_select,
-    2 => lease4_renew,
-    3 => pkt4_send,
-    4 => leases4_committed,
-    5 => lease4_decline,
-    6 => lease4_expire,
-    7 => lease4_recover,
+    1 => ddns4_update,
+    2 => lease4_select,
+    3 => lease4_renew,
+    4 => pkt4_send,
+    5 => leases4_committed,
+    6 => lease4_decline,
+    7 => lease4_expire,
+    8 => lease4_recover,
 }

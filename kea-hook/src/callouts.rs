@@ -11,26 +11,81 @@ use crate::host::{self, Callout};
 use crate::naming;
 use crate::stats::Stats;
 
-/// Context key (per packet handle) of option 81's flags in the answer,
-/// decided at allocation and written into the response by pkt4_send.
-const REPLY_FLAGS: &str = "leasedns-fqdn-reply-flags";
+/// Context key (per packet handle) of the decision ddns4_update made:
+/// [`DIRECTIONS_SET`], [`FORWARD`], [`REVERSE`], [`REPLY_SET`] and the reply
+/// flags in the low octet.
+const DECISION: &str = "leasedns-decision";
+const DIRECTIONS_SET: u32 = 1 << 8;
+const FORWARD: u32 = 1 << 9;
+const REVERSE: u32 = 1 << 10;
+const REPLY_SET: u32 = 1 << 11;
 
-/// lease4_select (allocations, DHCPDISCOVER's fake ones included) and
-/// lease4_renew: the directions go into the lease before Kea writes it (Kea
-/// leaves both off with its own DDNS client off), the answer's option 81
-/// flags into the packet's context.
-pub(crate) fn decide(engine: &Engine, co: &mut Callout<'_>) {
+fn pack(decision: &naming::Decision) -> u32 {
+    let mut v = DIRECTIONS_SET;
+    if decision.forward {
+        v |= FORWARD;
+    }
+    if decision.reverse {
+        v |= REVERSE;
+    }
+    if let Some(flags) = decision.reply_flags {
+        v |= REPLY_SET | u32::from(flags);
+    }
+    v
+}
+
+fn unpack(v: u32) -> Option<naming::Decision> {
+    (v & DIRECTIONS_SET != 0).then(|| naming::Decision {
+        forward: v & FORWARD != 0,
+        reverse: v & REVERSE != 0,
+        reply_flags: (v & REPLY_SET != 0).then_some((v & 0xff) as u8),
+    })
+}
+
+/// ddns4_update: Kea has named the client (with its DDNS client off it
+/// leaves both directions off). The directions Kea + kea-dhcp-ddns would
+/// take go back into Kea's exchange here, before the allocation compares
+/// the lease with the stored one, so an unchanged renewal stays unchanged
+/// (Kea 3.0 then reuses the lease, as with its own DDNS). The decision is
+/// kept with the packet for the lease and the answer.
+pub(crate) fn ddns4_update(engine: &Engine, co: &mut Callout<'_>) {
     let Some(query) = co.packet_names("query4") else {
         return;
     };
+    let Some((Some(subnet_id), has_name)) = co.ddns4_update() else {
+        return;
+    };
+    let decision = naming::decide(query.fqdn_flags, &engine.scope(subnet_id), query.skip_ddns);
+    // Without a name yet (Kea generates it after the allocation), Kea would
+    // fail on the directions; lease4_select sets them in the lease instead.
+    if has_name {
+        co.set_ddns4_directions(decision.forward, decision.reverse);
+    }
+    co.set_context(DECISION, pack(&decision));
+}
+
+/// lease4_select (allocations, DHCPDISCOVER's fake ones included) and
+/// lease4_renew: the lease gets ddns4_update's directions, also where Kea
+/// had no name yet; without that decision (no subnet then), the lease's
+/// subnet decides.
+pub(crate) fn decide(engine: &Engine, co: &mut Callout<'_>) {
     let Some(lease) = co.lease("lease4") else {
         return;
     };
-    let scope = engine.scope(lease.subnet_id);
-    let decision = naming::decide(query.fqdn_flags, &scope, query.skip_ddns);
-    co.set_lease_directions("lease4", decision.forward, decision.reverse);
-    if let Some(flags) = decision.reply_flags {
-        co.set_context(REPLY_FLAGS, u32::from(flags));
+    let decision = match co.context(DECISION).and_then(unpack) {
+        Some(decision) => decision,
+        None => {
+            let Some(query) = co.packet_names("query4") else {
+                return;
+            };
+            let scope = engine.scope(lease.subnet_id);
+            let decision = naming::decide(query.fqdn_flags, &scope, query.skip_ddns);
+            co.set_context(DECISION, pack(&decision));
+            decision
+        }
+    };
+    if (lease.fqdn_fwd, lease.fqdn_rev) != (decision.forward, decision.reverse) {
+        co.set_lease_directions("lease4", decision.forward, decision.reverse);
     }
 }
 
@@ -38,7 +93,11 @@ pub(crate) fn decide(engine: &Engine, co: &mut Callout<'_>) {
 /// its DDNS client on (Kea answers S=0 N=1 with it off); the name in it is
 /// Kea's.
 pub(crate) fn answer_fqdn(_engine: &Engine, co: &mut Callout<'_>) {
-    if let Some(flags) = co.context(REPLY_FLAGS).and_then(|f| u8::try_from(f).ok()) {
+    if let Some(flags) = co
+        .context(DECISION)
+        .and_then(unpack)
+        .and_then(|d| d.reply_flags)
+    {
         co.set_packet_fqdn_flags("response4", flags);
     }
 }

@@ -188,6 +188,16 @@ fn reconcile_command(handle: Pin<&mut kea_sys::CalloutHandle>) -> i32 {
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn ddns4_update(handle: *mut c_void) -> c_int {
+    guard!("ddns4_update", {
+        with_engine(handle, |engine, co| callouts::ddns4_update(engine, co))
+    })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn lease4_select(handle: *mut c_void) -> c_int {
     guard!("lease4_select", {
         // Also for DHCPDISCOVER's fake allocation: the offer's option 81

@@ -115,6 +115,18 @@ impl<'a> Callout<'a> {
         Some((header.msg_type, Ipv4Addr::from(header.yiaddr)))
     }
 
+    /// ddns4_update's subnet (`None` without one) and whether Kea has named
+    /// the client yet.
+    pub(crate) fn ddns4_update(&self) -> Option<(Option<u32>, bool)> {
+        let raw = sys::ffi::arg_ddns4_update(self.handle()).ok()?;
+        Some((raw.has_subnet.then_some(raw.subnet_id), raw.has_hostname))
+    }
+
+    /// Sets ddns4_update's `fwd-update` and `rev-update`.
+    pub(crate) fn set_ddns4_directions(&mut self, fwd: bool, rev: bool) -> bool {
+        sys::ffi::set_ddns4_update_directions(self.handle.as_mut(), fwd, rev).is_ok()
+    }
+
     /// Sets the lease argument's update directions, which Kea stores with it.
     pub(crate) fn set_lease_directions(&self, arg: &str, fwd: bool, rev: bool) -> bool {
         sys::ffi::set_lease4_directions(self.handle(), arg, fwd, rev).is_ok()

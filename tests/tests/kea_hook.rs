@@ -576,6 +576,7 @@ fn the_library_exports_exactly_the_symbols_kea_looks_up() {
         .collect();
     names.sort();
     let mut expected = vec![
+        "ddns4_update",
         "dhcp4_srv_configured",
         "lease4_decline",
         "lease4_expire",

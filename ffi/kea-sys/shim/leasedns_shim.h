@@ -19,6 +19,7 @@ struct Lease4;
 struct ClientNames;
 struct PacketHeader;
 struct SubnetDdns;
+struct Ddns4Update;
 
 using isc::hooks::CalloutHandle;
 using isc::hooks::LibraryHandle;
@@ -27,6 +28,8 @@ Lease4 arg_lease4(const CalloutHandle& handle, rust::Str name);
 rust::Vec<Lease4> arg_leases4(const CalloutHandle& handle, rust::Str name);
 ClientNames arg_pkt4_names(const CalloutHandle& handle, rust::Str name);
 PacketHeader arg_pkt4_header(const CalloutHandle& handle, rust::Str name);
+Ddns4Update arg_ddns4_update(const CalloutHandle& handle);
+void set_ddns4_update_directions(CalloutHandle& handle, bool fwd, bool rev);
 void set_lease4_directions(const CalloutHandle& handle, rust::Str name, bool fwd, bool rev);
 void set_pkt4_fqdn_flags(const CalloutHandle& handle, rust::Str name, uint8_t flags);
 void context_set_u32(CalloutHandle& handle, rust::Str key, uint32_t value);

@@ -181,6 +181,27 @@ PacketHeader arg_pkt4_header(const CalloutHandle& handle, rust::Str name) {
     return out;
 }
 
+Ddns4Update arg_ddns4_update(const CalloutHandle& handle) {
+#if LEASEDNS_KEA_API >= 300
+    isc::dhcp::ConstSubnet4Ptr subnet;
+#else
+    isc::dhcp::Subnet4Ptr subnet;
+#endif
+    handle.getArgument("subnet4", subnet);
+    std::string hostname;
+    handle.getArgument("hostname", hostname);
+    Ddns4Update out;
+    out.subnet_id = subnet ? subnet->getID() : 0;
+    out.has_subnet = static_cast<bool>(subnet);
+    out.has_hostname = !hostname.empty();
+    return out;
+}
+
+void set_ddns4_update_directions(CalloutHandle& handle, bool fwd, bool rev) {
+    handle.setArgument("fwd-update", fwd);
+    handle.setArgument("rev-update", rev);
+}
+
 void set_lease4_directions(const CalloutHandle& handle, rust::Str name, bool fwd, bool rev) {
     Lease4Ptr lease = get_ptr<Lease4Ptr>(handle, name);
     lease->fqdn_fwd_ = fwd;

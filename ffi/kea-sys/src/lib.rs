@@ -78,6 +78,17 @@ pub mod ffi {
         ttl_max: u32,
     }
 
+    /// The arguments of ddns4_update that the hook reads.
+    #[derive(Clone, Copy, Debug, Default)]
+    struct Ddns4Update {
+        /// The subnet Kea selected for the exchange (0 with none).
+        subnet_id: u32,
+        has_subnet: bool,
+        /// Kea has named the client already (empty: Kea generates the name
+        /// after the allocation, or there is none).
+        has_hostname: bool,
+    }
+
     /// Message type and `yiaddr` of a DHCPv4 packet.
     #[derive(Clone, Copy, Debug, Default)]
     struct PacketHeader {
@@ -119,6 +130,17 @@ pub mod ffi {
         /// Message type and yiaddr of the `Pkt4Ptr` argument `name`: cheaper
         /// than the names when only these are needed.
         fn arg_pkt4_header(handle: &CalloutHandle, name: &str) -> Result<PacketHeader>;
+        /// ddns4_update's subnet and whether Kea has a name for the client yet.
+        fn arg_ddns4_update(handle: &CalloutHandle) -> Result<Ddns4Update>;
+        /// Sets ddns4_update's `fwd-update` and `rev-update` arguments, which
+        /// Kea takes back into the exchange (and the lease). Only with a
+        /// name: Kea 2.2 to 3.0 then rewrite option 81 with that name as a
+        /// full one, which throws for an empty name.
+        fn set_ddns4_update_directions(
+            handle: Pin<&mut CalloutHandle>,
+            fwd: bool,
+            rev: bool,
+        ) -> Result<()>;
         /// Sets `fqdn_fwd_` and `fqdn_rev_` of the lease argument `name`.
         fn set_lease4_directions(
             handle: &CalloutHandle,
