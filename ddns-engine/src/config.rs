@@ -46,9 +46,18 @@ pub struct DdnsDomain {
     pub key: Option<usize>,
     /// Servers in the order they are tried.
     pub servers: Vec<SocketAddr>,
+    /// Per server (same order): its own `key-name` (kea-dhcp-ddns 2.6+),
+    /// `None` where it has none and uses the zone's. May be empty.
+    pub server_keys: Vec<Option<usize>>,
 }
 
 impl DdnsDomain {
+    /// The key the `i`-th server's messages are signed with: its own, else
+    /// the zone's.
+    pub fn key_of(&self, i: usize) -> Option<usize> {
+        self.server_keys.get(i).copied().flatten().or(self.key)
+    }
+
     /// The zone of `zones` that holds the name whose labels are `labels`
     /// (leaf first, without the root), the longest one when zones nest;
     /// labels compare case-insensitively. The one zone matcher: naming
@@ -790,19 +799,7 @@ fn parse_domain_entry(
     }
 
     // D2 treats an empty key-name as "no key".
-    let key = match obj.string("key-name")? {
-        None | Some("") => None,
-        Some(text) => {
-            let key_name = parse_domain(&obj.path_of("key-name"), text)?;
-            let index = keys
-                .iter()
-                .position(|k| k.name == key_name)
-                .ok_or_else(|| {
-                    obj.invalid("key-name", format!("no tsig-keys entry named '{key_name}'"))
-                })?;
-            Some(index)
-        }
-    };
+    let key = parse_key_name(&mut obj, keys)?;
 
     let servers_value = obj
         .array("dns-servers")?
@@ -812,22 +809,48 @@ fn parse_domain_entry(
     }
     let servers_path = obj.path_of("dns-servers");
     let mut servers = Vec::with_capacity(servers_value.len());
+    let mut server_keys = Vec::with_capacity(servers_value.len());
     for (i, item) in servers_value.iter().enumerate() {
-        servers.push(parse_server(&format!("{servers_path}[{i}]"), item)?);
+        let (server, key) = parse_server(&format!("{servers_path}[{i}]"), item, keys)?;
+        servers.push(server);
+        server_keys.push(key);
     }
     obj.finish()?;
-    Ok(DdnsDomain { name, key, servers })
+    Ok(DdnsDomain {
+        name,
+        key,
+        servers,
+        server_keys,
+    })
 }
 
-fn parse_server(path: &str, value: &serde_json::Value) -> Result<SocketAddr, ConfigError> {
-    let mut obj = Obj::new(path.to_owned(), value)?;
-    if obj.take("key-name").is_some_and(|k| k.as_str() != Some("")) {
-        return Err(obj.invalid(
-            "key-name",
-            "a TSIG key per server is not supported yet: give key-name on the ddns-domains \
-             entry (the key D2 uses for its servers without one of their own)",
-        ));
+/// A `key-name` (zone or server): `None` when absent or empty (D2's "no
+/// key"), else the index of that `tsig-keys` entry.
+fn parse_key_name(obj: &mut Obj<'_>, keys: &[TsigKey]) -> Result<Option<usize>, ConfigError> {
+    match obj.string("key-name")? {
+        None | Some("") => Ok(None),
+        Some(text) => {
+            let key_name = parse_domain(&obj.path_of("key-name"), text)?;
+            let index = keys
+                .iter()
+                .position(|k| k.name == key_name)
+                .ok_or_else(|| {
+                    obj.invalid("key-name", format!("no tsig-keys entry named '{key_name}'"))
+                })?;
+            Ok(Some(index))
+        }
     }
+}
+
+/// One `dns-servers` entry: its address and its own key (kea-dhcp-ddns
+/// 2.6's per-server `key-name`, which wins over the zone's).
+fn parse_server(
+    path: &str,
+    value: &serde_json::Value,
+    keys: &[TsigKey],
+) -> Result<(SocketAddr, Option<usize>), ConfigError> {
+    let mut obj = Obj::new(path.to_owned(), value)?;
+    let key = parse_key_name(&mut obj, keys)?;
     // D2 2.2 also refuses hostnames ("not yet supported"); say so rather than
     // calling a key Kea documents "unknown".
     if obj.take("hostname").is_some_and(|h| h.as_str() != Some("")) {
@@ -848,7 +871,7 @@ fn parse_server(path: &str, value: &serde_json::Value) -> Result<SocketAddr, Con
         .map_or(Ok(DEFAULT_DNS_PORT), u16::try_from)
         .map_err(|_| obj.invalid("port", "out of range"))?;
     obj.finish()?;
-    Ok(SocketAddr::new(ip, port))
+    Ok((SocketAddr::new(ip, port), key))
 }
 
 fn parse_ttl(top: &mut Obj<'_>) -> Result<TtlPolicy, ConfigError> {
@@ -1179,10 +1202,37 @@ mod tests {
         let c = parse(&d2).unwrap();
         assert_eq!(c.dns_server_timeout, Duration::from_millis(500));
         assert_eq!(c.forward[0].key, Some(0));
+        assert_eq!(c.forward[0].key_of(0), Some(0));
+    }
+
+    /// kea-dhcp-ddns 2.6's per-server `key-name` wins over the zone's; a
+    /// server without one (or with "") uses the zone's.
+    #[test]
+    fn a_server_may_have_its_own_key() {
+        let mut v = sample();
+        v["tsig-keys"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "other-key", "algorithm": "hmac-sha512", "secret": SECRET_B64}));
+        v["forward-ddns"]["ddns-domains"][0]["dns-servers"] = json!([
+            {"ip-address": "127.0.0.1", "key-name": "other-key"},
+            {"ip-address": "127.0.0.2", "key-name": ""},
+            {"ip-address": "127.0.0.3"}
+        ]);
+        let c = parse(&v).unwrap();
+        let zone = &c.forward[0];
+        assert_eq!(zone.key, Some(0));
+        assert_eq!(
+            (zone.key_of(0), zone.key_of(1), zone.key_of(2)),
+            (Some(1), Some(0), Some(0))
+        );
         let e = error_of(|v| {
-            v["forward-ddns"]["ddns-domains"][0]["dns-servers"][0]["key-name"] = json!("ddns-key");
+            v["forward-ddns"]["ddns-domains"][0]["dns-servers"][0]["key-name"] = json!("nope");
         });
-        assert!(e.contains("key-name") && e.contains("per server"), "{e}");
+        assert!(
+            e.starts_with("parameter 'forward-ddns.ddns-domains[0].dns-servers[0].key-name'"),
+            "{e}"
+        );
     }
 
     #[test]

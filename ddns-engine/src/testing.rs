@@ -96,6 +96,7 @@ pub fn domain(zone: &str, key: Option<usize>, servers: Vec<SocketAddr>) -> DdnsD
         name: name(zone),
         key,
         servers,
+        server_keys: Vec::new(),
     }
 }
 

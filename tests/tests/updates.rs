@@ -122,6 +122,40 @@ fn knot_every_tsig_algorithm() {
     }
 }
 
+/// kea-dhcp-ddns 2.6's per-server `key-name`: a server's own key signs its
+/// messages even where the zone has none (unsigned, Knot refuses).
+#[test]
+#[ignore = "starts a real knotd; build/test runs it"]
+fn knot_server_key_wins_over_the_zone_key() {
+    let knot = start_knot();
+    let mut cfg = zones_on(SHA256, vec![knot.addr()]);
+    for zone in cfg.forward.iter_mut().chain(cfg.reverse.iter_mut()) {
+        zone.key = None;
+    }
+    let unsigned = UpdateExecutor::new(&cfg).apply(&change(
+        ChangeKind::Add,
+        "unsigned.lan.example.",
+        [10, 77, 2, 1],
+        DHCID_A,
+    ));
+    assert!(
+        matches!(done(&unsigned), DoneKind::Rejected { .. }),
+        "unsigned: {:?}",
+        kinds(&unsigned)
+    );
+    for zone in cfg.forward.iter_mut().chain(cfg.reverse.iter_mut()) {
+        zone.server_keys = vec![Some(SHA256)];
+    }
+    let signed = UpdateExecutor::new(&cfg).apply(&change(
+        ChangeKind::Add,
+        "server-key.lan.example.",
+        [10, 77, 2, 2],
+        DHCID_A,
+    ));
+    assert_eq!(done(&signed), &DoneKind::Published, "{:?}", kinds(&signed));
+    assert_eq!(knot.dig("server-key.lan.example.", "A"), vec!["10.77.2.2"]);
+}
+
 #[test]
 #[ignore = "starts a real knotd; build/test runs it"]
 fn knot_check_with_dhcid_lifecycle() {

@@ -364,8 +364,9 @@ impl<'a> UpdateExecutor<'a> {
         ApplyOutcome::Done(finished(change.kind))
     }
 
-    fn signer(&self, zone: &DdnsDomain) -> Result<Option<&TsigSigner>, DirOutcome> {
-        match zone.key {
+    /// The signer of the zone's `i`-th server: its own key, else the zone's.
+    fn signer(&self, zone: &DdnsDomain, i: usize) -> Result<Option<&TsigSigner>, DirOutcome> {
+        match zone.key_of(i) {
             None => Ok(None),
             Some(index) => self.signers.get(index).map(Some).ok_or_else(|| {
                 DirOutcome::Invalid(format!("zone {} names no TSIG key", zone.name))
@@ -391,12 +392,12 @@ impl<'a> UpdateExecutor<'a> {
         {
             return self.send_one(run, direction, zone, step, target);
         }
-        let signer = match self.signer(zone) {
-            Ok(signer) => signer,
-            Err(invalid) => return invalid,
-        };
         let mut last = DirOutcome::Invalid(format!("zone {} has no servers", zone.name));
-        for &server in &zone.servers {
+        for (i, &server) in zone.servers.iter().enumerate() {
+            let signer = match self.signer(zone, i) {
+                Ok(signer) => signer,
+                Err(invalid) => return invalid,
+            };
             let mut link = Link {
                 run: &mut *run,
                 direction,
@@ -503,9 +504,9 @@ impl<'a> UpdateExecutor<'a> {
         kind: StepKind,
         msg: &Message,
     ) -> Result<(SocketAddr, Rcode), DirOutcome> {
-        let signer = self.signer(zone)?;
         let mut last = DirOutcome::Invalid(format!("zone {} has no servers", zone.name));
-        for &server in &zone.servers {
+        for (i, &server) in zone.servers.iter().enumerate() {
+            let signer = self.signer(zone, i)?;
             let mut link = Link {
                 run: &mut *run,
                 direction,

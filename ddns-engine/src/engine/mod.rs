@@ -1156,8 +1156,7 @@ impl ReconcileRun {
         let signers: Vec<TsigSigner> = cfg.tsig_keys.iter().map(TsigSigner::new).collect();
         let mut view = ZoneView::new();
         for zone in cfg.forward.iter().chain(&cfg.reverse) {
-            let signer = zone.key.and_then(|k| signers.get(k));
-            match reconcile::read_zone(zone, signer, cfg.dns_server_timeout, &mut view) {
+            match reconcile::read_zone(zone, &signers, cfg.dns_server_timeout, &mut view) {
                 Ok(n) => report.names_read += n,
                 Err(err) => report.errors.push(err.to_string()),
             }

@@ -174,10 +174,11 @@ fn removal(fqdn: &str, addr: Ipv4Addr, dhcid: &[u8], forward: bool, reverse: boo
     })
 }
 
-/// Adds one zone's records to `view`.
+/// Adds one zone's records to `view`; `signers` are the configuration's
+/// keys, each server's chosen by [`DdnsDomain::key_of`].
 pub fn read_zone(
     zone: &DdnsDomain,
-    signer: Option<&TsigSigner>,
+    signers: &[TsigSigner],
     timeout: Duration,
     view: &mut ZoneView,
 ) -> Result<usize, ReconcileError> {
@@ -185,7 +186,8 @@ pub fn read_zone(
     let mut last = ReconcileError::NoServers {
         zone: zone_name.clone(),
     };
-    for server in &zone.servers {
+    for (i, server) in zone.servers.iter().enumerate() {
+        let signer = zone.key_of(i).and_then(|k| signers.get(k));
         // Generous: a large zone takes many messages.
         let patience = timeout.max(Duration::from_secs(5));
         match dns::transfer(
@@ -239,6 +241,7 @@ mod tests {
             name: Name::from_ascii(name).unwrap(),
             key: None,
             servers: vec!["127.0.0.1:53".parse().unwrap()],
+            server_keys: Vec::new(),
         }
     }
 
