@@ -49,6 +49,7 @@ pub fn keys() -> Vec<TsigKey> {
             name: name(&format!("k-{label}.")),
             algorithm: *algorithm,
             secret: secret(label),
+            digest_bits: None,
         })
         .collect()
 }
