@@ -25,9 +25,6 @@ pub struct TsigKey {
     pub name: Name,
     pub algorithm: TsigAlgorithm,
     pub secret: Vec<u8>,
-    /// kea-dhcp-ddns's `digest-bits`: requests carry the MAC truncated to
-    /// this many bits (RFC 8945 section 5.2.2.1); `None` sends it whole.
-    pub digest_bits: Option<u16>,
 }
 
 impl std::fmt::Debug for TsigKey {
@@ -35,7 +32,6 @@ impl std::fmt::Debug for TsigKey {
         f.debug_struct("TsigKey")
             .field("name", &self.name)
             .field("algorithm", &self.algorithm)
-            .field("digest_bits", &self.digest_bits)
             .field("secret", &"<redacted>")
             .finish()
     }
@@ -674,33 +670,19 @@ fn parse_tsig_keys(path: &str, items: &[serde_json::Value]) -> Result<Vec<TsigKe
         let algorithm = parse_algorithm(algorithm_text).ok_or_else(|| {
             obj.invalid("algorithm", format!("unknown algorithm '{algorithm_text}'"))
         })?;
-        // kea-dhcp-ddns's rule (RFC 8945 section 5.2.2.1): 0 for the whole
-        // MAC, else whole octets, at least 80 bits and half the MAC.
-        let full_bits = u64::try_from(crate::dns::mac_len(algorithm) * 8).unwrap_or(u64::MAX);
-        let digest_bits = match obj.integer("digest-bits", 0, 1024)? {
-            None | Some(0) => None,
-            Some(bits) if bits == full_bits => None,
-            Some(bits) => {
-                if bits % 8 != 0 || bits < 80 || bits < full_bits / 2 || bits > full_bits {
-                    return Err(obj.invalid(
-                        "digest-bits",
-                        format!(
-                            "{bits} is not 0 or a multiple of 8 from {} to {full_bits} for \
-                             {algorithm_text}",
-                            (full_bits / 2).max(80)
-                        ),
-                    ));
-                }
-                u16::try_from(bits).ok()
-            }
-        };
+        // Kea's digest-bits truncates the MAC; we only sign with full MACs, so
+        // anything but Kea's "no truncation" value would be silently wrong.
+        if let Some(bits) = obj.integer("digest-bits", 0, 1024)?
+            && bits != 0
+        {
+            return Err(obj.invalid("digest-bits", "truncated TSIG MACs are not supported"));
+        }
         let secret = parse_secret(&mut obj)?;
         obj.finish()?;
         keys.push(TsigKey {
             name,
             algorithm,
             secret,
-            digest_bits,
         });
     }
     Ok(keys)
@@ -1334,22 +1316,11 @@ mod tests {
         let mut v = sample();
         v["tsig-keys"][0]["secret"] = json!("c2VjcmV0MQ");
         assert_eq!(parse(&v).unwrap().tsig_keys[0].secret, b"secret1");
-        for bad in [72, 100, 120, 264] {
-            let e = error_of(|v| v["tsig-keys"][0]["digest-bits"] = json!(bad));
-            assert!(
-                e.starts_with("parameter 'tsig-keys[0].digest-bits'"),
-                "{bad}: {e}"
-            );
-        }
-        for (bits, expect) in [(0, None), (128, Some(128)), (256, None)] {
-            let mut v = sample();
-            v["tsig-keys"][0]["digest-bits"] = json!(bits);
-            assert_eq!(
-                parse(&v).unwrap().tsig_keys[0].digest_bits,
-                expect,
-                "{bits}"
-            );
-        }
+        let e = error_of(|v| v["tsig-keys"][0]["digest-bits"] = json!(128));
+        assert!(e.starts_with("parameter 'tsig-keys[0].digest-bits'"), "{e}");
+        let mut v = sample();
+        v["tsig-keys"][0]["digest-bits"] = json!(0);
+        assert!(parse(&v).is_ok());
     }
 
     #[test]

@@ -49,7 +49,6 @@ pub fn keys() -> Vec<TsigKey> {
             name: name(&format!("k-{label}.")),
             algorithm: *algorithm,
             secret: secret(label),
-            digest_bits: None,
         })
         .collect()
 }

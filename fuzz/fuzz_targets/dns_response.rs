@@ -32,7 +32,6 @@ fn pendings() -> &'static (Pending, Pending) {
             name: Name::from_str("k.example.").expect("static name"),
             algorithm: TsigAlgorithm::HmacSha256,
             secret: b"fuzzing secret".to_vec(),
-            digest_bits: None,
         });
         (
             Pending::new(&update(), Some(&signer)).expect("signed request"),

@@ -204,8 +204,6 @@ pub struct TsigSigner {
     algorithm: TsigAlgorithm,
     secret: Vec<u8>,
     fudge: u16,
-    /// Octets of the MAC sent (the whole MAC unless `digest-bits`).
-    mac_octets: usize,
 }
 
 impl std::fmt::Debug for TsigSigner {
@@ -236,9 +234,6 @@ impl TsigSigner {
             algorithm: key.algorithm,
             secret: key.secret.clone(),
             fudge: DEFAULT_FUDGE,
-            mac_octets: key
-                .digest_bits
-                .map_or(output_len(key.algorithm), |bits| usize::from(bits / 8)),
         }
     }
 
@@ -274,8 +269,6 @@ impl TsigSigner {
             .map_err(|e| ExchangeError::Request(e.to_string()))?
             .chain(&tbs)
             .finish();
-        // digest-bits: the leading octets (RFC 8945 section 5.2.2.1).
-        let mac = mac[..self.mac_octets.min(mac.len())].to_vec();
         let record = make_tsig_record(self.name.clone(), stub.set_mac(mac.clone()));
         message.set_signature(Box::new(record));
         Ok(SignedRequest { mac, time: now })
@@ -299,16 +292,15 @@ impl TsigSigner {
         {
             return Err(TsigFailure::WrongKey);
         }
-        // A truncated MAC (RFC 8945 section 5.2.2.1) is taken only as long
-        // as the one we sent, or longer: the reply may not weaken it.
-        let len = tsig.mac.len();
-        if len < self.mac_octets || len > output_len(self.algorithm) {
-            return Err(TsigFailure::MacLength(len));
+        // Truncated MACs (RFC 8945 section 5.2.2.1) are refused: they only
+        // exist for old peers, and Knot always sends the full MAC.
+        if tsig.mac.len() != output_len(self.algorithm) {
+            return Err(TsigFailure::MacLength(tsig.mac.len()));
         }
         let ok = AnyHmac::new(self.algorithm, &self.secret)
             .map_err(|_| TsigFailure::Key)?
             .chain(&tbv)
-            .verify_prefix(&tsig.mac);
+            .verify(&tsig.mac);
         if !ok {
             return Err(TsigFailure::BadMac);
         }
@@ -332,11 +324,6 @@ fn wire_algorithm(algorithm: TsigAlgorithm) -> WireAlgorithm {
         TsigAlgorithm::HmacSha384 => WireAlgorithm::HmacSha384,
         TsigAlgorithm::HmacSha512 => WireAlgorithm::HmacSha512,
     }
-}
-
-/// Octets of `algorithm`'s whole MAC.
-pub fn mac_len(algorithm: TsigAlgorithm) -> usize {
-    output_len(algorithm)
 }
 
 fn output_len(algorithm: TsigAlgorithm) -> usize {
@@ -395,16 +382,14 @@ impl AnyHmac {
     }
 
     /// Constant-time comparison.
-    /// Constant-time check of `tag` against the MAC's leading octets (the
-    /// whole MAC, or a truncated one; the caller bounds its length).
-    fn verify_prefix(self, tag: &[u8]) -> bool {
+    fn verify(self, tag: &[u8]) -> bool {
         match self {
-            Self::Md5(m) => m.verify_truncated_left(tag).is_ok(),
-            Self::Sha1(m) => m.verify_truncated_left(tag).is_ok(),
-            Self::Sha224(m) => m.verify_truncated_left(tag).is_ok(),
-            Self::Sha256(m) => m.verify_truncated_left(tag).is_ok(),
-            Self::Sha384(m) => m.verify_truncated_left(tag).is_ok(),
-            Self::Sha512(m) => m.verify_truncated_left(tag).is_ok(),
+            Self::Md5(m) => m.verify_slice(tag).is_ok(),
+            Self::Sha1(m) => m.verify_slice(tag).is_ok(),
+            Self::Sha224(m) => m.verify_slice(tag).is_ok(),
+            Self::Sha256(m) => m.verify_slice(tag).is_ok(),
+            Self::Sha384(m) => m.verify_slice(tag).is_ok(),
+            Self::Sha512(m) => m.verify_slice(tag).is_ok(),
         }
     }
 }
@@ -836,7 +821,6 @@ mod tests {
             name: Name::from_str("k.example").unwrap(),
             algorithm,
             secret: secret.to_vec(),
-            digest_bits: None,
         }
     }
 
@@ -894,27 +878,10 @@ mod tests {
                 AnyHmac::new(algorithm, b"0123456789abcdef")
                     .unwrap()
                     .chain(&tbv)
-                    .verify_prefix(&request.mac),
+                    .verify(&request.mac),
                 "{algorithm:?}"
             );
         }
-    }
-
-    /// `digest-bits`: the request carries the MAC's leading octets.
-    #[test]
-    fn truncated_request_mac_is_the_full_mac_prefix() {
-        let mut k = key(TsigAlgorithm::HmacSha256, b"0123456789abcdef");
-        k.digest_bits = Some(128);
-        let signer = TsigSigner::new(&k);
-        let pending = Pending::new(&update(), Some(&signer)).unwrap();
-        let (_, request) = pending.signed.as_ref().unwrap();
-        assert_eq!(request.mac.len(), 16);
-        let (tbv, _) = signed_bitmessage_to_buf(&pending.bytes, None, true).unwrap();
-        let full = AnyHmac::new(TsigAlgorithm::HmacSha256, b"0123456789abcdef")
-            .unwrap()
-            .chain(&tbv)
-            .finish();
-        assert_eq!(request.mac, full[..16]);
     }
 
     #[test]
