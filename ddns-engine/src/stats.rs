@@ -65,6 +65,9 @@ counters! {
     updates_refused => "leasedns.updates-refused",
     /// Adds not applied because another client or a static record owns the name.
     updates_conflict => "leasedns.updates-conflict",
+    /// Leases reclaimed on a Kea HA peer that served no client then: their
+    /// records are the serving peer's to remove.
+    reclaims_left_to_partner => "leasedns.reclaims-left-to-partner",
     /// Client names refused (invalid, outside every zone).
     names_rejected => "leasedns.names-rejected",
     /// Journal write or sync errors (the change stays in memory).

@@ -128,6 +128,27 @@ pub(crate) fn lease_gone(engine: &Engine, co: &mut Callout<'_>) {
     }
 }
 
+/// lease4_expire: reclamation. Kea 3.0's HA skips leases another server
+/// owns (status SKIP: the lease stays as it is), and in an HA pair a server
+/// serving no client leaves the removal to the peer that serves (both
+/// reclaim; the active one may have renewed the lease meanwhile). It forgets
+/// what it published either way.
+pub(crate) fn lease_expired(engine: &Engine, co: &mut Callout<'_>) {
+    if co.skipped() {
+        return;
+    }
+    let Some(lease) = co.lease("lease4") else {
+        return;
+    };
+    if crate::lifecycle::ha_passive() {
+        engine.unpublish(lease.addr);
+        Stats::bump(&engine.stats().reclaims_left_to_partner);
+        tracing::debug!(addr = %lease.addr, "lease reclaimed on the passive HA peer; the serving peer removes its records");
+        return;
+    }
+    remove(engine, &lease);
+}
+
 /// The records `lease` asks for, by the one lease -> DNS rule. A DHCID that
 /// cannot be computed is logged and means no DNS change (`Err`).
 fn lease_records(engine: &Engine, lease: &Lease) -> Result<Option<LeaseRecords>, ()> {

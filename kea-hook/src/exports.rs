@@ -158,7 +158,13 @@ fn status_command(handle: Pin<&mut kea_sys::CalloutHandle>) -> i32 {
     guard!("leasedns-status", {
         let mut co = Callout::from_bridge(handle);
         match lifecycle::engine() {
-            Some(engine) => co.respond(0, "leasedns status", Some(&engine.status().to_string())),
+            Some(engine) => {
+                let mut status = engine.status();
+                if let (Some(ha), Some(map)) = (lifecycle::ha_status(), status.as_object_mut()) {
+                    map.insert("high-availability".into(), ha);
+                }
+                co.respond(0, "leasedns status", Some(&status.to_string()))
+            }
             None => co.respond(1, "leasedns is not loaded", None),
         };
         0
@@ -252,7 +258,7 @@ pub(crate) unsafe extern "C" fn lease4_decline(handle: *mut c_void) -> c_int {
 #[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn lease4_expire(handle: *mut c_void) -> c_int {
     guard!("lease4_expire", {
-        with_engine(handle, |engine, co| callouts::lease_gone(engine, co))
+        with_engine(handle, |engine, co| callouts::lease_expired(engine, co))
     })
 }
 

@@ -143,6 +143,12 @@ impl<'a> Callout<'a> {
         sys::ffi::context_set_u32(self.handle.as_mut(), key, value).is_ok()
     }
 
+    /// Whether an earlier library's callout told Kea to skip this step
+    /// (Kea 3.0's HA leaves a lease another server owns unreclaimed).
+    pub(crate) fn skipped(&self) -> bool {
+        sys::ffi::callout_skipped(self.handle()).unwrap_or(false)
+    }
+
     pub(crate) fn context(&self, key: &str) -> Option<u32> {
         sys::ffi::context_get_u32(self.handle(), key).ok()
     }
@@ -256,6 +262,16 @@ pub(crate) fn log(severity: i32, debuglevel: i32, text: &str) {
 
 pub(crate) fn log_enabled(severity: i32, debuglevel: i32) -> bool {
     sys::ffi::log_enabled(severity, debuglevel).unwrap_or(false)
+}
+
+/// Whether Kea's High Availability library is loaded.
+pub(crate) fn ha_present() -> bool {
+    sys::ffi::ha_present().unwrap_or(false)
+}
+
+/// Kea HA's `ha-heartbeat` answer, JSON text. Main thread only (the timer).
+pub(crate) fn ha_heartbeat() -> Result<String, String> {
+    sys::ffi::ha_heartbeat().map_err(|e| e.to_string())
 }
 
 /// Every IPv4 lease in Kea's lease database. Main thread only (command

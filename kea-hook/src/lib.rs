@@ -12,6 +12,7 @@
 mod callouts;
 #[allow(unsafe_code)]
 mod exports;
+mod ha;
 #[allow(unsafe_code)]
 mod host;
 mod lifecycle;

@@ -7,7 +7,8 @@ use std::sync::{Arc, LazyLock};
 use parking_lot::RwLock;
 
 use crate::config::{Config, ConfigError, KeaRelease, KeaSubnetDdns, Scopes};
-use crate::engine::{Engine, EngineError, ReconcileRefused};
+use crate::engine::{Engine, EngineError, ReconcileRefused, Replay};
+use crate::ha::{self, HaAction, HaWatch};
 use crate::stats::Stats;
 use crate::{host, logging};
 
@@ -18,6 +19,9 @@ pub(crate) type EngineRef = Arc<Engine>;
 pub(crate) const TICK_MS: i64 = 1000;
 
 static ENGINE: RwLock<Option<EngineRef>> = RwLock::new(None);
+/// Kea HA, when its library is loaded beside this one (set in
+/// dhcp4_srv_configured, read by the timer and by reclamation callouts).
+static HA: parking_lot::Mutex<Option<HaWatch>> = parking_lot::Mutex::new(None);
 /// Counters outlive reloads, as Kea's own statistics do.
 static STATS: LazyLock<Arc<Stats>> = LazyLock::new(|| Arc::new(Stats::default()));
 
@@ -48,7 +52,9 @@ pub(crate) fn load(params: Option<&str>) -> Result<(), LoadError> {
     let cfg = Config::from_json_for(params.ok_or(LoadError::NoParameters)?, kea)?;
     let zones = cfg.forward.len() + cfg.reverse.len();
     let dir = cfg.journal_dir.display().to_string();
-    let engine = Engine::start(cfg, Arc::clone(&STATS))?;
+    // The journal's old changes wait for dhcp4_srv_configured, which
+    // knows whether an HA partner's database must be synced first.
+    let engine = Engine::start_with(cfg, Arc::clone(&STATS), Replay::Hold)?;
     *ENGINE.write() = Some(Arc::new(engine));
     tracing::info!(zones, journal = %dir, "leasedns loaded");
     publish_stats();
@@ -56,6 +62,7 @@ pub(crate) fn load(params: Option<&str>) -> Result<(), LoadError> {
 }
 
 fn unload_engine() {
+    *HA.lock() = None;
     let engine = ENGINE.write().take();
     if let Some(engine) = engine {
         engine.stop();
@@ -70,16 +77,92 @@ pub(crate) fn unload() {
     tracing::info!("leasedns unloaded");
 }
 
-/// Main-thread housekeeping, once per second.
+/// Main-thread housekeeping, once per second (the timer).
 pub(crate) fn tick() {
+    housekeeping(true);
+}
+
+/// `with_ha`: also asks Kea HA for its state, which must not happen inside
+/// a callout (the handler would run nested in Kea's callout manager).
+fn housekeeping(with_ha: bool) {
     logging::refresh_level();
     logging::drain(1024);
-    if let Some(engine) = engine()
-        && engine.reconcile_due()
-    {
-        let _ = reconcile(&engine);
+    if let Some(engine) = engine() {
+        if with_ha {
+            watch_ha(&engine);
+        }
+        if engine.reconcile_due() {
+            let _ = reconcile(&engine);
+        }
     }
     publish_stats();
+}
+
+/// True when Kea HA is loaded and this server serves no client now: the
+/// DNS side of reclaiming a lease is the serving peer's.
+pub(crate) fn ha_passive() -> bool {
+    HA.lock().as_ref().is_some_and(HaWatch::passive)
+}
+
+/// `leasedns-status`'s `high-availability` part; `None` without Kea HA.
+pub(crate) fn ha_status() -> Option<serde_json::Value> {
+    let ha = HA.lock();
+    let ha = ha.as_ref()?;
+    Some(serde_json::json!({
+        "state": ha.status.as_ref().map(|s| s.state.clone()),
+        "scopes": ha.status.as_ref().map(|s| s.scopes.clone()).unwrap_or_default(),
+        "waiting-for-sync": ha.startup_pending,
+    }))
+}
+
+/// One heartbeat of Kea HA's state machine, and what it asks of the hook.
+fn watch_ha(engine: &Engine) {
+    let mut guard = HA.lock();
+    let Some(watch) = guard.as_mut() else {
+        return;
+    };
+    let heartbeat = host::ha_heartbeat().and_then(|answer| ha::parse(&answer));
+    if let Err(err) = &heartbeat
+        && watch.failures == 0
+    {
+        tracing::warn!(%err, "cannot read Kea HA's state (ha-heartbeat)");
+    }
+    let (changed, action) = watch.observe(heartbeat);
+    if let (Some(from), Some(to)) = (changed, watch.status.as_ref()) {
+        tracing::info!(from = from.as_deref().unwrap_or("unknown"), to = %to.state, scopes = ?to.scopes, "Kea HA state");
+    }
+    match action {
+        HaAction::None => {}
+        HaAction::Startup => {
+            if watch.failures > 0 {
+                tracing::error!(
+                    "Kea HA has not answered for {} s; replaying the journal against this server's own lease database",
+                    ha::GIVE_UP_AFTER
+                );
+            } else {
+                tracing::info!(
+                    held = engine.held_replay(),
+                    "Kea HA: lease database synced; checking the journal against it and reconciling"
+                );
+            }
+            // Not under the lock: reconcile() reads every lease.
+            drop(guard);
+            if reconcile(engine).is_ok()
+                && let Some(watch) = HA.lock().as_mut()
+            {
+                watch.startup_pending = false;
+            }
+        }
+        HaAction::Failover => {
+            drop(guard);
+            tracing::warn!(
+                "Kea HA: partner down; reconciling with the leases it sent, which covers changes left in its journal"
+            );
+            if reconcile(engine).is_err() {
+                engine.request_reconcile();
+            }
+        }
+    }
 }
 
 /// Reads every lease from Kea's lease manager (main thread) and starts a
@@ -116,10 +199,20 @@ pub(crate) fn server_configured(
         "DDNS settings from Kea's configuration, per subnet"
     );
     engine.set_scopes(scopes);
-    if engine.config().reconcile.on_start {
-        let _ = reconcile(&engine);
+    if host::ha_present() {
+        tracing::info!(
+            held = engine.held_replay(),
+            "Kea High Availability is loaded: the journal replay and the start-up reconciliation wait until the lease database is synced with the partner"
+        );
+        *HA.lock() = Some(HaWatch::new());
+    } else {
+        *HA.lock() = None;
+        engine.release_replay();
+        if engine.config().reconcile.on_start {
+            let _ = reconcile(&engine);
+        }
     }
-    tick();
+    housekeeping(false);
     Ok(())
 }
 

@@ -83,6 +83,19 @@ pub enum Publication {
     Changed { previous: Option<LeaseRecords> },
 }
 
+/// When [`Engine::start_with`] sends the journal's pending changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// At once, ahead of any new change (a server alone with its database).
+    Now,
+    /// Not before [`Engine::release_replay`] or the next reconciliation,
+    /// which checks each against the lease database it reads. In a Kea HA
+    /// pair a returning server's database is behind its partner's until the
+    /// HA sync: an add replayed before then could resurrect a lease the
+    /// partner has since released or given to another client.
+    Hold,
+}
+
 /// Why a reconciliation did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileRefused {
@@ -233,17 +246,32 @@ pub struct Engine {
     shutdown_rx: Receiver<()>,
     stopped: AtomicBool,
     threads: Mutex<Vec<(String, JoinHandle<()>)>>,
+    /// Journal changes from before the restart, held by [`Replay::Hold`].
+    held: Mutex<Vec<Work>>,
+    /// Already journaled changes for the journal thread to dispatch.
+    replay_tx: Sender<Work>,
+    /// Done marks for held changes that a reconciliation superseded.
+    done_tx: Sender<u64>,
 }
 
 impl Engine {
     /// Opens the journal, starts the threads and queues the journal's pending
     /// changes ahead of any new one.
     pub fn start(cfg: Config, stats: Arc<Stats>) -> Result<Engine, EngineError> {
+        Engine::start_with(cfg, stats, Replay::Now)
+    }
+
+    /// [`Engine::start`], with the journal's pending changes sent as `replay` says.
+    pub fn start_with(
+        cfg: Config,
+        stats: Arc<Stats>,
+        replay_policy: Replay,
+    ) -> Result<Engine, EngineError> {
         let cfg = Arc::new(cfg);
         let (journal, recovery) = Journal::open(&cfg.journal_dir, JournalOptions::default())?;
         let damaged = recovery.report.torn_tail.is_some() || !recovery.report.corrupt.is_empty();
         let now = unix_ms();
-        let replay: Vec<Work> = recovery
+        let mut replay: Vec<Work> = recovery
             .pending
             .into_iter()
             .filter_map(|entry| match crate::journal::decode_change(&entry) {
@@ -258,6 +286,11 @@ impl Engine {
                 }
             })
             .collect();
+        let held = if replay_policy == Replay::Hold {
+            std::mem::take(&mut replay)
+        } else {
+            Vec::new()
+        };
         if !replay.is_empty() {
             tracing::info!(
                 pending = replay.len(),
@@ -284,6 +317,7 @@ impl Engine {
         });
         let (submit_tx, submit_rx) = bounded::<Work>(cfg.queue_capacity);
         let (done_tx, done_rx) = unbounded::<u64>();
+        let (replay_tx, replay_rx) = unbounded::<Work>();
         let (shutdown_tx, shutdown_rx) = bounded::<()>(0);
 
         let mut threads = Vec::new();
@@ -306,7 +340,6 @@ impl Engine {
                 sender.run()
             })?);
         }
-        drop(done_tx);
 
         stats
             .journal_entries
@@ -321,6 +354,7 @@ impl Engine {
             shared: Arc::clone(&shared),
             submit_rx,
             done_rx,
+            replay_rx,
             shutdown_rx: shutdown_rx.clone(),
             workers: worker_txs,
             done_dirty: false,
@@ -341,7 +375,41 @@ impl Engine {
             shutdown_rx,
             stopped: AtomicBool::new(false),
             threads: Mutex::new(threads),
+            held: Mutex::new(held),
+            replay_tx,
+            done_tx,
         })
+    }
+
+    /// How many journal changes wait for [`Engine::release_replay`] or a
+    /// reconciliation ([`Replay::Hold`]).
+    pub fn held_replay(&self) -> usize {
+        self.held.lock().len()
+    }
+
+    /// Sends every held journal change as it is (the lease database is
+    /// known to be current: no HA partner to catch up with).
+    pub fn release_replay(&self) {
+        let held = std::mem::take(&mut *self.held.lock());
+        if held.is_empty() {
+            return;
+        }
+        tracing::info!(
+            pending = held.len(),
+            "replaying journal entries queued before the restart"
+        );
+        self.stats
+            .queue_depth
+            .fetch_add(held.len() as i64, Ordering::Relaxed);
+        for work in held {
+            let _ = self.replay_tx.send(work);
+        }
+    }
+
+    /// Asks for a reconciliation as soon as none is running (see
+    /// [`Engine::reconcile_due`]).
+    pub fn request_reconcile(&self) {
+        self.shared.reconcile_wanted.store(true, Ordering::Release);
     }
 
     pub fn config(&self) -> &Config {
@@ -462,7 +530,11 @@ impl Engine {
             return Err(ReconcileRefused::NoLeaseDatabase);
         };
         let n = leases.len();
+        let held = std::mem::take(&mut *self.held.lock());
         let run = ReconcileRun {
+            held,
+            replay_tx: self.replay_tx.clone(),
+            done_tx: self.done_tx.clone(),
             cfg: Arc::clone(&self.cfg),
             scopes: Arc::clone(&self.scopes.read()),
             stats: Arc::clone(&self.stats),
@@ -626,6 +698,8 @@ struct JournalThread {
     shared: Arc<Shared>,
     submit_rx: Receiver<Work>,
     done_rx: Receiver<u64>,
+    /// Journal changes released after the start ([`Replay::Hold`]).
+    replay_rx: Receiver<Work>,
     shutdown_rx: Receiver<()>,
     workers: Vec<Sender<Work>>,
     done_dirty: bool,
@@ -653,6 +727,13 @@ impl JournalThread {
                 recv(self.done_rx) -> msg => {
                     if let Ok(seq) = msg {
                         self.mark_done(seq);
+                    }
+                }
+                recv(self.replay_rx) -> msg => {
+                    if let Ok(work) = msg
+                        && !self.dispatch(work)
+                    {
+                        break;
                     }
                 }
                 recv(self.shutdown_rx) -> _ => break,
@@ -1089,6 +1170,10 @@ impl SenderThread {
 }
 
 struct ReconcileRun {
+    /// Journal changes held since the start, checked against the leases.
+    held: Vec<Work>,
+    replay_tx: Sender<Work>,
+    done_tx: Sender<u64>,
     cfg: Arc<Config>,
     scopes: Arc<Scopes>,
     stats: Arc<Stats>,
@@ -1142,6 +1227,49 @@ impl ReconcileRun {
         }
     }
 
+    /// The journal's changes from before the restart, against the lease
+    /// database as it is now. An add is superseded: this run adds whatever
+    /// an active lease lacks, and a lease released or given to another
+    /// client meanwhile (by an HA partner) must not come back. A removal
+    /// still runs unless an active lease has that name and address again
+    /// (this run cannot find names without a DHCID), or a callout has
+    /// touched them since the snapshot.
+    fn resolve_held(&self, desired: &[LeaseRecords], report: &mut ReconcileReport) {
+        if self.held.is_empty() {
+            return;
+        }
+        let active = reconcile::ActiveLeases::of(desired);
+        for work in &self.held {
+            let keep = active.still_wants(&work.change)
+                && !self
+                    .shared
+                    .touched
+                    .lock()
+                    .as_ref()
+                    .is_some_and(|t| t.covers(&work.change));
+            if keep {
+                report.replayed += 1;
+                self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+                let _ = self.replay_tx.send(Work {
+                    seq: work.seq,
+                    change: work.change.clone(),
+                    queued_ms: work.queued_ms,
+                });
+            } else {
+                report.replay_superseded += 1;
+                Stats::bump(&self.stats.changes_superseded);
+                if let Some(seq) = work.seq {
+                    let _ = self.done_tx.send(seq);
+                }
+            }
+        }
+        tracing::info!(
+            replayed = report.replayed,
+            superseded = report.replay_superseded,
+            "journal entries from before the restart checked against the lease database"
+        );
+    }
+
     fn reconcile(&self, leases: &[Lease]) -> ReconcileReport {
         let started = Instant::now();
         let cfg = &self.cfg;
@@ -1153,6 +1281,7 @@ impl ReconcileRun {
             leases: desired.len(),
             ..ReconcileReport::default()
         };
+        self.resolve_held(&desired, &mut report);
         let signers: Vec<TsigSigner> = cfg.tsig_keys.iter().map(TsigSigner::new).collect();
         let mut view = ZoneView::new();
         for zone in cfg.forward.iter().chain(&cfg.reverse) {

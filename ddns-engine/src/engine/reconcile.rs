@@ -21,7 +21,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde::Serialize;
 
 use crate::change::{
-    Change, LEASE_STATE_DEFAULT, Lease, LeaseRecords, absolute_fqdn, addr_of_reverse, reverse_name,
+    Change, ChangeKind, LEASE_STATE_DEFAULT, Lease, LeaseRecords, absolute_fqdn, addr_of_reverse,
+    reverse_name,
 };
 use crate::config::{ConflictMode, DdnsDomain};
 use crate::dns::update;
@@ -63,6 +64,10 @@ pub struct ReconcileReport {
     /// Repairs not queued because a callout changed the name or address
     /// after the lease snapshot (its own change is newer).
     pub left_to_callouts: usize,
+    /// Held journal changes sent after checking them against the leases.
+    pub replayed: usize,
+    /// Held journal changes this run made unnecessary (or wrong).
+    pub replay_superseded: usize,
     pub errors: Vec<String>,
     pub seconds: f64,
 }
@@ -86,6 +91,30 @@ pub fn desired_state(
                 .flatten()
         })
         .collect()
+}
+
+/// The (address, name) pairs of the active leases, to check a journal
+/// change written before a restart against the lease database as it is now.
+pub struct ActiveLeases<'a>(HashSet<(Ipv4Addr, &'a str)>);
+
+impl<'a> ActiveLeases<'a> {
+    pub fn of(desired: &'a [LeaseRecords]) -> ActiveLeases<'a> {
+        ActiveLeases(desired.iter().map(|d| (d.addr, d.fqdn.as_str())).collect())
+    }
+
+    /// Whether an old change is still to be sent. Adds never are: the
+    /// reconciliation that holds these leases adds what an active lease
+    /// lacks, and an add whose lease has since gone (released through an HA
+    /// partner, or the address given to another client) must not come
+    /// back. A removal is, unless an active lease has that name and address
+    /// again; it must run, since names without a DHCID
+    /// (no-check-without-dhcid) are never found stale.
+    pub fn still_wants(&self, change: &Change) -> bool {
+        change.kind == ChangeKind::Remove
+            && !self
+                .0
+                .contains(&(change.records.addr, change.records.fqdn.as_str()))
+    }
 }
 
 fn covered(zones: &[DdnsDomain], name: &str) -> bool {
@@ -234,7 +263,6 @@ pub fn read_zone(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::change::ChangeKind;
 
     fn zone(name: &str) -> DdnsDomain {
         DdnsDomain {
@@ -262,6 +290,35 @@ mod tests {
             vec![zone("lan.example.")],
             vec![zone("77.10.in-addr.arpa.")],
         )
+    }
+
+    #[test]
+    fn journal_changes_from_before_a_restart_are_checked_against_the_leases() {
+        let leases = vec![
+            desired("kept.lan.example.", [10, 0, 0, 1]),
+            desired("moved.lan.example.", [10, 0, 0, 9]),
+        ];
+        let active = ActiveLeases::of(&leases);
+        // Adds never replay: the reconciliation adds what a lease lacks,
+        // and a lease gone meanwhile must not come back.
+        assert!(!active.still_wants(&Change::add(leases[0].clone())));
+        assert!(!active.still_wants(&Change::add(desired(
+            "released.lan.example.",
+            [10, 0, 0, 2]
+        ))));
+        // A removal runs unless an active lease holds that name and address again.
+        assert!(!active.still_wants(&Change::remove(leases[0].clone())));
+        assert!(active.still_wants(&Change::remove(desired(
+            "released.lan.example.",
+            [10, 0, 0, 2]
+        ))));
+        assert!(
+            active.still_wants(&Change::remove(desired(
+                "moved.lan.example.",
+                [10, 0, 0, 3]
+            ))),
+            "the name's old address goes, its new one stays"
+        );
     }
 
     #[test]

@@ -44,6 +44,9 @@ rust::Vec<SubnetDdns> server_subnets_ddns4(const CalloutHandle& handle);
 bool server_d2_client_enabled(const CalloutHandle& handle);
 void refuse_configuration(CalloutHandle& handle, rust::Str error);
 rust::Vec<Lease4> leases4_all();
+bool callout_skipped(const CalloutHandle& handle);
+bool ha_present();
+rust::String ha_heartbeat();
 
 void stat_set(rust::Str name, int64_t value);
 

@@ -26,6 +26,7 @@
 #include <dhcpsrv/lease.h>
 #include <dhcpsrv/lease_mgr_factory.h>
 #include <hooks/hooks.h>
+#include <hooks/hooks_manager.h>
 #include <log/logger.h>
 #include <log/macros.h>
 #include <log/message_initializer.h>
@@ -367,6 +368,30 @@ bool server_d2_client_enabled(const CalloutHandle& handle) {
 void refuse_configuration(CalloutHandle& handle, rust::Str error) {
     handle.setArgument("error", std::string(error));
     handle.setStatus(CalloutHandle::NEXT_STEP_DROP);
+}
+
+bool callout_skipped(const CalloutHandle& handle) {
+    return handle.getStatus() == CalloutHandle::NEXT_STEP_SKIP;
+}
+
+bool ha_present() {
+    return isc::hooks::HooksManager::commandHandlersPresent("ha-heartbeat");
+}
+
+// Runs Kea HA's `ha-heartbeat` handler in process, as the control socket
+// would: a fresh callout handle with the `command` argument, the handlers
+// registered for the command, and their `response`. Main thread only (the
+// timer), never from inside a callout.
+rust::String ha_heartbeat() {
+    const std::string name("ha-heartbeat");
+    if (!isc::hooks::HooksManager::commandHandlersPresent(name)) throw std::runtime_error("Kea HA is not loaded");
+    boost::shared_ptr<CalloutHandle> handle = isc::hooks::HooksManager::createCalloutHandle();
+    handle->setArgument("command", isc::config::createCommand(name));
+    isc::hooks::HooksManager::callCommandHandlers(name, *handle);
+    isc::data::ConstElementPtr response;
+    handle->getArgument("response", response);
+    if (!response) throw std::runtime_error("ha-heartbeat gave no response");
+    return rust::String(response->str());
 }
 
 rust::Vec<Lease4> leases4_all() {

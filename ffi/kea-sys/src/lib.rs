@@ -195,6 +195,19 @@ pub mod ffi {
         /// Main thread only; Err when there is no lease manager.
         fn leases4_all() -> Result<Vec<Lease4>>;
 
+        /// Whether an earlier callout of this hook point set the status
+        /// to SKIP (Kea 3.0's HA skips the reclamation of a lease another
+        /// server owns): Kea then leaves the lease as it is.
+        fn callout_skipped(handle: &CalloutHandle) -> Result<bool>;
+
+        /// Whether Kea's High Availability library is loaded (its
+        /// `ha-heartbeat` command has a handler).
+        fn ha_present() -> Result<bool>;
+
+        /// Kea HA's answer to `ha-heartbeat` (state, served scopes), as
+        /// JSON text, run in process. Main thread only, outside callouts.
+        fn ha_heartbeat() -> Result<String>;
+
         /// Sets a statistic (isc::stats::StatsMgr, thread safe), keeping one sample.
         fn stat_set(name: &str, value: i64) -> Result<()>;
 
