@@ -25,6 +25,7 @@ mod knot;
 mod netns;
 mod perfdhcp;
 mod process;
+mod zones;
 
 pub use child::ChildGuard;
 pub use d2::{D2, D2Options, NcrProgress, ddns_domains};
@@ -41,6 +42,7 @@ pub use knot::{Knot, KnotOptions, TsigKeyInfo};
 pub use netns::{Netns, SideNetns};
 pub use perfdhcp::{Exchange, Perfdhcp, PerfdhcpReport};
 pub use process::{Output, Place, program};
+pub use zones::{LeaseNames, ZoneNames, ptr_owner_addr};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

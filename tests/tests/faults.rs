@@ -10,9 +10,8 @@
 //! Each test prints one `FAULT-FIGURES` line (leases, peak backlog, seconds
 //! to converge after the fault ended); run with `--nocapture` to see them.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,8 +22,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use harness::{
-    Dhclient, DhclientOptions, Dns, Kea, KeaOptions, Knot, KnotOptions, Netns, Perfdhcp,
-    PerfdhcpReport, SideNetns, hook_library, require_root,
+    Dhclient, DhclientOptions, Dns, Kea, KeaOptions, Knot, KnotOptions, LeaseNames, Netns,
+    Perfdhcp, PerfdhcpReport, SideNetns, ZoneNames, hook_library, require_root,
 };
 use serde_json::{Value, json};
 
@@ -148,8 +147,8 @@ impl Lab {
         let dns = self.dns();
         loop {
             let verdict = (|| -> Result<usize, String> {
-                let expected = Expected::read(&self.kea)?;
-                let published = Published::read(&dns, &reverse)?;
+                let expected = LeaseNames::read(&self.kea)?;
+                let published = ZoneNames::read(&dns, ZONE, &reverse, &STATIC_NAMES)?;
                 if let Some(diff) = published.differs_from(&expected) {
                     return Err(diff);
                 }
@@ -271,138 +270,6 @@ impl Sampler {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().expect("sampler thread")
     }
-}
-
-/// What DNS must hold according to Kea's lease file.
-struct Expected {
-    /// (FQDN, address) of every active lease.
-    pairs: BTreeSet<(String, Ipv4Addr)>,
-}
-
-impl Expected {
-    fn read(kea: &Kea) -> Result<Expected, String> {
-        let leases = kea.leases().map_err(|e| e.to_string())?;
-        let mut pairs = BTreeSet::new();
-        let mut unnamed = Vec::new();
-        // state 0 is an active lease; declined (1) and reclaimed (2) ones
-        // must have no records.
-        for lease in leases.iter().filter(|l| l["state"] == "0") {
-            let addr: Ipv4Addr = lease["address"]
-                .parse()
-                .map_err(|_| format!("bad lease row {lease:?}"))?;
-            if lease["hostname"].is_empty() {
-                unnamed.push(addr);
-                continue;
-            }
-            let name = harness::absolute_fqdn(&lease["hostname"]);
-            pairs.insert((name, addr));
-        }
-        if !unnamed.is_empty() {
-            return Err(format!(
-                "{} leases without a host name in the lease file, e.g. {:?}",
-                unnamed.len(),
-                &unnamed[..unnamed.len().min(5)]
-            ));
-        }
-        Ok(Expected { pairs })
-    }
-}
-
-/// What the zones hold, by AXFR.
-struct Published {
-    a: BTreeSet<(String, Ipv4Addr)>,
-    ptr: BTreeSet<(String, Ipv4Addr)>,
-    forward_dhcid: BTreeMap<String, usize>,
-    reverse_dhcid: BTreeMap<Ipv4Addr, usize>,
-}
-
-impl Published {
-    fn read(dns: &Dns, reverse: &str) -> Result<Published, String> {
-        let forward = dns.axfr(ZONE).map_err(|e| e.to_string())?;
-        let reverse_records = dns.axfr(reverse).map_err(|e| e.to_string())?;
-        let mut published = Published {
-            a: BTreeSet::new(),
-            ptr: BTreeSet::new(),
-            forward_dhcid: BTreeMap::new(),
-            reverse_dhcid: BTreeMap::new(),
-        };
-        for r in forward
-            .iter()
-            .filter(|r| !STATIC_NAMES.contains(&r.name.as_str()))
-        {
-            match r.rtype.as_str() {
-                "A" => {
-                    let addr = r.rdata.parse().map_err(|_| format!("bad A {r:?}"))?;
-                    published.a.insert((r.name.clone(), addr));
-                }
-                "DHCID" => *published.forward_dhcid.entry(r.name.clone()).or_default() += 1,
-                _ => {}
-            }
-        }
-        for r in &reverse_records {
-            let Some(addr) = ptr_owner_addr(&r.name) else {
-                continue;
-            };
-            match r.rtype.as_str() {
-                "PTR" => {
-                    published.ptr.insert((r.rdata.to_ascii_lowercase(), addr));
-                }
-                "DHCID" => *published.reverse_dhcid.entry(addr).or_default() += 1,
-                _ => {}
-            }
-        }
-        Ok(published)
-    }
-
-    /// None when the zones hold exactly one A, PTR and DHCID pair per lease
-    /// and nothing else; otherwise what differs.
-    fn differs_from(&self, expected: &Expected) -> Option<String> {
-        let mut problems = Vec::new();
-        let mut compare = |what: &str, got: &BTreeSet<(String, Ipv4Addr)>| {
-            let missing: Vec<_> = expected.pairs.difference(got).collect();
-            let extra: Vec<_> = got.difference(&expected.pairs).collect();
-            if !missing.is_empty() || !extra.is_empty() {
-                problems.push(format!(
-                    "{what}: {} missing (e.g. {:?}), {} without a lease (e.g. {:?})",
-                    missing.len(),
-                    &missing[..missing.len().min(3)],
-                    extra.len(),
-                    &extra[..extra.len().min(3)]
-                ));
-            }
-        };
-        compare("A", &self.a);
-        compare("PTR", &self.ptr);
-        let names: BTreeMap<String, usize> =
-            expected.pairs.iter().map(|(n, _)| (n.clone(), 1)).collect();
-        if self.forward_dhcid != names {
-            problems.push(format!(
-                "forward DHCID: {} owners for {} leases",
-                self.forward_dhcid.len(),
-                names.len()
-            ));
-        }
-        let addrs: BTreeMap<Ipv4Addr, usize> =
-            expected.pairs.iter().map(|(_, a)| (*a, 1)).collect();
-        if self.reverse_dhcid != addrs {
-            problems.push(format!(
-                "reverse DHCID: {} owners for {} leases",
-                self.reverse_dhcid.len(),
-                addrs.len()
-            ));
-        }
-        (!problems.is_empty())
-            .then(|| format!("{} leases; {}", expected.pairs.len(), problems.join("; ")))
-    }
-}
-
-/// `d.c.b.a.in-addr.arpa.` -> a.b.c.d; None for other owners (the apex).
-fn ptr_owner_addr(owner: &str) -> Option<Ipv4Addr> {
-    let labels: Vec<&str> = owner.strip_suffix(".in-addr.arpa.")?.split('.').collect();
-    let [d, c, b, a] = labels.as_slice() else {
-        return None;
-    };
-    format!("{a}.{b}.{c}.{d}").parse().ok()
 }
 
 fn join(burst: JoinHandle<harness::Result<PerfdhcpReport>>) -> PerfdhcpReport {
