@@ -2,7 +2,7 @@
 
 use crate::child::ChildGuard;
 use crate::error::{HarnessError, Result};
-use crate::netns::Netns;
+use crate::netns::{Lan, Netns};
 use crate::process::{Place, run};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -53,10 +53,14 @@ pub struct KeaOptions {
 impl KeaOptions {
     /// Serves the namespace pair's /16 on its server-side veth.
     pub fn for_netns(net: &Netns) -> Self {
-        let n = net.octet();
+        Self::serving(net.server_iface(), net.octet())
+    }
+
+    /// `10.N.0.0/16` on `interface`, pool `10.N.1.1 - 10.N.250.254`.
+    fn serving(interface: &str, n: u8) -> Self {
         Self {
-            interface: net.server_iface().to_owned(),
-            subnet: net.subnet(),
+            interface: interface.to_owned(),
+            subnet: format!("10.{n}.0.0/16"),
             pool: format!("10.{n}.1.1 - 10.{n}.250.254"),
             subnet_id: 1,
             valid_lifetime: 3600,
@@ -70,6 +74,11 @@ impl KeaOptions {
             subnet_extra: Map::new(),
             environment: Vec::new(),
         }
+    }
+
+    /// Serves a [`Lan`]'s /16 from server `i`'s interface.
+    pub fn for_lan(lan: &Lan, i: usize) -> Self {
+        Self::serving(lan.server_iface(i), lan.octet())
     }
 
     /// Kea's naming settings the end-to-end tests share: names qualified

@@ -39,7 +39,7 @@ pub use dns::{Answer, Dns, ZoneRecord};
 pub use error::{HarnessError, Result};
 pub use kea::{Kea, KeaOptions, kea_release, link_hooks, private_dirs, send_command};
 pub use knot::{Knot, KnotOptions, TsigKeyInfo};
-pub use netns::{Netns, SideNetns};
+pub use netns::{Lan, Netns, SideNetns};
 pub use perfdhcp::{Exchange, Perfdhcp, PerfdhcpReport};
 pub use process::{Output, Place, program};
 pub use zones::{LeaseNames, ZoneNames, ptr_owner_addr};

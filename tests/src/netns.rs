@@ -383,3 +383,140 @@ impl Drop for SideNetns {
         let _ = ip(&["link".into(), "del".into(), self.side_if.clone()]);
     }
 }
+
+/// One LAN segment shared by several DHCP servers, as an HA pair needs:
+/// a client namespace holding a bridge (`10.N.0.2/16`, where perfdhcp,
+/// dhclient, knotd and kdig run) and one namespace per server, each on its
+/// own veth into the bridge (`10.N.0.11/16`, `10.N.0.12/16`, ...). A
+/// broadcast from the client reaches every server, and each server reaches
+/// the others and the client's address. Dropping it kills what runs inside
+/// and deletes the namespaces.
+#[derive(Debug)]
+pub struct Lan {
+    client_ns: String,
+    bridge: String,
+    servers: Vec<(String, String)>,
+    octet: u8,
+}
+
+impl Lan {
+    pub fn new(servers: usize) -> Result<Self> {
+        static CLEANUP: Once = Once::new();
+        CLEANUP.call_once(remove_stale);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let tag = format!("{pid}x{}", n % 10_000);
+        let lan = Self {
+            client_ns: format!("{NS_PREFIX}{pid}-{n}-lan"),
+            bridge: format!("ld{tag}b"),
+            servers: (1..=servers)
+                .map(|i| (format!("{NS_PREFIX}{pid}-{n}-s{i}"), format!("ld{tag}s{i}")))
+                .collect(),
+            octet: u8::try_from(10 + n % 240).unwrap_or(10),
+        };
+        lan.create()?;
+        Ok(lan)
+    }
+
+    fn create(&self) -> Result<()> {
+        let client = self.client_addr();
+        let mut steps: Vec<Vec<String>> = vec![
+            vec!["netns".into(), "add".into(), self.client_ns.clone()],
+            ns_args(
+                &self.client_ns,
+                &format!("link add {} type bridge", self.bridge),
+            ),
+            ns_args(
+                &self.client_ns,
+                &format!("addr add {client}/16 dev {}", self.bridge),
+            ),
+            ns_args(&self.client_ns, &format!("link set {} up", self.bridge)),
+            ns_args(&self.client_ns, "link set lo up"),
+        ];
+        for (i, (ns, iface)) in self.servers.iter().enumerate() {
+            let port = format!("{iface}p");
+            let addr = self.server_addr(i);
+            steps.extend([
+                vec!["netns".into(), "add".into(), ns.clone()],
+                format!("link add {iface} type veth peer name {port}")
+                    .split(' ')
+                    .map(String::from)
+                    .collect(),
+                vec![
+                    "link".into(),
+                    "set".into(),
+                    iface.clone(),
+                    "netns".into(),
+                    ns.clone(),
+                ],
+                vec![
+                    "link".into(),
+                    "set".into(),
+                    port.clone(),
+                    "netns".into(),
+                    self.client_ns.clone(),
+                ],
+                ns_args(
+                    &self.client_ns,
+                    &format!("link set {port} master {} up", self.bridge),
+                ),
+                ns_args(ns, &format!("addr add {addr}/16 dev {iface}")),
+                ns_args(ns, &format!("link set {iface} up")),
+                ns_args(ns, "link set lo up"),
+            ]);
+        }
+        for args in steps {
+            ip(&args)?;
+        }
+        Ok(())
+    }
+
+    /// Where the clients (and knotd) run.
+    pub fn client(&self) -> Place {
+        Place::Netns(self.client_ns.clone())
+    }
+
+    /// The bridge in the client namespace (perfdhcp's interface).
+    pub fn client_iface(&self) -> &str {
+        &self.bridge
+    }
+
+    /// `10.N.0.2`, on the bridge.
+    pub fn client_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.octet, 0, 2)
+    }
+
+    /// Where server `i` (from 0) runs.
+    pub fn server(&self, i: usize) -> Place {
+        Place::Netns(self.servers[i].0.clone())
+    }
+
+    /// Server `i`'s interface, in its namespace.
+    pub fn server_iface(&self, i: usize) -> &str {
+        &self.servers[i].1
+    }
+
+    /// `10.N.0.(11 + i)`.
+    pub fn server_addr(&self, i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.octet, 0, 11 + u8::try_from(i).unwrap_or(0))
+    }
+
+    /// N in `10.N.0.0/16`.
+    pub fn octet(&self) -> u8 {
+        self.octet
+    }
+
+    /// `N.10.in-addr.arpa.`.
+    pub fn reverse_zone(&self) -> String {
+        format!("{}.10.in-addr.arpa.", self.octet)
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for (ns, _) in &self.servers {
+            delete_namespace(ns);
+        }
+        delete_namespace(&self.client_ns);
+    }
+}
