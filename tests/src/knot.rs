@@ -7,7 +7,7 @@ use crate::error::{HarnessError, Result};
 use crate::process::{Output, Place, program, run, run_ok};
 use base64::Engine as _;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -51,6 +51,17 @@ pub struct KnotOptions {
     /// More keys allowed to update and transfer, beside the random
     /// hmac-sha256 one (e.g. one per TSIG algorithm).
     pub extra_keys: Vec<TsigKeyInfo>,
+    /// The TSIG key to use instead of a random one: a primary and its
+    /// secondaries share one, so that the hook's signed updates verify on
+    /// either and a secondary can forward them unchanged.
+    pub key: Option<TsigKeyInfo>,
+    /// Makes this a secondary of the knotd at this address (`master:` on
+    /// every zone): no zone files, the zones come by AXFR/IXFR, NOTIFY
+    /// signed with the key is accepted, and updates are forwarded there.
+    pub primary: Option<SocketAddr>,
+    /// Secondaries this primary sends NOTIFY to (`notify:` on every zone),
+    /// signed with the key; transfers to them are allowed by the key.
+    pub notify: Vec<SocketAddr>,
 }
 
 impl KnotOptions {
@@ -69,7 +80,22 @@ impl KnotOptions {
             conf_extra: String::new(),
             template_extra: Vec::new(),
             extra_keys: Vec::new(),
+            key: None,
+            primary: None,
+            notify: Vec::new(),
         }
+    }
+
+    /// A secondary of `primary` listening on `listen` (port 53 in a
+    /// namespace): the same zones and key, each zone following `primary`.
+    pub fn secondary_of(primary: &Knot, listen: IpAddr) -> Self {
+        let mut opts = Self::new(primary.forward_zone());
+        opts.reverse_zone = primary.reverse_zone().map(str::to_owned);
+        opts.key_name = primary.key().name.clone();
+        opts.key = Some(primary.key().clone());
+        opts.listen = vec![listen];
+        opts.primary = Some(SocketAddr::new(primary.addr(), primary.port()));
+        opts
     }
 }
 
@@ -132,25 +158,29 @@ impl Knot {
             (None, Place::Netns(_)) => 53,
             (None, Place::Host) => free_port(addr)?,
         };
-        let key = TsigKeyInfo {
+        let key = opts.key.clone().unwrap_or_else(|| TsigKeyInfo {
             name: absolute(&opts.key_name),
             algorithm: "hmac-sha256".to_owned(),
             secret: base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>()),
-        };
+        });
         let mut zones = vec![absolute(&opts.forward_zone)];
         zones.extend(opts.reverse_zone.as_deref().map(absolute));
         for sub in ["db", "run", "zones"] {
             create_dir(&dir.path().join(sub))?;
         }
-        write_zone(
-            dir.path(),
-            &zones[0],
-            &zones[0],
-            opts.ttl,
-            &opts.forward_records,
-            true,
-        )?;
-        if let Some(reverse) = zones.get(1) {
+        // A secondary has no zone files: its zones come from the primary.
+        let is_primary = opts.primary.is_none();
+        if is_primary {
+            write_zone(
+                dir.path(),
+                &zones[0],
+                &zones[0],
+                opts.ttl,
+                &opts.forward_records,
+                true,
+            )?;
+        }
+        if let Some(reverse) = zones.get(1).filter(|_| is_primary) {
             write_zone(
                 dir.path(),
                 reverse,
@@ -513,16 +543,17 @@ key:
     algorithm: {alg}
     secret: {secret}
 {extra_keys}
+{remotes}
 acl:
   # The hook's key may update and transfer: reconciliation reads the
-  # zones by a signed AXFR.
+  # zones by a signed AXFR (and a secondary's IXFR is signed with it).
   - id: leasedns-update
     key: [ {acl_keys} ]
     action: [update, transfer]
   - id: local-transfer
     address: [ {xfr} ]
     action: transfer
-
+{notify_acl}
 {extra}
 template:
   - id: default
@@ -540,7 +571,7 @@ template:
     # records would vanish after more than 20 updates.
     journal-max-depth: 1000000
     semantic-checks: off
-    acl: [ leasedns-update, local-transfer ]
+    acl: [ leasedns-update, local-transfer{notify_acl_ref} ]
 "#,
         listen = listen.join(", "),
         server_extra = opts
@@ -556,13 +587,67 @@ template:
         extra = opts.conf_extra,
         extra_keys = extra_keys,
         acl_keys = acl_keys.join(", "),
+        remotes = remotes_text(opts, &key.name),
+        notify_acl = if opts.primary.is_some() {
+            format!(
+                "  # NOTIFY from the primary, signed with the shared key.\n  - id: primary-notify\n    key: [ {} ]\n    action: notify\n",
+                key.name
+            )
+        } else {
+            String::new()
+        },
+        notify_acl_ref = if opts.primary.is_some() {
+            ", primary-notify"
+        } else {
+            ""
+        },
     );
     for line in &opts.template_extra {
         let _ = writeln!(text, "    {line}");
     }
     text.push_str("\nzone:\n");
+    let notify: Vec<String> = (0..opts.notify.len())
+        .map(|i| format!("secondary-{i}"))
+        .collect();
     for zone in zones {
         let _ = writeln!(text, "  - domain: {zone}");
+        // `master` is the option's name in Knot 3.2 through 3.5 (3.5 has no
+        // `primary` spelling); a secondary forwards updates to it too.
+        if opts.primary.is_some() {
+            let _ = writeln!(text, "    master: primary");
+        }
+        if !notify.is_empty() {
+            let _ = writeln!(text, "    notify: [ {} ]", notify.join(", "));
+        }
+    }
+    text
+}
+
+/// The `remote` section: the primary of a secondary, the secondaries of a
+/// primary; every request to them (SOA, IXFR, NOTIFY, forwarded updates)
+/// is signed with `key`. Empty for a lone server.
+fn remotes_text(opts: &KnotOptions, key: &str) -> String {
+    let named = opts
+        .primary
+        .iter()
+        .map(|addr| ("primary".to_owned(), addr))
+        .chain(
+            opts.notify
+                .iter()
+                .enumerate()
+                .map(|(i, addr)| (format!("secondary-{i}"), addr)),
+        );
+    let mut text = String::new();
+    for (id, addr) in named {
+        if text.is_empty() {
+            text.push_str("remote:\n");
+        }
+        let _ = writeln!(
+            text,
+            "  - id: {id}\n    address: {}@{}\n    key: {key}",
+            addr.ip(),
+            addr.port()
+        );
     }
     text
 }

@@ -4,6 +4,8 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub(crate) mod fault_lab;
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -38,10 +40,7 @@ impl Lab {
         let mut opts = KeaOptions::for_netns(&net).with_ddns_naming(ZONE);
         opts.valid_lifetime = 600;
         tweak(&mut opts, &mut params);
-        let library =
-            hook_library().expect("the hook library is built (cargo build --release -p kea-hook)");
-        let kea = Kea::start(net.server(), opts.with_hook(&library, params))
-            .expect("kea-dhcp4 starts with the hook");
+        let kea = start_kea_with_hook(&net, opts, params);
         Lab {
             net,
             knot,
@@ -139,6 +138,14 @@ impl Lab {
             );
         }
     }
+}
+
+/// kea-dhcp4 in the server namespace with the built hook and `params`.
+pub(crate) fn start_kea_with_hook(net: &Netns, opts: KeaOptions, params: Value) -> Kea {
+    let library =
+        hook_library().expect("the hook library is built (cargo build --release -p kea-hook)");
+    Kea::start(net.server(), opts.with_hook(&library, params))
+        .expect("kea-dhcp4 starts with the hook")
 }
 
 pub(crate) fn tail(text: &str, lines: usize) -> String {
