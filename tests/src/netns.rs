@@ -78,20 +78,8 @@ impl Netns {
             .split(' ')
             .map(String::from)
             .collect(),
-            vec![
-                "link".into(),
-                "set".into(),
-                self.server_if.clone(),
-                "netns".into(),
-                self.server_ns.clone(),
-            ],
-            vec![
-                "link".into(),
-                "set".into(),
-                self.client_if.clone(),
-                "netns".into(),
-                self.client_ns.clone(),
-            ],
+            move_link(&self.server_if, &self.server_ns),
+            move_link(&self.client_if, &self.client_ns),
             ns_args(
                 &self.server_ns,
                 &format!("addr add {server}/16 dev {}", self.server_if),
@@ -105,10 +93,7 @@ impl Netns {
             ns_args(&self.server_ns, "link set lo up"),
             ns_args(&self.client_ns, "link set lo up"),
         ];
-        for args in steps {
-            ip(&args)?;
-        }
-        Ok(())
+        ip_all(steps)
     }
 
     /// Where to run server-side programs.
@@ -195,6 +180,22 @@ fn ns_args(ns: &str, rest: &str) -> Vec<String> {
     ["-n", ns]
         .into_iter()
         .chain(rest.split(' '))
+        .map(String::from)
+        .collect()
+}
+
+/// Runs `ip` with each argument list in turn.
+fn ip_all(steps: Vec<Vec<String>>) -> Result<()> {
+    for args in steps {
+        ip(&args)?;
+    }
+    Ok(())
+}
+
+/// `ip link set <iface> netns <ns>`.
+fn move_link(iface: &str, ns: &str) -> Vec<String> {
+    ["link", "set", iface, "netns", ns]
+        .into_iter()
         .map(String::from)
         .collect()
 }
@@ -327,10 +328,7 @@ impl SideNetns {
             ns_args(&self.ns, &format!("link set {} up", self.side_if)),
             ns_args(&self.ns, "link set lo up"),
         ];
-        for args in steps {
-            ip(&args)?;
-        }
-        Ok(())
+        ip_all(steps)
     }
 
     /// Where to run programs in the side namespace.
@@ -442,20 +440,8 @@ impl Lan {
                     .split(' ')
                     .map(String::from)
                     .collect(),
-                vec![
-                    "link".into(),
-                    "set".into(),
-                    iface.clone(),
-                    "netns".into(),
-                    ns.clone(),
-                ],
-                vec![
-                    "link".into(),
-                    "set".into(),
-                    port.clone(),
-                    "netns".into(),
-                    self.client_ns.clone(),
-                ],
+                move_link(iface, ns),
+                move_link(&port, &self.client_ns),
                 ns_args(
                     &self.client_ns,
                     &format!("link set {port} master {} up", self.bridge),
@@ -465,10 +451,7 @@ impl Lan {
                 ns_args(ns, "link set lo up"),
             ]);
         }
-        for args in steps {
-            ip(&args)?;
-        }
-        Ok(())
+        ip_all(steps)
     }
 
     /// Where the clients (and knotd) run.
