@@ -35,6 +35,8 @@ const MIN_RFC_TTL: u32 = 600;
 pub enum DhcidError {
     #[error("no client identifier and an empty hardware address: no DHCID can be formed")]
     NoIdentifier,
+    #[error("DHCPv6 lease without a client DUID: no DHCID can be formed")]
+    NoDuid,
     #[error("RFC 4361 client identifier carries no DUID ({len} bytes)")]
     DuidTooShort { len: usize },
     #[error("RFC 4361 client identifier carries a DUID longer than 130 bytes ({len} bytes)")]
@@ -64,8 +66,9 @@ pub fn dhcid_rdata(
     let wire = canonical_wire(fqdn)?;
     let client_id = client_id.filter(|c| !c.is_empty());
 
-    let mut hasher = Sha256::new();
-    let id_type = match client_id {
+    let htype = [htype];
+    // The identifier, in at most two pieces (htype and chaddr).
+    let (id_type, id): (u16, [&[u8]; 2]) = match client_id {
         Some(cid) if cid.first() == Some(&RFC4361_TYPE) => {
             let duid = &cid[RFC4361_HEADER_LEN.min(cid.len())..];
             if duid.is_empty() {
@@ -74,30 +77,44 @@ pub fn dhcid_rdata(
             if duid.len() > MAX_DUID_LEN {
                 return Err(DhcidError::DuidTooLong { len: duid.len() });
             }
-            hasher.update(duid);
-            ID_DUID
+            (ID_DUID, [duid, &[]])
         }
-        Some(cid) => {
-            hasher.update(cid);
-            ID_CLIENT_ID
-        }
+        Some(cid) => (ID_CLIENT_ID, [cid, &[]]),
         None => {
             if hwaddr.is_empty() {
                 return Err(DhcidError::NoIdentifier);
             }
-            hasher.update([htype]);
-            hasher.update(hwaddr);
-            ID_HWADDR
+            (ID_HWADDR, [&htype, hwaddr])
         }
     };
-    hasher.update(&wire);
-    let digest = hasher.finalize();
+    Ok(rdata_of(id_type, &[id[0], id[1], &wire]))
+}
 
+/// Computes the DHCID RDATA (35 bytes) for a DHCPv6 client and its FQDN:
+/// identifier type 2, SHA-256 over the client's DUID (as the client sent it
+/// in its Client Identifier option) and `fqdn` in canonical wire form, as
+/// kea-dhcp6 forms it (RFC 4701 section 3.3). `fqdn` as for
+/// [`dhcid_rdata`]. An empty DUID is [`DhcidError::NoDuid`]; the length is
+/// not checked again (Kea refuses a DUID longer than RFC 8415's 130 bytes).
+pub fn dhcid_rdata_duid(duid: &[u8], fqdn: &str) -> Result<Vec<u8>, DhcidError> {
+    let wire = canonical_wire(fqdn)?;
+    if duid.is_empty() {
+        return Err(DhcidError::NoDuid);
+    }
+    Ok(rdata_of(ID_DUID, &[duid, &wire]))
+}
+
+/// The RDATA of identifier type `id_type` over the concatenated `parts`.
+fn rdata_of(id_type: u16, parts: &[&[u8]]) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
     let mut rdata = Vec::with_capacity(DHCID_RDATA_LEN);
     rdata.extend_from_slice(&id_type.to_be_bytes());
     rdata.push(DIGEST_SHA256);
-    rdata.extend_from_slice(&digest);
-    Ok(rdata)
+    rdata.extend_from_slice(&hasher.finalize());
+    rdata
 }
 
 /// Lower-case, uncompressed wire form of a textual absolute name.
@@ -222,6 +239,28 @@ mod tests {
             b64(&rdata),
             "AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA="
         );
+    }
+
+    // The same example as a DHCPv6 client sends it: the DUID itself.
+    #[test]
+    fn rfc4701_example_duid_of_a_dhcpv6_client() {
+        let duid = [
+            0x00, 0x01, 0x00, 0x06, 0x41, 0x2d, 0xf1, 0x66, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+        ];
+        let rdata = dhcid_rdata_duid(&duid, "chi6.example.com.").unwrap();
+        assert_eq!(
+            b64(&rdata),
+            "AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA="
+        );
+        assert_eq!(rdata, dhcid_rdata_duid(&duid, "CHI6.example.com").unwrap());
+        assert_eq!(
+            dhcid_rdata_duid(&[], "chi6.example.com."),
+            Err(DhcidError::NoDuid)
+        );
+        assert!(matches!(
+            dhcid_rdata_duid(&duid, ""),
+            Err(DhcidError::InvalidName(_))
+        ));
     }
 
     // RFC 4701 section 3.6, second example: client id 01:07:08:09:0a:0b:0c, chi.example.com.
