@@ -2,7 +2,7 @@
 //!
 //! Mirrors kea-dhcp-ddns (D2) so that an operator can paste a D2 configuration.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -81,6 +81,42 @@ impl DdnsDomain {
                         .all(|(z, l)| z.eq_ignore_ascii_case(l.as_ref()))
             })
             .max_by_key(|zone| zone.name.iter().len())
+    }
+}
+
+impl DdnsDomain {
+    /// The family whose reverse names the zone holds: V4 under
+    /// in-addr.arpa., V6 under ip6.arpa., `None` for any other zone.
+    pub fn reverse_family(&self) -> Option<Family> {
+        let labels: Vec<&[u8]> = self.name.iter().collect();
+        match labels.as_slice() {
+            [.., a, b] if a.eq_ignore_ascii_case(b"in-addr") && b.eq_ignore_ascii_case(b"arpa") => {
+                Some(Family::V4)
+            }
+            [.., a, b] if a.eq_ignore_ascii_case(b"ip6") && b.eq_ignore_ascii_case(b"arpa") => {
+                Some(Family::V6)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The address family of the DHCP server the engine serves: one process
+/// is kea-dhcp4 (A records, in-addr.arpa) or kea-dhcp6 (AAAA, ip6.arpa).
+/// Reconciliation compares and repairs only its own family's records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(addr: IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
     }
 }
 
@@ -423,6 +459,10 @@ pub struct Config {
     /// Most changes one sender puts in one UPDATE message
     /// (`max-changes-per-update`; 1 sends every change on its own).
     pub max_changes_per_update: usize,
+    /// The family of the daemon the hook is loaded in; not a parameter:
+    /// V4 after parsing, the hook sets V6 in kea-dhcp6. Reverse zones of
+    /// the other family are accepted and unused.
+    pub family: Family,
 }
 
 /// Why the hook's `parameters` were refused. Every variant names the parameter
@@ -651,6 +691,7 @@ impl Config {
             sender_threads,
             queue_capacity,
             max_changes_per_update,
+            family: Family::default(),
         })
     }
 }
@@ -788,14 +829,7 @@ fn parse_domain_entry(
         return Err(obj.invalid("name", "the root zone cannot be a DDNS zone"));
     }
     if reverse {
-        let arpa = Name::from_labels([&b"in-addr"[..], &b"arpa"[..]])
-            .map_err(|e| obj.invalid("name", e.to_string()))?;
-        if !arpa.zone_of(&name) {
-            return Err(obj.invalid(
-                "name",
-                format!("reverse zone '{name}' is not under in-addr.arpa."),
-            ));
-        }
+        check_reverse_zone(&name).map_err(|reason| obj.invalid("name", reason))?;
     }
 
     // D2 treats an empty key-name as "no key".
@@ -822,6 +856,41 @@ fn parse_domain_entry(
         servers,
         server_keys,
     })
+}
+
+/// A reverse zone holds whole labels of reverse names: any zone under
+/// in-addr.arpa., or a zone under ip6.arpa. whose labels below it are
+/// single hex digits (a nibble-aligned prefix, at most 32 nibbles).
+fn check_reverse_zone(name: &Name) -> Result<(), String> {
+    let labels: Vec<&[u8]> = name.iter().collect();
+    match labels.as_slice() {
+        [.., a, b] if a.eq_ignore_ascii_case(b"in-addr") && b.eq_ignore_ascii_case(b"arpa") => {
+            Ok(())
+        }
+        [nibbles @ .., a, b]
+            if a.eq_ignore_ascii_case(b"ip6") && b.eq_ignore_ascii_case(b"arpa") =>
+        {
+            if nibbles.len() > 32 {
+                return Err(format!(
+                    "reverse zone '{name}' has more than 32 nibble labels under ip6.arpa."
+                ));
+            }
+            match nibbles
+                .iter()
+                .find(|l| !matches!(l, [c] if c.is_ascii_hexdigit()))
+            {
+                Some(label) => Err(format!(
+                    "reverse zone '{name}' is not a nibble-aligned prefix: label '{}' \
+                     under ip6.arpa. is not one hex digit",
+                    String::from_utf8_lossy(label)
+                )),
+                None => Ok(()),
+            }
+        }
+        _ => Err(format!(
+            "reverse zone '{name}' is not under in-addr.arpa. or ip6.arpa."
+        )),
+    }
 }
 
 /// A `key-name` (zone or server): `None` when absent or empty (D2's "no
@@ -1108,6 +1177,34 @@ mod tests {
             Ok(_) => panic!("accepted: {v}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn ip6_arpa_zones_of_any_nibble_boundary_are_reverse_zones() {
+        let mut v = sample();
+        let server = json!([ {"ip-address": "::1"} ]);
+        v["reverse-ddns"]["ddns-domains"] = json!([
+            {"name": "77.10.in-addr.arpa.", "dns-servers": server},
+            {"name": "7.7.d.f.ip6.arpa.", "dns-servers": server},
+            {"name": "0.0.0.0.0.0.0.0.7.7.D.F.ip6.arpa", "dns-servers": server},
+            {"name": "ip6.arpa.", "dns-servers": server},
+        ]);
+        let c = parse(&v).unwrap();
+        assert_eq!(c.family, Family::V4, "the hook sets V6 itself");
+        let families: Vec<_> = c.reverse.iter().map(DdnsDomain::reverse_family).collect();
+        assert_eq!(
+            families,
+            [
+                Some(Family::V4),
+                Some(Family::V6),
+                Some(Family::V6),
+                Some(Family::V6)
+            ]
+        );
+        assert_eq!(c.reverse[2].name, name("0.0.0.0.0.0.0.0.7.7.d.f.ip6.arpa."));
+        assert_eq!(c.forward[0].reverse_family(), None);
+        assert_eq!(Family::of("fd77::1".parse().unwrap()), Family::V6);
+        assert_eq!(Family::of("10.0.0.1".parse().unwrap()), Family::V4);
     }
 
     #[test]
@@ -1423,10 +1520,21 @@ mod tests {
         let e = error_of(|v| v["reverse-ddns"]["ddns-domains"][0]["name"] = json!("lan.example."));
         assert_eq!(
             e,
-            "parameter 'reverse-ddns.ddns-domains[0].name': reverse zone 'lan.example.' is not under in-addr.arpa."
+            "parameter 'reverse-ddns.ddns-domains[0].name': reverse zone 'lan.example.' is not under in-addr.arpa. or ip6.arpa."
         );
-        let e = error_of(|v| v["reverse-ddns"]["ddns-domains"][0]["name"] = json!("0.ip6.arpa."));
-        assert!(e.contains("is not under in-addr.arpa."), "{e}");
+        let e =
+            error_of(|v| v["reverse-ddns"]["ddns-domains"][0]["name"] = json!("77.fd.ip6.arpa."));
+        assert_eq!(
+            e,
+            "parameter 'reverse-ddns.ddns-domains[0].name': reverse zone '77.fd.ip6.arpa.' is not a nibble-aligned prefix: label '77' under ip6.arpa. is not one hex digit"
+        );
+        let e = error_of(|v| v["reverse-ddns"]["ddns-domains"][0]["name"] = json!("x.ip6.arpa."));
+        assert!(e.contains("label 'x' under ip6.arpa."), "{e}");
+        let too_deep = format!("{}ip6.arpa.", "0.".repeat(33));
+        let e = error_of(|v| v["reverse-ddns"]["ddns-domains"][0]["name"] = json!(too_deep));
+        assert!(e.contains("more than 32 nibble labels"), "{e}");
+        let e = error_of(|v| v["reverse-ddns"]["ddns-domains"][0]["name"] = json!("ip6.example."));
+        assert!(e.contains("is not under in-addr.arpa. or ip6.arpa."), "{e}");
         let e = error_of(|v| v["forward-ddns"]["ddns-domains"][0]["name"] = json!("."));
         assert_eq!(
             e,

@@ -2,7 +2,7 @@
 //!
 //! The journal stores opaque payloads (the hook stores postcard-encoded
 //! [`Change`]s) so that changes accepted from Kea survive a crash or restart of
-//! `kea-dhcp4` and are replayed on the next start.
+//! `kea-dhcp4` or `kea-dhcp6` and are replayed on the next start.
 //!
 //! # Directory
 //!
@@ -13,20 +13,21 @@
 //! share a journal. Other file names are ignored; a segment whose header is not
 //! recognised is renamed to `<name>.corrupt` and left for the operator.
 //!
-//! # Segment format (version 2)
+//! # Segment format (version 3)
 //!
 //! All integers are little-endian.
 //!
 //! ```text
-//! header:  magic "LDNSJRNL" (8 bytes) | version: u32 = 2
+//! header:  magic "LDNSJRNL" (8 bytes) | version: u32 = 3
 //! record:  len: u32 | crc: u32 | kind: u8 | seq: u64 | payload: len bytes
 //! ```
 //!
 //! The version says how entry payloads encode a [`Change`] (see `payload.rs`);
 //! header and records are laid out the same in every version. Version 1
-//! (release 0.1.0) lacks the change's conflict-resolution mode; its segments
-//! are still replayed, new entries always go to a segment of the current
-//! version. Done records apply across versions.
+//! (release 0.1.0) lacks the change's conflict-resolution mode, version 2
+//! has IPv4 addresses only; their segments are still replayed, new entries
+//! always go to a segment of the current version. Done records apply
+//! across versions.
 //!
 //! * `len` is the payload length; more than 1 MiB ([`MAX_PAYLOAD`]) is corruption.
 //! * `crc` is CRC-32 (IEEE, as computed by `crc32fast`) over the `len` bytes,

@@ -1,9 +1,10 @@
 //! Fixtures for tests of the update engine, shared by the crate's own unit
 //! tests and the real-knotd tests in `tests/tests/updates.rs` (feature
-//! `test-support`): the zones `lan.example.` and `77.10.in-addr.arpa.`, one
-//! TSIG key per algorithm, changes and configurations built from them.
+//! `test-support`): the zones `lan.example.`, `77.10.in-addr.arpa.` and
+//! `7.7.d.f.ip6.arpa.`, one TSIG key per algorithm, changes and
+//! configurations built from them.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,14 +12,20 @@ use hickory_proto::rr::Name;
 
 use crate::change::{Change, ChangeKind, LeaseRecords};
 use crate::config::{
-    Config, ConflictMode, DdnsDomain, JournalSync, ReconcilePolicy, Transport, TsigAlgorithm,
-    TsigKey, TtlPolicy,
+    Config, ConflictMode, DdnsDomain, Family, JournalSync, ReconcilePolicy, Transport,
+    TsigAlgorithm, TsigKey, TtlPolicy,
 };
 
 pub const DHCID_A: &[u8] = &[0, 1, 1, 0xaa, 0xbb, 0xcc, 0xdd];
 pub const DHCID_B: &[u8] = &[0, 1, 1, 0x11, 0x22, 0x33, 0x44];
 pub const FQDN: &str = "laptop.lan.example.";
 pub const REV: &str = "5.0.77.10.in-addr.arpa.";
+/// The reverse zone of [`ADDR6`]'s /16, nibble-aligned.
+pub const REV6_ZONE: &str = "7.7.d.f.ip6.arpa.";
+/// A DHCPv6 address in [`REV6_ZONE`] (the V6 counterpart of 10.77.0.5).
+pub const ADDR6: [u16; 8] = [0xfd77, 0, 0, 0, 0, 0, 0, 5];
+/// The reverse name of [`ADDR6`].
+pub const REV6: &str = "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.7.d.f.ip6.arpa.";
 
 /// Every TSIG algorithm with its name in Knot's and Kea's configuration.
 pub const ALGORITHMS: [(TsigAlgorithm, &str); 6] = [
@@ -55,13 +62,14 @@ pub fn keys() -> Vec<TsigKey> {
 
 /// A change of both directions with TTL 1200, in check-with-dhcid (Kea's
 /// default; [`in_mode`] for another). The sender follows the change's mode,
-/// not the configuration's.
-pub fn change(kind: ChangeKind, fqdn: &str, addr: [u8; 4], dhcid: &[u8]) -> Change {
+/// not the configuration's. `addr`: `[u8; 4]` for an A change, `[u16; 8]`
+/// or an address for either family.
+pub fn change(kind: ChangeKind, fqdn: &str, addr: impl Into<IpAddr>, dhcid: &[u8]) -> Change {
     Change {
         kind,
         records: LeaseRecords {
             fqdn: fqdn.into(),
-            addr: Ipv4Addr::from(addr),
+            addr: addr.into(),
             dhcid: dhcid.to_vec(),
             ttl: 1200,
             forward: true,
@@ -117,6 +125,7 @@ pub fn config(forward: Vec<DdnsDomain>, reverse: Vec<DdnsDomain>) -> Config {
         max_changes_per_update: 64,
         journal_sync: JournalSync::Batch,
         reconcile: ReconcilePolicy::default(),
+        family: Family::V4,
     }
 }
 

@@ -7,15 +7,15 @@
 //! (sender) thread. Every sequence is safe to repeat: a change that failed
 //! half-way is retried whole.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, UpdateMessage};
-use hickory_proto::rr::rdata::{A, NULL, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, NULL, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tracing::debug;
 
 use crate::change::{Change, ChangeKind};
-use crate::config::{Config, ConflictMode, DdnsDomain};
+use crate::config::{Config, ConflictMode, DdnsDomain, Family};
 use crate::dns::{self, ExchangeError, Rcode, TsigSigner};
 
 /// RFC 4701 DHCID; hickory has no typed rdata for it.
@@ -34,15 +34,16 @@ pub enum Direction {
 /// The messages of the D2 state machines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepKind {
-    /// Add A (+ DHCID) if the name is not in use.
+    /// Add A or AAAA (+ DHCID) if the name is not in use.
     AddForward,
-    /// The name is in use: replace the A RRset if the name is ours.
+    /// The name is in use: replace the change's address RRset (A or AAAA)
+    /// if the name is ours.
     ReplaceForward,
     /// Unconditional forward replace (no-check modes).
     SetForward,
     /// Replace PTR (+ DHCID) at the reverse name.
     ReplaceReverse,
-    /// Delete our A RR if the name is ours.
+    /// Delete our A or AAAA RR if the name is ours.
     RemoveForwardAddress,
     /// Delete what is left of the name once no address remains.
     RemoveForwardRest,
@@ -216,18 +217,23 @@ impl<'z> Plan<'_, 'z> {
 type Members<'p, 'c> = [(usize, &'p Target<'c>)];
 
 /// What the changes sharing messages have in common (besides the direction):
-/// one zone, one kind and one conflict-resolution mode, so that one UPDATE
-/// never mixes two modes' prerequisites.
+/// one zone, one kind, one conflict-resolution mode and one address family,
+/// so that one UPDATE never mixes two modes' prerequisites, nor an A change
+/// with an AAAA change whose message deletes the other's RRset.
 #[derive(Clone, Copy)]
 struct GroupKey<'z> {
     zone: &'z DdnsDomain,
     kind: ChangeKind,
     mode: ConflictMode,
+    family: Family,
 }
 
 impl GroupKey<'_> {
     fn same(&self, other: &GroupKey<'_>) -> bool {
-        std::ptr::eq(self.zone, other.zone) && self.kind == other.kind && self.mode == other.mode
+        std::ptr::eq(self.zone, other.zone)
+            && self.kind == other.kind
+            && self.mode == other.mode
+            && self.family == other.family
     }
 }
 
@@ -291,6 +297,7 @@ impl<'a> UpdateExecutor<'a> {
                     zone,
                     kind: plan.target.change.kind,
                     mode: plan.target.change.records.mode,
+                    family: Family::of(plan.target.change.records.addr),
                 };
                 match groups.iter_mut().find(|(k, _)| k.same(&key)) {
                     Some(group) => group.1.push((i, &plan.target)),
@@ -428,7 +435,9 @@ impl<'a> UpdateExecutor<'a> {
         members: &Members<'_, '_>,
         out: &mut [Option<DirOutcome>],
     ) {
-        let GroupKey { zone, kind, mode } = *key;
+        let GroupKey {
+            zone, kind, mode, ..
+        } = *key;
         let Some(&step_kind) = batch_steps(direction, kind, mode).get(step) else {
             for &(i, _) in members {
                 out[i] = Some(DirOutcome::Ok);
@@ -664,8 +673,21 @@ impl<'c> Target<'c> {
         }
     }
 
-    fn a(&self) -> RData {
-        RData::A(A(self.change.records.addr))
+    /// The forward address record: A for a V4 address, AAAA for a V6 one.
+    fn address(&self) -> RData {
+        match self.change.records.addr {
+            IpAddr::V4(v4) => RData::A(A(v4)),
+            IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+        }
+    }
+
+    /// The type of [`Target::address`]: the only address RRset the
+    /// change's messages replace or delete (the other family's is not ours).
+    fn address_type(&self) -> RecordType {
+        match self.change.records.addr {
+            IpAddr::V4(_) => RecordType::A,
+            IpAddr::V6(_) => RecordType::AAAA,
+        }
     }
 
     fn ptr(&self) -> RData {
@@ -673,7 +695,8 @@ impl<'c> Target<'c> {
     }
 }
 
-pub fn reverse_name(addr: Ipv4Addr) -> Result<Name, String> {
+/// The in-addr.arpa or ip6.arpa name of `addr` (see `change::reverse_name`).
+pub fn reverse_name(addr: IpAddr) -> Result<Name, String> {
     Name::from_ascii(crate::change::reverse_name(addr))
         .map_err(|e| format!("reverse name of {addr}: {e}"))
 }
@@ -955,37 +978,39 @@ fn delete_rr(name: &Name, rdata: RData) -> Record {
     with_class(Record::from_rdata(name.clone(), 0, rdata), DNSClass::NONE)
 }
 
-/// RFC 4703 5.3.1 (all checking modes): add A + DHCID if the name is free.
+/// RFC 4703 5.3.1 (all checking modes): add A or AAAA + DHCID if the name is free.
 fn forward_add_message(zone: &Name, t: &Target<'_>) -> Message {
     let mut msg = new_update(zone);
     msg.add_pre_requisite(name_not_in_use(&t.fqdn));
-    msg.add_update(add(&t.fqdn, t.change.records.ttl, t.a()));
+    msg.add_update(add(&t.fqdn, t.change.records.ttl, t.address()));
     msg.add_update(add(&t.fqdn, t.change.records.ttl, t.dhcid()));
     msg
 }
 
 /// RFC 4703 5.3.2: the name is in use; take it over only if it is ours
-/// (check-with-dhcid: our DHCID value; check-exists: any DHCID).
+/// (check-with-dhcid: our DHCID value; check-exists: any DHCID). Only the
+/// change's own address RRset is replaced: a dual-stack name keeps the
+/// other family's address.
 fn forward_replace_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
     let mut msg = new_update(zone);
     if mode == ConflictMode::CheckExistsWithDhcid {
         msg.add_pre_requisite(rrset_exists(&t.fqdn, DHCID));
-        msg.add_update(delete_rrset(&t.fqdn, RecordType::A));
+        msg.add_update(delete_rrset(&t.fqdn, t.address_type()));
         msg.add_update(delete_rrset(&t.fqdn, DHCID));
-        msg.add_update(add(&t.fqdn, t.change.records.ttl, t.a()));
+        msg.add_update(add(&t.fqdn, t.change.records.ttl, t.address()));
         msg.add_update(add(&t.fqdn, t.change.records.ttl, t.dhcid()));
     } else {
         msg.add_pre_requisite(name_in_use(&t.fqdn));
         msg.add_pre_requisite(rr_present(&t.fqdn, t.dhcid()));
-        msg.add_update(delete_rrset(&t.fqdn, RecordType::A));
-        msg.add_update(add(&t.fqdn, t.change.records.ttl, t.a()));
+        msg.add_update(delete_rrset(&t.fqdn, t.address_type()));
+        msg.add_update(add(&t.fqdn, t.change.records.ttl, t.address()));
     }
     msg
 }
 
 /// No-check modes: overwrite whatever is there.
 fn forward_set_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
-    replace_message(mode, zone, &t.fqdn, RecordType::A, t.a(), t)
+    replace_message(mode, zone, &t.fqdn, t.address_type(), t.address(), t)
 }
 
 /// RFC 4703 5.4: the reverse name is replaced without prerequisites in
@@ -1025,7 +1050,7 @@ fn forward_remove_address_message(mode: ConflictMode, zone: &Name, t: &Target<'_
     } else {
         msg.add_pre_requisite(rr_present(&t.fqdn, t.dhcid()));
     }
-    msg.add_update(delete_rr(&t.fqdn, t.a()));
+    msg.add_update(delete_rr(&t.fqdn, t.address()));
     msg
 }
 
@@ -1046,10 +1071,10 @@ fn forward_remove_rest_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) 
     msg
 }
 
-/// No-check modes: delete the A (and DHCID) RRsets outright.
+/// No-check modes: delete the A or AAAA (and DHCID) RRsets outright.
 fn forward_clear_message(mode: ConflictMode, zone: &Name, t: &Target<'_>) -> Message {
     let mut msg = new_update(zone);
-    msg.add_update(delete_rrset(&t.fqdn, RecordType::A));
+    msg.add_update(delete_rrset(&t.fqdn, t.address_type()));
     if mode != ConflictMode::NoCheckWithoutDhcid {
         msg.add_update(delete_rrset(&t.fqdn, DHCID));
     }
@@ -1114,10 +1139,7 @@ mod tests {
                 (FQDN.into(), DNSClass::IN, DHCID, 1200),
             ]
         );
-        assert_eq!(
-            msg.updates()[0].data,
-            RData::A(A(Ipv4Addr::new(10, 77, 0, 5)))
-        );
+        assert_eq!(msg.updates()[0].data, RData::A(A([10, 77, 0, 5].into())));
         match &msg.updates()[1].data {
             RData::Unknown { rdata, .. } => assert_eq!(rdata, &NULL::with(DHCID_A.to_vec())),
             other => panic!("{other:?}"),
@@ -1252,7 +1274,7 @@ mod tests {
             shape(msg.updates()),
             vec![(FQDN.into(), DNSClass::NONE, RecordType::A, 0)]
         );
-        assert_eq!(msg.updates()[0].data, t.a());
+        assert_eq!(msg.updates()[0].data, t.address());
 
         let msg = forward_remove_rest_message(ConflictMode::CheckWithDhcid, &zone, &t);
         assert_eq!(
@@ -1323,9 +1345,125 @@ mod tests {
         );
         assert!(pick(true, &[], &name("a.lan.example.")).unwrap().is_none());
         assert_eq!(
-            reverse_name(Ipv4Addr::new(10, 77, 0, 5)).unwrap(),
+            reverse_name(IpAddr::from([10, 77, 0, 5])).unwrap(),
             name(REV)
         );
+    }
+
+    #[test]
+    fn ip6_arpa_zones_of_any_nibble_boundary_are_picked() {
+        let s: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let zones = vec![
+            domain("77.10.in-addr.arpa.", None, vec![s]),
+            domain("d.f.ip6.arpa.", None, vec![s]),
+            domain(REV6_ZONE, None, vec![s]),
+            domain("0.0.0.0.0.0.0.0.7.7.d.f.ip6.arpa.", None, vec![s]),
+            domain("1.0.0.0.7.7.d.f.ip6.arpa.", None, vec![s]),
+        ];
+        let rev6 = reverse_name(IpAddr::from(ADDR6)).unwrap();
+        assert_eq!(rev6, name(REV6));
+        assert_eq!(rev6.num_labels(), 34);
+        let zone_of = |addr: &str| {
+            let addr: IpAddr = addr.parse().unwrap();
+            let picked = pick(true, &zones, &reverse_name(addr).unwrap());
+            picked.unwrap().unwrap().name.to_string()
+        };
+        assert_eq!(zone_of("fd77::5"), "0.0.0.0.0.0.0.0.7.7.d.f.ip6.arpa.");
+        assert_eq!(zone_of("fd77:1::5"), "1.0.0.0.7.7.d.f.ip6.arpa.");
+        assert_eq!(zone_of("fd77:2::5"), REV6_ZONE);
+        assert_eq!(zone_of("fd78::5"), "d.f.ip6.arpa.");
+        assert_eq!(zone_of("10.77.0.5"), "77.10.in-addr.arpa.");
+        let elsewhere = reverse_name("2001:db8::1".parse().unwrap()).unwrap();
+        assert!(pick(true, &zones, &elsewhere).is_err());
+    }
+
+    /// A V6 change's messages carry AAAA where a V4 change's carry A, and
+    /// delete the AAAA RRset only, never the name's A; its PTR is in ip6.arpa.
+    #[test]
+    fn aaaa_messages_have_the_shapes_of_a_messages() {
+        let add = change(ChangeKind::Add, FQDN, ADDR6, DHCID_A);
+        let t = target(&add);
+        let zone = name("lan.example.");
+        let (any, none, inn) = (DNSClass::ANY, DNSClass::NONE, DNSClass::IN);
+        let aaaa = RecordType::AAAA;
+        let f = |class, rtype, ttl| (FQDN.to_string(), class, rtype, ttl);
+
+        let msg = forward_add_message(&zone, &t);
+        assert_eq!(
+            shape(msg.prerequisites()),
+            vec![f(none, RecordType::ANY, 0)]
+        );
+        assert_eq!(
+            shape(msg.updates()),
+            vec![f(inn, aaaa, 1200), f(inn, DHCID, 1200)]
+        );
+        assert_eq!(msg.updates()[0].data, RData::AAAA(AAAA(ADDR6.into())));
+
+        let msg = forward_replace_message(ConflictMode::CheckWithDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.prerequisites()),
+            vec![f(any, RecordType::ANY, 0), f(inn, DHCID, 0)]
+        );
+        assert_eq!(
+            shape(msg.updates()),
+            vec![f(any, aaaa, 0), f(inn, aaaa, 1200)]
+        );
+        let msg = forward_replace_message(ConflictMode::CheckExistsWithDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.updates()),
+            vec![
+                f(any, aaaa, 0),
+                f(any, DHCID, 0),
+                f(inn, aaaa, 1200),
+                f(inn, DHCID, 1200)
+            ]
+        );
+        let msg = forward_set_message(ConflictMode::NoCheckWithoutDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.updates()),
+            vec![f(any, aaaa, 0), f(inn, aaaa, 1200)]
+        );
+
+        let msg = reverse_add_message(ConflictMode::CheckWithDhcid, &name(REV6_ZONE), &t);
+        assert_eq!(msg.zones()[0].name(), &name(REV6_ZONE));
+        let r = |class, rtype, ttl| (REV6.to_string(), class, rtype, ttl);
+        assert_eq!(
+            shape(msg.updates()),
+            vec![
+                r(any, RecordType::PTR, 0),
+                r(any, DHCID, 0),
+                r(inn, RecordType::PTR, 1200),
+                r(inn, DHCID, 1200),
+            ]
+        );
+        assert_eq!(msg.updates()[2].data, RData::PTR(PTR(name(FQDN))));
+
+        let remove = change(ChangeKind::Remove, FQDN, ADDR6, DHCID_A);
+        let t = target(&remove);
+        let msg = forward_remove_address_message(ConflictMode::CheckWithDhcid, &zone, &t);
+        assert_eq!(shape(msg.updates()), vec![f(none, aaaa, 0)]);
+        assert_eq!(msg.updates()[0].data, RData::AAAA(AAAA(ADDR6.into())));
+        // No address of either family may remain before the rest goes.
+        let msg = forward_remove_rest_message(ConflictMode::CheckWithDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.prerequisites()),
+            vec![
+                f(inn, DHCID, 0),
+                f(none, RecordType::A, 0),
+                f(none, aaaa, 0)
+            ]
+        );
+        let msg = forward_clear_message(ConflictMode::NoCheckWithDhcid, &zone, &t);
+        assert_eq!(
+            shape(msg.updates()),
+            vec![f(any, aaaa, 0), f(any, DHCID, 0)]
+        );
+        let msg = reverse_remove_message(ConflictMode::CheckWithDhcid, &name(REV6_ZONE), &t);
+        assert_eq!(shape(msg.prerequisites()), vec![r(inn, RecordType::PTR, 0)]);
+        assert_eq!(shape(msg.updates()), vec![r(any, RecordType::ANY, 0)]);
+        // The wire keeps AAAA and the 34-label name.
+        let back = Message::from_vec(&msg.to_vec().unwrap()).unwrap();
+        assert_eq!(shape(back.prerequisites()), shape(msg.prerequisites()));
     }
 
     #[test]
@@ -1526,6 +1664,95 @@ mod tests {
                         rev(3, any, ptr, 0),
                         rev(3, inn, ptr, 1200),
                     ],
+                ),
+            ]
+        );
+    }
+
+    /// A batch of both families (a dual-stack host's names, or a replayed
+    /// journal) sends one message per family: the no-check replace of a V4
+    /// name deletes A only and never shares a message with AAAA changes.
+    #[test]
+    fn a_batch_of_both_families_sends_one_message_per_family() {
+        let (addr, server) = recording_server();
+        let cfg = config(
+            vec![domain("lan.example.", None, vec![addr])],
+            vec![
+                domain("77.10.in-addr.arpa.", None, vec![addr]),
+                domain(REV6_ZONE, None, vec![addr]),
+            ],
+        );
+        let v6 = |i: usize| IpAddr::from([0xfd77, 0, 0, 0, 0, 0, 9, i as u16 + 1]);
+        let changes: Vec<Change> = (0..4)
+            .map(|i| {
+                let fqdn = format!("b{i}.lan.example.");
+                let addr = if i % 2 == 0 {
+                    IpAddr::from([10, 77, 9, i as u8 + 1])
+                } else {
+                    v6(i)
+                };
+                let c = change(ChangeKind::Add, &fqdn, addr, DHCID_A);
+                in_mode(ConflictMode::NoCheckWithDhcid, c)
+            })
+            .collect();
+        let refs: Vec<&Change> = changes.iter().collect();
+        let applied = UpdateExecutor::new(&cfg).apply_batch(&refs);
+        assert!(
+            applied
+                .outcomes
+                .iter()
+                .all(|o| *o == ApplyOutcome::Done(DoneKind::Published)),
+            "{:?}",
+            applied.outcomes
+        );
+        assert_eq!(applied.stats.sent, 4);
+        let (any, inn) = (DNSClass::ANY, DNSClass::IN);
+        let (a, aaaa, ptr) = (RecordType::A, RecordType::AAAA, RecordType::PTR);
+        let set = |i: usize, rtype| {
+            vec![
+                fwd(i, any, rtype, 0),
+                fwd(i, any, DHCID, 0),
+                fwd(i, inn, rtype, 1200),
+                fwd(i, inn, DHCID, 1200),
+            ]
+        };
+        let rev6 =
+            |i: usize, class, rtype, ttl| (crate::change::reverse_name(v6(i)), class, rtype, ttl);
+        let lan = "lan.example.".to_string();
+        assert_eq!(
+            shapes(&server.join().unwrap()),
+            vec![
+                (lan.clone(), vec![], [set(0, a), set(2, a)].concat()),
+                (lan, vec![], [set(1, aaaa), set(3, aaaa)].concat()),
+                (
+                    "77.10.in-addr.arpa.".to_string(),
+                    vec![],
+                    [0, 2]
+                        .into_iter()
+                        .flat_map(|i| {
+                            [
+                                rev(i, any, ptr, 0),
+                                rev(i, any, DHCID, 0),
+                                rev(i, inn, ptr, 1200),
+                                rev(i, inn, DHCID, 1200),
+                            ]
+                        })
+                        .collect(),
+                ),
+                (
+                    REV6_ZONE.to_string(),
+                    vec![],
+                    [1, 3]
+                        .into_iter()
+                        .flat_map(|i| {
+                            [
+                                rev6(i, any, ptr, 0),
+                                rev6(i, any, DHCID, 0),
+                                rev6(i, inn, ptr, 1200),
+                                rev6(i, inn, DHCID, 1200),
+                            ]
+                        })
+                        .collect(),
                 ),
             ]
         );

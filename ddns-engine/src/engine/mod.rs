@@ -12,7 +12,7 @@ pub mod reconcile;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use self::reconcile::{ReconcileReport, ZoneView};
 use crate::change::{Change, ChangeKind, Lease, LeaseRecords};
-use crate::config::{Config, DdnsScope, JournalSync, Scopes};
+use crate::config::{Config, DdnsScope, Family, JournalSync, Scopes};
 use crate::dns::TsigSigner;
 use crate::dns::update::{ApplyOutcome, DoneKind, RetryCause, StepResult, UpdateExecutor};
 use crate::journal::{Journal, JournalOptions};
@@ -120,7 +120,7 @@ pub enum EngineError {
 
 /// Address -> published name, sharded so packet threads rarely contend.
 struct Published {
-    shards: Vec<Mutex<HashMap<Ipv4Addr, LeaseRecords>>>,
+    shards: Vec<Mutex<HashMap<IpAddr, LeaseRecords>>>,
 }
 
 impl Published {
@@ -134,8 +134,14 @@ impl Published {
         }
     }
 
-    fn shard(&self, addr: Ipv4Addr) -> &Mutex<HashMap<Ipv4Addr, LeaseRecords>> {
-        &self.shards[u32::from(addr) as usize % PUBLISHED_SHARDS]
+    fn shard(&self, addr: IpAddr) -> &Mutex<HashMap<IpAddr, LeaseRecords>> {
+        // The low bits vary most between leases of one pool in both
+        // families (a V6 pool's interface identifiers).
+        let low = match addr {
+            IpAddr::V4(v4) => u64::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6) as u64,
+        };
+        &self.shards[(low % PUBLISHED_SHARDS as u64) as usize]
     }
 }
 
@@ -155,7 +161,7 @@ struct Work {
 /// Changes with the same key replace one another: same records (name,
 /// address) in the same directions. A forward-only and a reverse-only change
 /// of one name touch different records, so both must run.
-type CollapseKey = (String, Ipv4Addr, bool, bool);
+type CollapseKey = (String, IpAddr, bool, bool);
 
 fn collapse_key(change: &Change) -> CollapseKey {
     (
@@ -205,7 +211,7 @@ struct Shared {
 /// its snapshot of Kea's leases.
 #[derive(Default)]
 struct Touched {
-    addrs: HashSet<Ipv4Addr>,
+    addrs: HashSet<IpAddr>,
     names: HashSet<String>,
 }
 
@@ -484,7 +490,7 @@ impl Engine {
     }
 
     /// Forgets what `addr` published, returning it.
-    pub fn unpublish(&self, addr: Ipv4Addr) -> Option<LeaseRecords> {
+    pub fn unpublish(&self, addr: IpAddr) -> Option<LeaseRecords> {
         self.published.shard(addr).lock().remove(&addr)
     }
 
@@ -608,7 +614,12 @@ impl Engine {
             .into_iter()
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect();
+        let family = match self.cfg.family {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        };
         json!({
+            "family": family,
             "pending-changes": self.stats.queue_depth.load(Ordering::Relaxed),
             "oldest-pending-age": oldest.map(|t| now.saturating_sub(t) as f64 / 1000.0),
             "journal": {
@@ -951,7 +962,7 @@ impl SenderThread {
         let max = self.cfg.max_changes_per_update.max(1);
         let mut batch: Vec<Work> = Vec::new();
         let mut names: HashSet<String> = HashSet::new();
-        let mut addrs: HashSet<Ipv4Addr> = HashSet::new();
+        let mut addrs: HashSet<IpAddr> = HashSet::new();
         while batch.len() < max {
             let Some(front) = local.items.front() else {
                 break;
@@ -1284,7 +1295,9 @@ impl ReconcileRun {
         self.resolve_held(&desired, &mut report);
         let signers: Vec<TsigSigner> = cfg.tsig_keys.iter().map(TsigSigner::new).collect();
         let mut view = ZoneView::new();
-        for zone in cfg.forward.iter().chain(&cfg.reverse) {
+        // The other family's reverse zones are its server's: not read.
+        let reverse = reconcile::reverse_zones_of(&cfg.reverse, cfg.family);
+        for zone in cfg.forward.iter().chain(&reverse) {
             match reconcile::read_zone(zone, &signers, cfg.dns_server_timeout, &mut view) {
                 Ok(n) => report.names_read += n,
                 Err(err) => report.errors.push(err.to_string()),
@@ -1307,8 +1320,14 @@ impl ReconcileRun {
                 .insert(d.addr, d.clone());
         }
         let remove_stale = cfg.reconcile.remove_stale && report.errors.is_empty();
-        let (changes, missing, stale) =
-            reconcile::plan(&desired, &view, &cfg.forward, &cfg.reverse, remove_stale);
+        let (changes, missing, stale) = reconcile::plan(
+            &desired,
+            &view,
+            &cfg.forward,
+            &reverse,
+            cfg.family,
+            remove_stale,
+        );
         report.missing = missing;
         report.stale = stale;
         // Rate limit: at most `reconcile-rate` changes per second, in slices of 100 ms.
@@ -1343,7 +1362,7 @@ mod tests {
             kind,
             records: LeaseRecords {
                 fqdn: fqdn.into(),
-                addr: Ipv4Addr::new(10, 0, 0, last),
+                addr: IpAddr::from([10, 0, 0, last]),
                 dhcid: vec![1],
                 ttl: 600,
                 forward: true,

@@ -5,8 +5,8 @@ use std::fmt;
 
 pub(super) const MAGIC: [u8; 8] = *b"LDNSJRNL";
 /// The version new segments are written in: 2 since `LeaseRecords` carries
-/// its conflict-resolution mode.
-pub(super) const VERSION: u32 = 2;
+/// its conflict-resolution mode, 3 since its address may be IPv6.
+pub(super) const VERSION: u32 = 3;
 /// The oldest version still read: segments of any version from here to
 /// [`VERSION`] are replayed, each entry decoded by its segment's version.
 pub(super) const OLDEST_VERSION: u32 = 1;

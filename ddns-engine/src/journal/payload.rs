@@ -1,12 +1,15 @@
 //! How an entry's payload encodes a [`Change`], per segment version.
 //!
-//! * Version 2: the postcard encoding of [`Change`] as it is now
-//!   (`LeaseRecords::mode` last).
-//! * Version 1 (release 0.1.0): the same without the mode; [`ChangeV1`]
+//! * Version 3: the postcard encoding of [`Change`] as it is now
+//!   (`LeaseRecords::addr` an `IpAddr`: its variant index, then 4 or 16
+//!   bytes).
+//! * Version 2: the same with an `Ipv4Addr` (its 4 bytes, no variant);
+//!   [`ChangeV2`] spells that layout out, frozen.
+//! * Version 1 (release 0.1.0): version 2 without the mode; [`ChangeV1`]
 //!   spells that layout out, frozen, and the mode is inferred on reading.
 //!
 //! A change to `Change`'s fields is a new version: freeze the current layout
-//! here as `ChangeV2`, bump `format::VERSION` and add a golden segment.
+//! here as `ChangeV3`, bump `format::VERSION` and add a golden segment.
 
 use std::net::Ipv4Addr;
 
@@ -17,6 +20,7 @@ use crate::change::{Change, ChangeKind, LeaseRecords};
 use crate::config::ConflictMode;
 
 const V1: u32 = 1;
+const V2: u32 = 2;
 
 /// A change in the current version's encoding.
 pub(super) fn encode(change: &Change) -> Result<Vec<u8>, JournalError> {
@@ -27,6 +31,7 @@ pub(super) fn encode(change: &Change) -> Result<Vec<u8>, JournalError> {
 pub(super) fn decode(version: u32, payload: &[u8]) -> Result<Change, JournalError> {
     match version {
         V1 => whole::<ChangeV1>(payload).map(ChangeV1::upgrade),
+        V2 => whole::<ChangeV2>(payload).map(ChangeV2::upgrade),
         _ => whole(payload),
     }
     .map_err(JournalError::Decode)
@@ -84,7 +89,7 @@ impl ChangeV1 {
             kind: self.kind,
             records: LeaseRecords {
                 fqdn: r.fqdn,
-                addr: r.addr,
+                addr: r.addr.into(),
                 dhcid: r.dhcid,
                 ttl: r.ttl,
                 forward: r.forward,
@@ -95,14 +100,54 @@ impl ChangeV1 {
     }
 }
 
+/// `Change` as version 2 wrote it (releases before DHCPv6).
+#[derive(Deserialize)]
+struct ChangeV2 {
+    kind: ChangeKind,
+    records: LeaseRecordsV2,
+}
+
+/// `LeaseRecords` as version 2 wrote it: an IPv4 address.
+#[derive(Deserialize)]
+struct LeaseRecordsV2 {
+    fqdn: String,
+    addr: Ipv4Addr,
+    dhcid: Vec<u8>,
+    ttl: u32,
+    forward: bool,
+    reverse: bool,
+    mode: ConflictMode,
+}
+
+impl ChangeV2 {
+    /// Version 2 only ever held DHCPv4 changes.
+    fn upgrade(self) -> Change {
+        let r = self.records;
+        Change {
+            kind: self.kind,
+            records: LeaseRecords {
+                fqdn: r.fqdn,
+                addr: r.addr.into(),
+                dhcid: r.dhcid,
+                ttl: r.ttl,
+                forward: r.forward,
+                reverse: r.reverse,
+                mode: r.mode,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv6Addr};
+
     use super::*;
 
-    fn change(dhcid: &[u8], mode: ConflictMode) -> Change {
+    fn change(addr: impl Into<IpAddr>, dhcid: &[u8], mode: ConflictMode) -> Change {
         Change::add(LeaseRecords {
             fqdn: "a.lan.example.".into(),
-            addr: Ipv4Addr::new(10, 1, 2, 3),
+            addr: addr.into(),
             dhcid: dhcid.to_vec(),
             ttl: 600,
             forward: true,
@@ -111,26 +156,58 @@ mod tests {
         })
     }
 
+    const V4: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 3);
+
+    /// Version 2 bytes: version 3 bytes of a V4 change without the
+    /// address's variant index (0, right after the name).
+    fn v2_of(v3: &[u8]) -> Vec<u8> {
+        let variant = 1 + 1 + "a.lan.example.".len();
+        assert_eq!(v3[variant], 0, "IpAddr::V4's variant index");
+        assert_eq!(v3[variant + 1..variant + 5], V4.octets());
+        [&v3[..variant], &v3[variant + 1..]].concat()
+    }
+
+    #[test]
+    fn version_3_is_version_2_with_the_address_family() {
+        let c = change(V4, &[0, 1, 1, 7], ConflictMode::CheckExistsWithDhcid);
+        let v3 = encode(&c).unwrap();
+        assert_eq!(decode(3, &v3).unwrap(), c);
+        let v2 = v2_of(&v3);
+        assert_eq!(decode(V2, &v2).unwrap(), c);
+        assert!(decode(V2, &v3).is_err());
+        assert!(decode(3, &v2).is_err());
+        let v6 = change(
+            Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 5),
+            &[0, 2, 1, 9],
+            ConflictMode::CheckWithDhcid,
+        );
+        let bytes = encode(&v6).unwrap();
+        assert_eq!(bytes.len(), v3.len() + 12);
+        assert_eq!(decode(3, &bytes).unwrap(), v6);
+        // A V6 change is no version 2 change.
+        assert!(decode(V2, &bytes).is_err());
+    }
+
     #[test]
     fn version_2_is_version_1_with_the_mode_appended() {
-        let c = change(&[0, 1, 1, 7], ConflictMode::CheckExistsWithDhcid);
-        let v2 = encode(&c).unwrap();
+        let c = change(V4, &[0, 1, 1, 7], ConflictMode::CheckExistsWithDhcid);
+        let v2 = v2_of(&encode(&c).unwrap());
         // The mode is the last field: its variant index, one byte.
         assert_eq!(v2.last(), Some(&2));
-        assert_eq!(decode(2, &v2).unwrap(), c);
+        assert_eq!(decode(V2, &v2).unwrap(), c);
         let v1 = &v2[..v2.len() - 1];
         assert_eq!(
             decode(V1, v1).unwrap(),
-            change(&[0, 1, 1, 7], ConflictMode::CheckWithDhcid)
+            change(V4, &[0, 1, 1, 7], ConflictMode::CheckWithDhcid)
         );
         // Version 2 bytes do not pass as version 1 or the other way round.
         assert!(decode(V1, &v2).is_err());
-        assert!(decode(2, v1).is_err());
+        assert!(decode(V2, v1).is_err());
     }
 
     #[test]
     fn version_1_without_dhcid_was_no_check_without_dhcid() {
-        let v2 = encode(&change(&[], ConflictMode::NoCheckWithoutDhcid)).unwrap();
+        let v2 = v2_of(&encode(&change(V4, &[], ConflictMode::NoCheckWithoutDhcid)).unwrap());
         assert_eq!(
             decode(V1, &v2[..v2.len() - 1]).unwrap().records.mode,
             ConflictMode::NoCheckWithoutDhcid

@@ -901,7 +901,7 @@ fn golden_v1_changes() -> Vec<Change> {
             kind: ChangeKind::Add,
             records: crate::change::LeaseRecords {
                 fqdn: "laptop.lan.example.".into(),
-                addr: Ipv4Addr::new(10, 1, 2, 3),
+                addr: Ipv4Addr::new(10, 1, 2, 3).into(),
                 dhcid: vec![0, 1, 1, 0xde, 0xad, 0xbe, 0xef],
                 ttl: 600,
                 forward: true,
@@ -913,7 +913,7 @@ fn golden_v1_changes() -> Vec<Change> {
             kind: ChangeKind::Remove,
             records: crate::change::LeaseRecords {
                 fqdn: "old-host.lan.example.".into(),
-                addr: Ipv4Addr::new(10, 1, 2, 4),
+                addr: Ipv4Addr::new(10, 1, 2, 4).into(),
                 dhcid: vec![0, 2, 1, 0x01, 0x02],
                 ttl: 0,
                 forward: true,
@@ -925,7 +925,7 @@ fn golden_v1_changes() -> Vec<Change> {
             kind: ChangeKind::Add,
             records: crate::change::LeaseRecords {
                 fqdn: "printer-2.lan.example.".into(),
-                addr: Ipv4Addr::new(10, 1, 250, 9),
+                addr: Ipv4Addr::new(10, 1, 250, 9).into(),
                 dhcid: Vec::new(),
                 ttl: 3600,
                 forward: false,
@@ -968,11 +968,11 @@ fn a_journal_written_by_release_0_1_0_still_replays() {
 }
 
 /// Upgrading with entries pending: the version 1 segment is read but not
-/// appended to; new entries go to a version 2 segment after it, done
+/// appended to; new entries go to a current-version segment after it, done
 /// records there also finish version 1 entries, and everything replays in
 /// sequence order, each entry in its own segment's encoding.
 #[test]
-fn version_1_segments_then_version_2_segments_replay_in_order() {
+fn version_1_segments_then_current_segments_replay_in_order() {
     use crate::config::ConflictMode;
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/golden");
     let tmp = tempfile::tempdir().unwrap();
@@ -1012,7 +1012,8 @@ fn version_1_segments_then_version_2_segments_replay_in_order() {
 
     let (_, rec) = open(tmp.path(), JournalOptions::default());
     let versions: Vec<(u64, u32)> = rec.pending.iter().map(|e| (e.seq, e.version)).collect();
-    assert_eq!(versions, vec![(1, 1), (4, 2), (5, 2)]);
+    let now = format::VERSION;
+    assert_eq!(versions, vec![(1, 1), (4, now), (5, now)]);
     let replayed: Vec<Change> = rec
         .pending
         .iter()
@@ -1033,7 +1034,7 @@ fn golden_v2_changes() -> Vec<Change> {
     let records =
         |fqdn: &str, addr: Ipv4Addr, dhcid: &[u8], ttl, forward, reverse, mode| LeaseRecords {
             fqdn: fqdn.into(),
-            addr,
+            addr: addr.into(),
             dhcid: dhcid.to_vec(),
             ttl,
             forward,
@@ -1129,8 +1130,9 @@ fn a_version_2_journal_still_replays() {
 }
 
 /// The golden directory whole, as an upgraded server leaves it: the
-/// version 1 segment, then the version 2 one whose done record also
-/// finishes a version 1 entry; replayed in sequence order.
+/// version 1 segment, the version 2 one whose done record also finishes a
+/// version 1 entry, the version 3 one whose done record finishes a version
+/// 2 entry; replayed in sequence order, each entry in its own encoding.
 #[test]
 fn the_golden_directory_replays_across_versions() {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/golden");
@@ -1138,26 +1140,121 @@ fn the_golden_directory_replays_across_versions() {
     for segment in [
         "journal-0000000000000001.log",
         "journal-0000000000000004.log",
+        "journal-0000000000000008.log",
     ] {
         fs::copy(golden.join(segment), tmp.path().join(segment)).unwrap();
     }
     let (_, recovery) = open(tmp.path(), JournalOptions::default());
-    assert_eq!(recovery.report.segments_read, 2);
-    // Done: 2 (in the version 1 segment), 3 and 5.
-    assert_eq!((recovery.report.entries, recovery.report.done), (7, 3));
+    assert_eq!(recovery.report.segments_read, 3);
+    // Done: 2 (in the version 1 segment), 3 and 5, 6 and 9.
+    assert_eq!((recovery.report.entries, recovery.report.done), (10, 5));
     let replayed: Vec<(u64, u32, Change)> = recovery
         .pending
         .iter()
         .map(|entry| (entry.seq, entry.version, decode_change(entry).unwrap()))
         .collect();
-    let (v1, v2) = (golden_v1_changes(), golden_v2_changes());
+    let (v1, v2, v3) = (
+        golden_v1_changes(),
+        golden_v2_changes(),
+        golden_v3_changes(),
+    );
     assert_eq!(
         replayed,
         vec![
             (1, 1, v1[0].clone()),
             (4, 2, v2[0].clone()),
-            (6, 2, v2[2].clone()),
             (7, 2, v2[3].clone()),
+            (8, 3, v3[0].clone()),
+            (10, 3, v3[2].clone()),
         ]
     );
+}
+
+/// A version 3 segment, as the release that introduced the version wrote
+/// it: `journal-0000000000000008.log` was made by opening a copy of the
+/// version 1 and 2 golden segments, appending [`golden_v3_changes`] (seq
+/// 8..=10, two of them DHCPv6), marking 6 and 9 done and syncing. It pins
+/// the version 3 payload (the address's `IpAddr` variant included).
+#[test]
+fn a_version_3_journal_still_replays() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/journal/golden");
+    let tmp = tempfile::tempdir().unwrap();
+    let segment = "journal-0000000000000008.log";
+    fs::copy(golden.join(segment), tmp.path().join(segment)).unwrap();
+    let (j, recovery) = open(tmp.path(), JournalOptions::default());
+    assert_eq!(recovery.report.torn_tail, None);
+    assert!(recovery.report.corrupt.is_empty());
+    assert_eq!(recovery.report.entries, 3);
+    // Seq 6 is done too, but its entry is in the version 2 segment.
+    assert_eq!(recovery.report.done, 1);
+    assert_eq!(recovery.report.next_seq, 11);
+    assert!(recovery.pending.iter().all(|e| e.version == 3));
+    let replayed: Vec<(u64, Change)> = recovery
+        .pending
+        .iter()
+        .map(|entry| (entry.seq, decode_change(entry).unwrap()))
+        .collect();
+    let expected = golden_v3_changes();
+    assert_eq!(
+        replayed,
+        vec![(8, expected[0].clone()), (10, expected[2].clone())]
+    );
+    assert!(replayed[0].1.records.addr.is_ipv6());
+    assert_eq!(j.pending(), 2);
+}
+
+/// The changes appended to the version 3 golden segment (seq 8..=10): the
+/// first DHCPv6 changes, and a DHCPv4 one in the new encoding.
+fn golden_v3_changes() -> Vec<Change> {
+    use crate::change::{ChangeKind, LeaseRecords};
+    use crate::config::ConflictMode;
+    use std::net::IpAddr;
+    let records =
+        |fqdn: &str, addr: &str, dhcid: &[u8], ttl, forward, reverse, mode| LeaseRecords {
+            fqdn: fqdn.into(),
+            addr: addr.parse::<IpAddr>().unwrap(),
+            dhcid: dhcid.to_vec(),
+            ttl,
+            forward,
+            reverse,
+            mode,
+        };
+    vec![
+        Change {
+            kind: ChangeKind::Add,
+            records: records(
+                "phone6.lan.example.",
+                "fd77::a:5",
+                &[0, 2, 1, 0x66, 0x06],
+                1200,
+                true,
+                true,
+                ConflictMode::CheckWithDhcid,
+            ),
+        },
+        Change {
+            kind: ChangeKind::Remove,
+            records: records(
+                "laptop.lan.example.",
+                "10.1.2.3",
+                &[0, 1, 1, 0xde, 0xad, 0xbe, 0xef],
+                0,
+                true,
+                true,
+                ConflictMode::CheckWithDhcid,
+            ),
+        },
+        Change {
+            kind: ChangeKind::Add,
+            records: records(
+                "printer6.lan.example.",
+                "fd77:0:0:1::9",
+                &[],
+                600,
+                false,
+                true,
+                ConflictMode::NoCheckWithoutDhcid,
+            ),
+        },
+    ]
 }
