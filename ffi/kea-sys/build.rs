@@ -103,6 +103,7 @@ fn main() {
         "kea-dhcpsrv",
         dhcp_lib,
         "kea-hooks",
+        "kea-process",
         "kea-asiolink",
         "kea-cc",
         "kea-stats",

@@ -16,6 +16,7 @@ namespace leasedns {
 
 // Shared structs, defined by the generated header (kea-sys/src/lib.rs.h).
 struct Lease4;
+struct Lease6;
 struct ClientNames;
 struct PacketHeader;
 struct SubnetDdns;
@@ -32,6 +33,15 @@ Ddns4Update arg_ddns4_update(const CalloutHandle& handle);
 void set_ddns4_update_directions(CalloutHandle& handle, bool fwd, bool rev);
 void set_lease4_directions(const CalloutHandle& handle, rust::Str name, bool fwd, bool rev);
 void set_pkt4_fqdn_flags(const CalloutHandle& handle, rust::Str name, uint8_t flags);
+Lease6 arg_lease6(const CalloutHandle& handle, rust::Str name);
+rust::Vec<Lease6> arg_leases6(const CalloutHandle& handle, rust::Str name);
+ClientNames arg_pkt6_names(const CalloutHandle& handle, rust::Str name);
+uint8_t arg_pkt6_type(const CalloutHandle& handle, rust::Str name);
+Ddns4Update arg_ddns6_update(const CalloutHandle& handle);
+uint32_t arg_subnet6_id(const CalloutHandle& handle);
+bool add_pkt6_empty_fqdn(const CalloutHandle& handle, rust::Str name, uint8_t flags);
+void set_lease6_directions(const CalloutHandle& handle, rust::Str name, bool fwd, bool rev);
+void set_pkt6_fqdn_flags(const CalloutHandle& handle, rust::Str name, uint8_t flags);
 void context_set_u32(CalloutHandle& handle, rust::Str key, uint32_t value);
 uint32_t context_get_u32(const CalloutHandle& handle, rust::Str key);
 
@@ -41,9 +51,12 @@ void register_command(LibraryHandle& library, rust::Str name,
 rust::String library_params_json(LibraryHandle& library);
 
 rust::Vec<SubnetDdns> server_subnets_ddns4(const CalloutHandle& handle);
+rust::Vec<SubnetDdns> server_subnets_ddns6(const CalloutHandle& handle);
+rust::String daemon_name();
 bool server_d2_client_enabled(const CalloutHandle& handle);
 void refuse_configuration(CalloutHandle& handle, rust::Str error);
 rust::Vec<Lease4> leases4_all();
+rust::Vec<Lease6> leases6_all();
 bool callout_skipped(const CalloutHandle& handle);
 bool ha_present();
 rust::String ha_heartbeat();

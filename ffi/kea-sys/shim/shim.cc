@@ -21,8 +21,11 @@
 #include <cc/command_interpreter.h>
 #include <cc/data.h>
 #include <dhcp/dhcp4.h>
+#include <dhcp/dhcp6.h>
 #include <dhcp/option4_client_fqdn.h>
+#include <dhcp/option6_client_fqdn.h>
 #include <dhcp/pkt4.h>
+#include <dhcp/pkt6.h>
 #include <dhcpsrv/lease.h>
 #include <dhcpsrv/lease_mgr_factory.h>
 #include <hooks/hooks.h>
@@ -32,6 +35,8 @@
 #include <log/message_initializer.h>
 #include <stats/stats_mgr.h>
 #include <dhcpsrv/cfg_subnets4.h>
+#include <dhcpsrv/cfg_subnets6.h>
+#include <process/daemon.h>
 #include <dhcpsrv/d2_client_cfg.h>
 #include <dhcpsrv/srv_config.h>
 
@@ -43,6 +48,10 @@
 
 using isc::dhcp::Lease4CollectionPtr;
 using isc::dhcp::Lease4Ptr;
+using isc::dhcp::Lease6CollectionPtr;
+using isc::dhcp::Lease6Ptr;
+using isc::dhcp::Option6ClientFqdn;
+using isc::dhcp::Pkt6Ptr;
 using isc::dhcp::Option4ClientFqdn;
 using isc::dhcp::OptionPtr;
 using isc::dhcp::Pkt4Ptr;
@@ -103,6 +112,28 @@ Lease4 copy_lease(const isc::dhcp::Lease4& l) {
     if (l.client_id_) {
         const auto& cid = l.client_id_->getClientId();
         out.client_id = bytes(cid.data(), cid.size());
+    }
+    const std::string& hn = l.hostname_;
+    out.hostname = bytes(reinterpret_cast<const uint8_t*>(hn.data()), hn.size());
+    return out;
+}
+
+Lease6 copy_lease6(const isc::dhcp::Lease6& l) {
+    Lease6 out;
+    const std::vector<uint8_t> addr = l.addr_.toBytes();
+    out.addr = bytes(addr.data(), addr.size());
+    out.lease_type = static_cast<uint8_t>(l.type_);
+    out.prefix_len = l.prefixlen_;
+    out.iaid = l.iaid_;
+    out.valid_lft = l.valid_lft_;
+    out.cltt = static_cast<int64_t>(l.cltt_);
+    out.subnet_id = l.subnet_id_;
+    out.state = l.state_;
+    out.fqdn_fwd = l.fqdn_fwd_;
+    out.fqdn_rev = l.fqdn_rev_;
+    if (l.duid_) {
+        const auto& duid = l.duid_->getDuid();
+        out.duid = bytes(duid.data(), duid.size());
     }
     const std::string& hn = l.hostname_;
     out.hostname = bytes(reinterpret_cast<const uint8_t*>(hn.data()), hn.size());
@@ -222,6 +253,100 @@ void set_pkt4_fqdn_flags(const CalloutHandle& handle, rust::Str name, uint8_t fl
     }
 }
 
+Lease6 arg_lease6(const CalloutHandle& handle, rust::Str name) {
+    return copy_lease6(*get_ptr<Lease6Ptr>(handle, name));
+}
+
+rust::Vec<Lease6> arg_leases6(const CalloutHandle& handle, rust::Str name) {
+    Lease6CollectionPtr leases;
+    handle.getArgument(std::string(name), leases);
+    rust::Vec<Lease6> out;
+    if (!leases) return out;
+    out.reserve(leases->size());
+    for (const Lease6Ptr& lease : *leases) {
+        if (lease) out.push_back(copy_lease6(*lease));
+    }
+    return out;
+}
+
+ClientNames arg_pkt6_names(const CalloutHandle& handle, rust::Str name) {
+    Pkt6Ptr pkt = get_ptr<Pkt6Ptr>(handle, name);
+    ClientNames out;
+    out.has_fqdn = false;
+    out.fqdn_flags = 0;
+#if LEASEDNS_KEA_API >= 300
+    out.skip_ddns = pkt->inClass("SKIP_DDNS");
+#else
+    out.skip_ddns = false;
+#endif
+    OptionPtr fqdn = pkt->getOption(D6O_CLIENT_FQDN);
+    if (fqdn) {
+        // Option payload: flags, domain-name.
+        std::vector<uint8_t> data = fqdn->toBinary(false);
+        if (!data.empty()) {
+            out.has_fqdn = true;
+            out.fqdn_flags = data[0];
+        }
+    }
+    return out;
+}
+
+uint8_t arg_pkt6_type(const CalloutHandle& handle, rust::Str name) {
+    return get_ptr<Pkt6Ptr>(handle, name)->getType();
+}
+
+namespace {
+#if LEASEDNS_KEA_API >= 300
+using Subnet6Arg = isc::dhcp::ConstSubnet6Ptr;
+#else
+using Subnet6Arg = isc::dhcp::Subnet6Ptr;
+#endif
+}  // namespace
+
+Ddns4Update arg_ddns6_update(const CalloutHandle& handle) {
+    Subnet6Arg subnet;
+    handle.getArgument("subnet6", subnet);
+    std::string hostname;
+    handle.getArgument("hostname", hostname);
+    Ddns4Update out;
+    out.subnet_id = subnet ? subnet->getID() : 0;
+    out.has_subnet = static_cast<bool>(subnet);
+    out.has_hostname = !hostname.empty();
+    return out;
+}
+
+uint32_t arg_subnet6_id(const CalloutHandle& handle) {
+    Subnet6Arg subnet;
+    handle.getArgument("subnet6", subnet);
+    return subnet ? subnet->getID() : 0;
+}
+
+bool add_pkt6_empty_fqdn(const CalloutHandle& handle, rust::Str name, uint8_t flags) {
+    Pkt6Ptr pkt = get_ptr<Pkt6Ptr>(handle, name);
+    if (pkt->getOption(D6O_CLIENT_FQDN)) return false;
+    pkt->addOption(OptionPtr(new Option6ClientFqdn(flags, "", Option6ClientFqdn::PARTIAL)));
+    return true;
+}
+
+void set_lease6_directions(const CalloutHandle& handle, rust::Str name, bool fwd, bool rev) {
+    Lease6Ptr lease = get_ptr<Lease6Ptr>(handle, name);
+    lease->fqdn_fwd_ = fwd;
+    lease->fqdn_rev_ = rev;
+}
+
+void set_pkt6_fqdn_flags(const CalloutHandle& handle, rust::Str name, uint8_t flags) {
+    Pkt6Ptr pkt = get_ptr<Pkt6Ptr>(handle, name);
+    auto fqdn = boost::dynamic_pointer_cast<Option6ClientFqdn>(pkt->getOption(D6O_CLIENT_FQDN));
+    if (!fqdn) return;
+    // Cleared first: setFlag refuses S and N set at once on the way.
+    fqdn->resetFlags();
+    const uint8_t known[] = {Option6ClientFqdn::FLAG_S, Option6ClientFqdn::FLAG_O,
+                             Option6ClientFqdn::FLAG_N};
+    for (uint8_t flag : known) {
+        if (flags & flag) fqdn->setFlag(flag, true);
+    }
+}
+
 void context_set_u32(CalloutHandle& handle, rust::Str key, uint32_t value) {
     handle.setContext(std::string(key), value);
 }
@@ -285,6 +410,9 @@ T setting(const isc::dhcp::SrvConfig& cfg, const SubnetPtr& subnet, Get get, con
 bool as_bool(const isc::data::Element& e) { return e.boolValue(); }
 [[maybe_unused]] std::string as_string(const isc::data::Element& e) { return e.stringValue(); }
 [[maybe_unused]] double as_double(const isc::data::Element& e) { return e.doubleValue(); }
+isc::dhcp::D2ClientConfig::ReplaceClientNameMode as_replace_mode(const isc::data::Element& e) {
+    return isc::dhcp::D2ClientConfig::stringToReplaceClientNameMode(e.stringValue());
+}
 [[maybe_unused]] uint32_t as_u32(const isc::data::Element& e) { return static_cast<uint32_t>(e.intValue()); }
 
 // Kea's DDNS settings of `subnet`; a null `subnet` gives what Kea's DDNS
@@ -303,7 +431,12 @@ SubnetDdns subnet_ddns(const isc::dhcp::SrvConfig& cfg, const SubnetPtr& subnet)
     out.ttl = 0;
     out.ttl_min = 0;
     out.ttl_max = 0;
+    out.replace_client_name = 0;
     if (!subnet) return out;
+    out.replace_client_name = static_cast<uint8_t>(setting<isc::dhcp::D2ClientConfig::ReplaceClientNameMode>(
+        cfg, subnet,
+        [](const auto& s, Inheritance i) { return s.getDdnsReplaceClientNameMode(i); },
+        "ddns-replace-client-name", as_replace_mode, isc::dhcp::D2ClientConfig::RCM_NEVER));
     out.subnet_id = subnet->getID();
     out.send_updates = setting<bool>(
         cfg, subnet, [](const auto& s, Inheritance i) { return s.getDdnsSendUpdates(i); },
@@ -359,6 +492,23 @@ rust::Vec<SubnetDdns> server_subnets_ddns4(const CalloutHandle& handle) {
     return out;
 }
 
+rust::Vec<SubnetDdns> server_subnets_ddns6(const CalloutHandle& handle) {
+    isc::dhcp::SrvConfigPtr cfg = get_ptr<isc::dhcp::SrvConfigPtr>(handle, "server_config");
+    rust::Vec<SubnetDdns> out;
+    out.push_back(subnet_ddns(*cfg, isc::dhcp::Subnet6Ptr()));
+    const isc::dhcp::Subnet6Collection* subnets = cfg->getCfgSubnets6()->getAll();
+    if (subnets) {
+        for (const auto& subnet : *subnets) {
+            if (subnet) out.push_back(subnet_ddns(*cfg, subnet));
+        }
+    }
+    return out;
+}
+
+rust::String daemon_name() {
+    return rust::String(isc::process::Daemon::getProcName());
+}
+
 bool server_d2_client_enabled(const CalloutHandle& handle) {
     isc::dhcp::SrvConfigPtr cfg = get_ptr<isc::dhcp::SrvConfigPtr>(handle, "server_config");
     isc::dhcp::D2ClientConfigPtr d2 = cfg->getD2ClientConfig();
@@ -403,6 +553,19 @@ rust::Vec<Lease4> leases4_all() {
     out.reserve(leases.size());
     for (const Lease4Ptr& lease : leases) {
         if (lease) out.push_back(copy_lease(*lease));
+    }
+    return out;
+}
+
+rust::Vec<Lease6> leases6_all() {
+    if (!isc::dhcp::LeaseMgrFactory::haveInstance()) {
+        throw std::runtime_error("no lease manager");
+    }
+    isc::dhcp::Lease6Collection leases = isc::dhcp::LeaseMgrFactory::instance().getLeases6();
+    rust::Vec<Lease6> out;
+    out.reserve(leases.size());
+    for (const Lease6Ptr& lease : leases) {
+        if (lease) out.push_back(copy_lease6(*lease));
     }
     return out;
 }

@@ -37,6 +37,25 @@ pub mod ffi {
 
     /// What of a DHCPv4 packet decides its DNS updates (its names are Kea's
     /// business: Kea puts the final one in the lease).
+    /// A DHCPv6 lease (IA_NA, IA_TA or IA_PD).
+    #[derive(Clone, Debug, Default)]
+    struct Lease6 {
+        /// The address or prefix, 16 octets.
+        addr: Vec<u8>,
+        /// Kea's `Lease::Type`: 0 IA_NA, 1 IA_TA, 2 IA_PD.
+        lease_type: u8,
+        prefix_len: u8,
+        iaid: u32,
+        valid_lft: u32,
+        cltt: i64,
+        subnet_id: u32,
+        state: u32,
+        duid: Vec<u8>,
+        hostname: Vec<u8>,
+        fqdn_fwd: bool,
+        fqdn_rev: bool,
+    }
+
     #[derive(Clone, Debug, Default)]
     struct ClientNames {
         /// Option 81 present (with at least its three fixed octets).
@@ -76,6 +95,9 @@ pub mod ffi {
         ttl: u32,
         ttl_min: u32,
         ttl_max: u32,
+        /// Kea's `ddns-replace-client-name`: 0 never, 1 always,
+        /// 2 when-present, 3 when-not-present.
+        replace_client_name: u8,
     }
 
     /// The arguments of ddns4_update that the hook reads.
@@ -153,6 +175,28 @@ pub mod ffi {
         fn set_pkt4_fqdn_flags(handle: &CalloutHandle, name: &str, flags: u8) -> Result<()>;
         /// Stores `value` in the handle's per-library context under `key`:
         /// it lives as long as the packet's handle, across its callouts.
+        fn arg_lease6(handle: &CalloutHandle, name: &str) -> Result<Lease6>;
+        fn arg_leases6(handle: &CalloutHandle, name: &str) -> Result<Vec<Lease6>>;
+        /// Option 39's flags (as the option carries them: S 1, O 2, N 4).
+        fn arg_pkt6_names(handle: &CalloutHandle, name: &str) -> Result<ClientNames>;
+        fn arg_pkt6_type(handle: &CalloutHandle, name: &str) -> Result<u8>;
+        /// ddns6_update's subnet and whether Kea has named the client.
+        fn arg_ddns6_update(handle: &CalloutHandle) -> Result<Ddns4Update>;
+        /// subnet6_select's subnet id (0 without a subnet).
+        fn arg_subnet6_id(handle: &CalloutHandle) -> Result<u32>;
+        /// Adds an empty, partial option 39 with `flags` to the packet
+        /// argument `name` unless it has one: Kea then names the client as
+        /// its DDNS client does for a client that sent none.
+        fn add_pkt6_empty_fqdn(handle: &CalloutHandle, name: &str, flags: u8) -> Result<bool>;
+        fn set_lease6_directions(
+            handle: &CalloutHandle,
+            name: &str,
+            fwd: bool,
+            rev: bool,
+        ) -> Result<()>;
+        /// Sets the flags (S 1, O 2, N 4) of option 39 in the packet
+        /// argument `name`.
+        fn set_pkt6_fqdn_flags(handle: &CalloutHandle, name: &str, flags: u8) -> Result<()>;
         fn context_set_u32(handle: Pin<&mut CalloutHandle>, key: &str, value: u32) -> Result<()>;
         /// The context value under `key` (Err when none was set).
         fn context_get_u32(handle: &CalloutHandle, key: &str) -> Result<u32>;
@@ -181,6 +225,11 @@ pub mod ffi {
         /// dhcp4_srv_configured: first Kea's defaults for a lease without a
         /// subnet (`subnet_id` 0), then every IPv4 subnet's.
         fn server_subnets_ddns4(handle: &CalloutHandle) -> Result<Vec<SubnetDdns>>;
+        fn server_subnets_ddns6(handle: &CalloutHandle) -> Result<Vec<SubnetDdns>>;
+
+        /// The name of the Kea daemon the library is loaded into
+        /// (`kea-dhcp4`, `kea-dhcp6`, `kea-dhcp-ddns`, ...).
+        fn daemon_name() -> Result<String>;
 
         /// Whether `server_config`'s `dhcp-ddns.enable-updates` is on (Kea's
         /// own DDNS client, which leasedns replaces).
@@ -194,6 +243,7 @@ pub mod ffi {
         /// Every IPv4 lease of Kea's current lease manager (any backend).
         /// Main thread only; Err when there is no lease manager.
         fn leases4_all() -> Result<Vec<Lease4>>;
+        fn leases6_all() -> Result<Vec<Lease6>>;
 
         /// Whether an earlier callout of this hook point set the status
         /// to SKIP (Kea 3.0's HA skips the reclamation of a lease another
@@ -230,7 +280,7 @@ fn copy_bytes(data: &[u8]) -> Vec<u8> {
     data.to_vec()
 }
 
-pub use ffi::{CalloutHandle, ClientNames, Lease4, LibraryHandle, PacketHeader};
+pub use ffi::{CalloutHandle, ClientNames, Lease4, Lease6, LibraryHandle, PacketHeader};
 
 /// Kea's `KEA_HOOKS_VERSION` of the headers this crate was built against.
 pub const KEA_HOOKS_VERSION: i32 = {
