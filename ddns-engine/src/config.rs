@@ -112,6 +112,14 @@ pub enum Family {
 }
 
 impl Family {
+    /// The Kea daemon serving this family.
+    pub fn daemon(self) -> &'static str {
+        match self {
+            Family::V4 => "kea-dhcp4",
+            Family::V6 => "kea-dhcp6",
+        }
+    }
+
     pub fn of(addr: IpAddr) -> Family {
         match addr {
             IpAddr::V4(_) => Family::V4,
@@ -251,6 +259,9 @@ pub struct KeaSubnetDdns {
     pub ttl: Option<u32>,
     pub ttl_min: Option<u32>,
     pub ttl_max: Option<u32>,
+    /// `ddns-replace-client-name` is `always` or `when-not-present`: Kea's
+    /// DDNS client names a DHCPv6 client that sent no option 39.
+    pub generate_names: bool,
 }
 
 /// How Kea's DDNS settings of one subnet treat a lease: whether it is
@@ -264,6 +275,11 @@ pub struct DdnsScope {
     pub update_on_renew: bool,
     pub conflict_mode: ConflictMode,
     pub ttl: TtlPolicy,
+    /// `ddns-replace-client-name` `always` or `when-not-present`: a
+    /// DHCPv6 client that sends no option 39 gets one (and a name) as
+    /// with Kea's DDNS client on. DHCPv4 needs nothing: kea-dhcp4 names
+    /// such clients with its DDNS client off as well.
+    pub generate_names: bool,
 }
 
 impl Default for DdnsScope {
@@ -276,6 +292,7 @@ impl Default for DdnsScope {
             update_on_renew: false,
             conflict_mode: ConflictMode::CheckWithDhcid,
             ttl: TtlPolicy::default(),
+            generate_names: false,
         }
     }
 }
@@ -371,6 +388,7 @@ impl Scopes {
                 update_on_renew: kea.update_on_renew,
                 conflict_mode,
                 ttl,
+                generate_names: kea.generate_names,
             })
         };
         let mut by_subnet = std::collections::HashMap::with_capacity(subnets.len());
@@ -1828,6 +1846,7 @@ mod tests {
             ttl: Some(120),
             ttl_min: Some(100),
             ttl_max: None,
+            generate_names: id == 7,
         };
         let global = kea_view(0, "check-with-dhcid");
         let subnets = [kea_view(7, "no-check-without-dhcid")];
