@@ -121,6 +121,106 @@ pub(crate) fn committed(engine: &Engine, co: &mut Callout<'_>) {
     }
 }
 
+/// subnet6_select: Kea's DDNS client makes up an empty option 39 with S
+/// set for a client that sent none, where the subnet sends updates and
+/// `ddns-replace-client-name` is `always` or `when-not-present`; Kea then
+/// qualifies a reserved hostname or generates one from the address, and
+/// answers with option 39. With its DDNS client off (as leasedns requires)
+/// kea-dhcp6 skips that, so the hook adds the same option to the query.
+pub(crate) fn subnet6_select(engine: &Engine, co: &mut Callout<'_>) {
+    let Some(subnet_id) = co.subnet6_id() else {
+        return;
+    };
+    let scope = engine.scope(subnet_id);
+    if !(scope.send_updates && scope.generate_names) {
+        return;
+    }
+    if co
+        .packet6_names("query6")
+        .is_some_and(|q| q.fqdn_flags.is_none())
+    {
+        co.add_empty_fqdn6("query6", host::FABRICATED_FQDN6_FLAGS);
+    }
+}
+
+/// ddns6_update: as ddns4_update. Kea calls it only when the exchange has
+/// option 39 (the client's, or the one subnet6_select made up); the answer's
+/// option 39 is already in the response and gets the decided flags here.
+pub(crate) fn ddns6_update(engine: &Engine, co: &mut Callout<'_>) {
+    let Some(query) = co.packet6_names("query6") else {
+        return;
+    };
+    let Some((Some(subnet_id), has_name)) = co.ddns6_update() else {
+        return;
+    };
+    let decision = naming::decide(query.fqdn_flags, &engine.scope(subnet_id), query.skip_ddns);
+    // Without a name yet (Kea generates it after the allocation), Kea would
+    // put the hook's empty name into option 39 and fail; the lease gets the
+    // directions in lease6_select instead.
+    if has_name {
+        co.set_ddns4_directions(decision.forward, decision.reverse);
+    }
+    if let Some(flags) = decision.reply_flags {
+        co.set_packet6_fqdn_flags("response6", flags);
+    }
+    co.set_context(DECISION, pack(&decision));
+}
+
+/// lease6_select, lease6_renew, lease6_rebind: the lease gets ddns6_update's
+/// directions (Kea gave it none where it had no name yet). Without option 39
+/// ddns6_update did not run: no DNS update, as with Kea's DDNS.
+pub(crate) fn decide6(_engine: &Engine, co: &mut Callout<'_>) {
+    let Some(decision) = co.context(DECISION).and_then(unpack) else {
+        return;
+    };
+    let Some(lease) = co.lease6("lease6") else {
+        return;
+    };
+    if (lease.fqdn_fwd, lease.fqdn_rev) != (decision.forward, decision.reverse) {
+        co.set_lease6_directions("lease6", decision.forward, decision.reverse);
+    }
+}
+
+/// leases6_committed: as leases4_committed, for the exchange's address
+/// leases (prefix delegations get no records).
+pub(crate) fn committed6(engine: &Engine, co: &mut Callout<'_>) {
+    if let Some(t) = co.packet6_type("query6")
+        && matches!(
+            t,
+            host::DHCPV6_SOLICIT | host::DHCPV6_CONFIRM | host::DHCPV6_INFORMATION_REQUEST
+        )
+    {
+        return;
+    }
+    for lease in co.leases6("deleted_leases6") {
+        remove(engine, &lease);
+    }
+    for lease in co.leases6("leases6") {
+        if lease.state == crate::change::LEASE_STATE_DEFAULT {
+            add(engine, &lease);
+        } else {
+            remove(engine, &lease);
+        }
+    }
+}
+
+/// lease6_decline, lease6_recover: the address loses its name.
+pub(crate) fn lease6_gone(engine: &Engine, co: &mut Callout<'_>) {
+    if let Some(lease) = co.lease6("lease6") {
+        remove(engine, &lease);
+    }
+}
+
+/// lease6_expire: reclamation, as lease4_expire.
+pub(crate) fn lease6_expired(engine: &Engine, co: &mut Callout<'_>) {
+    if co.skipped() {
+        return;
+    }
+    if let Some(lease) = co.lease6("lease6") {
+        reclaimed(engine, &lease);
+    }
+}
+
 /// lease4_decline, lease4_expire, lease4_recover: the address loses its name.
 pub(crate) fn lease_gone(engine: &Engine, co: &mut Callout<'_>) {
     if let Some(lease) = co.lease("lease4") {
@@ -137,16 +237,21 @@ pub(crate) fn lease_expired(engine: &Engine, co: &mut Callout<'_>) {
     if co.skipped() {
         return;
     }
-    let Some(lease) = co.lease("lease4") else {
-        return;
-    };
+    if let Some(lease) = co.lease("lease4") {
+        reclaimed(engine, &lease);
+    }
+}
+
+/// A reclaimed lease: its records go, unless a passive HA peer leaves that
+/// to the serving one.
+fn reclaimed(engine: &Engine, lease: &Lease) {
     if crate::lifecycle::ha_passive() {
         engine.unpublish(lease.addr);
         Stats::bump(&engine.stats().reclaims_left_to_partner);
         tracing::debug!(addr = %lease.addr, "lease reclaimed on the passive HA peer; the serving peer removes its records");
         return;
     }
-    remove(engine, &lease);
+    remove(engine, lease);
 }
 
 /// The records `lease` asks for, by the one lease -> DNS rule. A DHCID that

@@ -1,4 +1,5 @@
-//! Every symbol kea-dhcp4 looks up in `libdhcp_leasedns.so`.
+//! Every symbol kea-dhcp4 and kea-dhcp6 look up in `libdhcp_leasedns.so`
+//! (each daemon registers the callouts of its own hook points only).
 //!
 //! Each export runs its body under `guard!`: marks the thread as Kea's (see
 //! `logging`), catches any panic and turns it into Kea's error value, so no
@@ -122,33 +123,44 @@ fn on_timer() {
     });
 }
 
+/// dhcp4_srv_configured and dhcp6_srv_configured.
+fn srv_configured(handle: *mut c_void) -> c_int {
+    // SAFETY: Kea's live `CalloutHandle&` for this callout.
+    let Some(mut co) = (unsafe { Callout::from_raw(handle) }) else {
+        return FAILED;
+    };
+    if !co.start_timer(lifecycle::TICK_MS, on_timer) {
+        host::log(
+            2,
+            0,
+            "leasedns: cannot start the statistics timer; statistics update on traffic only",
+        );
+    }
+    match lifecycle::server_configured(|family| co.server_ddns(family)) {
+        Ok(()) => 0,
+        Err(reason) => {
+            let error = format!("leasedns: cannot use Kea's DDNS settings: {reason}");
+            host::log(3, 0, &error);
+            co.refuse_configuration(&error);
+            FAILED
+        }
+    }
+}
+
 /// # Safety
 /// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
 /// `load`) as a pointer; see SAFETY.md.
 #[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn dhcp4_srv_configured(handle: *mut c_void) -> c_int {
-    guard!("dhcp4_srv_configured", {
-        // SAFETY: Kea's live `CalloutHandle&` for this callout.
-        let Some(mut co) = (unsafe { Callout::from_raw(handle) }) else {
-            return FAILED;
-        };
-        if !co.start_timer(lifecycle::TICK_MS, on_timer) {
-            host::log(
-                2,
-                0,
-                "leasedns: cannot start the statistics timer; statistics update on traffic only",
-            );
-        }
-        match lifecycle::server_configured(|| co.server_ddns()) {
-            Ok(()) => 0,
-            Err(reason) => {
-                let error = format!("leasedns: cannot use Kea's DDNS settings: {reason}");
-                host::log(3, 0, &error);
-                co.refuse_configuration(&error);
-                FAILED
-            }
-        }
-    })
+    guard!("dhcp4_srv_configured", { srv_configured(handle) })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn dhcp6_srv_configured(handle: *mut c_void) -> c_int {
+    guard!("dhcp6_srv_configured", { srv_configured(handle) })
 }
 
 /// `leasedns-status`: pending changes, per-server state, journal, last error.
@@ -269,5 +281,95 @@ pub(crate) unsafe extern "C" fn lease4_expire(handle: *mut c_void) -> c_int {
 pub(crate) unsafe extern "C" fn lease4_recover(handle: *mut c_void) -> c_int {
     guard!("lease4_recover", {
         with_engine(handle, |engine, co| callouts::lease_gone(engine, co))
+    })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn subnet6_select(handle: *mut c_void) -> c_int {
+    guard!("subnet6_select", {
+        with_engine(handle, |engine, co| callouts::subnet6_select(engine, co))
+    })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn ddns6_update(handle: *mut c_void) -> c_int {
+    guard!("ddns6_update", {
+        with_engine(handle, |engine, co| callouts::ddns6_update(engine, co))
+    })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn lease6_select(handle: *mut c_void) -> c_int {
+    guard!("lease6_select", {
+        with_engine(handle, |engine, co| callouts::decide6(engine, co))
+    })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn lease6_renew(handle: *mut c_void) -> c_int {
+    guard!("lease6_renew", {
+        with_engine(handle, |engine, co| callouts::decide6(engine, co))
+    })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn lease6_rebind(handle: *mut c_void) -> c_int {
+    guard!("lease6_rebind", {
+        with_engine(handle, |engine, co| callouts::decide6(engine, co))
+    })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn leases6_committed(handle: *mut c_void) -> c_int {
+    guard!("leases6_committed", {
+        with_engine(handle, |engine, co| callouts::committed6(engine, co))
+    })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn lease6_decline(handle: *mut c_void) -> c_int {
+    guard!("lease6_decline", {
+        with_engine(handle, |engine, co| callouts::lease6_gone(engine, co))
+    })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn lease6_expire(handle: *mut c_void) -> c_int {
+    guard!("lease6_expire", {
+        with_engine(handle, |engine, co| callouts::lease6_expired(engine, co))
+    })
+}
+
+/// # Safety
+/// Called by Kea with its live `CalloutHandle&` (or `LibraryHandle&` for
+/// `load`) as a pointer; see SAFETY.md.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn lease6_recover(handle: *mut c_void) -> c_int {
+    guard!("lease6_recover", {
+        with_engine(handle, |engine, co| callouts::lease6_gone(engine, co))
     })
 }

@@ -9,13 +9,18 @@
 
 use std::borrow::Cow;
 use std::ffi::c_void;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 
 use kea_sys as sys;
 
 use crate::change::Lease;
-use crate::config::KeaSubnetDdns;
+use crate::config::{Family, KeaSubnetDdns};
+
+/// Kea's `ddns-replace-client-name` values that generate a name for a
+/// client that sent none (`D2ClientConfig::RCM_ALWAYS`, `RCM_WHEN_NOT_PRESENT`).
+const REPLACE_ALWAYS: u8 = 1;
+const REPLACE_WHEN_NOT_PRESENT: u8 = 3;
 
 /// Names longer than this are refused outright (a valid DNS name is at most
 /// 255 octets in wire form): a lease's hostname becomes `None`.
@@ -30,7 +35,44 @@ pub(crate) struct PacketNames {
     pub skip_ddns: bool,
 }
 
+/// Option 39's flags (RFC 4704), which the adapter translates to and from
+/// option 81's layout (S 1, O 2, E 4, N 8) that `naming` works with.
+const FQDN6_S: u8 = 0x01;
+const FQDN6_O: u8 = 0x02;
+const FQDN6_N: u8 = 0x04;
+
+fn fqdn6_to_common(flags: u8) -> u8 {
+    use crate::naming::{FLAG_N, FLAG_O, FLAG_S};
+    let mut out = 0;
+    for (v6, common) in [(FQDN6_S, FLAG_S), (FQDN6_O, FLAG_O), (FQDN6_N, FLAG_N)] {
+        if flags & v6 != 0 {
+            out |= common;
+        }
+    }
+    out
+}
+
+fn common_to_fqdn6(flags: u8) -> u8 {
+    use crate::naming::{FLAG_N, FLAG_O, FLAG_S};
+    let mut out = 0;
+    for (v6, common) in [(FQDN6_S, FLAG_S), (FQDN6_O, FLAG_O), (FQDN6_N, FLAG_N)] {
+        if flags & common != 0 {
+            out |= v6;
+        }
+    }
+    out
+}
+
+/// The flags Kea's DDNS client gives the option 39 it makes up for a
+/// client that sent none: S, the server updates both directions.
+pub(crate) const FABRICATED_FQDN6_FLAGS: u8 = FQDN6_S;
+
 pub(crate) const DHCPDISCOVER: u8 = 1;
+/// DHCPv6 message types that allocate nothing (Kea never commits leases
+/// for them).
+pub(crate) const DHCPV6_SOLICIT: u8 = 1;
+pub(crate) const DHCPV6_CONFIRM: u8 = 4;
+pub(crate) const DHCPV6_INFORMATION_REQUEST: u8 = 11;
 pub(crate) const DHCPINFORM: u8 = 8;
 
 /// A borrowed `isc::hooks::CalloutHandle&`, valid for the duration of one callout.
@@ -48,14 +90,18 @@ fn no_nul(text: &str) -> Cow<'_, str> {
     }
 }
 
-fn lease_from_bridge(raw: sys::Lease4) -> Lease {
-    let hostname = if raw.hostname.is_empty() || raw.hostname.len() > MAX_NAME {
+fn hostname(raw: Vec<u8>) -> Option<String> {
+    if raw.is_empty() || raw.len() > MAX_NAME {
         None
     } else {
-        String::from_utf8(raw.hostname).ok()
-    };
+        String::from_utf8(raw).ok()
+    }
+}
+
+fn lease_from_bridge(raw: sys::Lease4) -> Lease {
+    let hostname = hostname(raw.hostname);
     Lease {
-        addr: Ipv4Addr::from(raw.addr),
+        addr: IpAddr::V4(Ipv4Addr::from(raw.addr)),
         valid_lft: raw.valid_lft,
         cltt: raw.cltt,
         subnet_id: raw.subnet_id,
@@ -66,7 +112,35 @@ fn lease_from_bridge(raw: sys::Lease4) -> Lease {
         hostname,
         fqdn_fwd: raw.fqdn_fwd,
         fqdn_rev: raw.fqdn_rev,
+        duid: None,
     }
+}
+
+/// Kea's `Lease::TYPE_NA`: the only DHCPv6 leases Kea's DDNS names in DNS
+/// (temporary addresses and delegated prefixes get no records).
+const LEASE6_TYPE_NA: u8 = 0;
+
+/// A DHCPv6 address lease as the engine sees it; `None` for prefix
+/// delegations and temporary addresses, and for a malformed address.
+fn lease6_from_bridge(raw: sys::Lease6) -> Option<Lease> {
+    if raw.lease_type != LEASE6_TYPE_NA {
+        return None;
+    }
+    let octets: [u8; 16] = raw.addr.as_slice().try_into().ok()?;
+    Some(Lease {
+        addr: IpAddr::V6(Ipv6Addr::from(octets)),
+        valid_lft: raw.valid_lft,
+        cltt: raw.cltt,
+        subnet_id: raw.subnet_id,
+        state: raw.state,
+        htype: 0,
+        hwaddr: Vec::new(),
+        client_id: None,
+        hostname: hostname(raw.hostname),
+        fqdn_fwd: raw.fqdn_fwd,
+        fqdn_rev: raw.fqdn_rev,
+        duid: (!raw.duid.is_empty()).then_some(raw.duid),
+    })
 }
 
 impl<'a> Callout<'a> {
@@ -98,6 +172,58 @@ impl<'a> Callout<'a> {
         sys::ffi::arg_leases4(self.handle(), arg)
             .map(|leases| leases.into_iter().map(lease_from_bridge).collect())
             .unwrap_or_default()
+    }
+
+    pub(crate) fn lease6(&self, arg: &str) -> Option<Lease> {
+        sys::ffi::arg_lease6(self.handle(), arg)
+            .ok()
+            .and_then(lease6_from_bridge)
+    }
+
+    pub(crate) fn leases6(&self, arg: &str) -> Vec<Lease> {
+        sys::ffi::arg_leases6(self.handle(), arg)
+            .map(|leases| leases.into_iter().filter_map(lease6_from_bridge).collect())
+            .unwrap_or_default()
+    }
+
+    /// Option 39 of the DHCPv6 packet argument `arg`, its flags in option
+    /// 81's layout.
+    pub(crate) fn packet6_names(&self, arg: &str) -> Option<PacketNames> {
+        let raw = sys::ffi::arg_pkt6_names(self.handle(), arg).ok()?;
+        Some(PacketNames {
+            fqdn_flags: raw.has_fqdn.then(|| fqdn6_to_common(raw.fqdn_flags)),
+            skip_ddns: raw.skip_ddns,
+        })
+    }
+
+    pub(crate) fn packet6_type(&self, arg: &str) -> Option<u8> {
+        sys::ffi::arg_pkt6_type(self.handle(), arg).ok()
+    }
+
+    /// ddns6_update's subnet (`None` without one) and whether Kea has
+    /// named the client yet.
+    pub(crate) fn ddns6_update(&self) -> Option<(Option<u32>, bool)> {
+        let raw = sys::ffi::arg_ddns6_update(self.handle()).ok()?;
+        Some((raw.has_subnet.then_some(raw.subnet_id), raw.has_hostname))
+    }
+
+    /// subnet6_select's subnet.
+    pub(crate) fn subnet6_id(&self) -> Option<u32> {
+        sys::ffi::arg_subnet6_id(self.handle())
+            .ok()
+            .filter(|id| *id != 0)
+    }
+
+    /// Adds an empty option 39 with `flags` (option 39's layout) to the
+    /// packet argument `arg` unless it carries one; true when added.
+    pub(crate) fn add_empty_fqdn6(&self, arg: &str, flags: u8) -> bool {
+        sys::ffi::add_pkt6_empty_fqdn(self.handle(), arg, flags).unwrap_or(false)
+    }
+
+    /// Sets the flags of option 39 in the packet argument `arg`, given in
+    /// option 81's layout.
+    pub(crate) fn set_packet6_fqdn_flags(&self, arg: &str, flags: u8) -> bool {
+        sys::ffi::set_pkt6_fqdn_flags(self.handle(), arg, common_to_fqdn6(flags)).is_ok()
     }
 
     pub(crate) fn packet_names(&self, arg: &str) -> Option<PacketNames> {
@@ -132,6 +258,11 @@ impl<'a> Callout<'a> {
         sys::ffi::set_lease4_directions(self.handle(), arg, fwd, rev).is_ok()
     }
 
+    /// Sets the DHCPv6 lease argument's update directions.
+    pub(crate) fn set_lease6_directions(&self, arg: &str, fwd: bool, rev: bool) -> bool {
+        sys::ffi::set_lease6_directions(self.handle(), arg, fwd, rev).is_ok()
+    }
+
     /// Sets the flags of option 81 in the packet argument `arg` (the response).
     pub(crate) fn set_packet_fqdn_flags(&self, arg: &str, flags: u8) -> bool {
         sys::ffi::set_pkt4_fqdn_flags(self.handle(), arg, flags).is_ok()
@@ -159,15 +290,22 @@ impl<'a> Callout<'a> {
     /// Kea's own DDNS settings in dhcp4_srv_configured's `server_config`:
     /// Kea's defaults, then every subnet's. `Err` also when Kea's own DDNS
     /// client is on, which would publish every change a second time.
-    pub(crate) fn server_ddns(&self) -> Result<(KeaSubnetDdns, Vec<KeaSubnetDdns>), String> {
+    pub(crate) fn server_ddns(
+        &self,
+        family: Family,
+    ) -> Result<(KeaSubnetDdns, Vec<KeaSubnetDdns>), String> {
         if sys::ffi::server_d2_client_enabled(self.handle()).map_err(|e| e.to_string())? {
-            return Err(
+            return Err(format!(
                 "dhcp-ddns.enable-updates is true: leasedns replaces Kea's DDNS client \
-                        (and kea-dhcp-ddns); set it to false in kea-dhcp4.conf"
-                    .to_owned(),
-            );
+                 (and kea-dhcp-ddns); set it to false in {}.conf",
+                family.daemon()
+            ));
         }
-        let all = sys::ffi::server_subnets_ddns4(self.handle()).map_err(|e| e.to_string())?;
+        let all = match family {
+            Family::V4 => sys::ffi::server_subnets_ddns4(self.handle()),
+            Family::V6 => sys::ffi::server_subnets_ddns6(self.handle()),
+        }
+        .map_err(|e| e.to_string())?;
         let mut all = all.into_iter().map(|s| {
             let set = |v: u32| (v > 0).then_some(v);
             KeaSubnetDdns {
@@ -184,6 +322,10 @@ impl<'a> Callout<'a> {
                 ttl: set(s.ttl),
                 ttl_min: set(s.ttl_min),
                 ttl_max: set(s.ttl_max),
+                generate_names: matches!(
+                    s.replace_client_name,
+                    REPLACE_ALWAYS | REPLACE_WHEN_NOT_PRESENT
+                ),
             }
         });
         let global = all.next().ok_or("Kea returned no DDNS defaults")?;
@@ -274,9 +416,23 @@ pub(crate) fn ha_heartbeat() -> Result<String, String> {
     sys::ffi::ha_heartbeat().map_err(|e| e.to_string())
 }
 
-/// Every IPv4 lease in Kea's lease database. Main thread only (command
-/// handlers, dhcp4_srv_configured, the timer).
-pub(crate) fn all_leases() -> Option<Vec<Lease>> {
-    let leases = sys::ffi::leases4_all().ok()?;
-    Some(leases.into_iter().map(lease_from_bridge).collect())
+/// Every lease of `family` in Kea's lease database (DHCPv6: the address
+/// leases). Main thread only (command handlers, dhcpX_srv_configured, the
+/// timer).
+pub(crate) fn all_leases(family: Family) -> Option<Vec<Lease>> {
+    match family {
+        Family::V4 => {
+            let leases = sys::ffi::leases4_all().ok()?;
+            Some(leases.into_iter().map(lease_from_bridge).collect())
+        }
+        Family::V6 => {
+            let leases = sys::ffi::leases6_all().ok()?;
+            Some(leases.into_iter().filter_map(lease6_from_bridge).collect())
+        }
+    }
+}
+
+/// The name of the Kea daemon this library is loaded into.
+pub(crate) fn daemon_name() -> Result<String, String> {
+    sys::ffi::daemon_name().map_err(|e| e.to_string())
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 
 use parking_lot::RwLock;
 
-use crate::config::{Config, ConfigError, KeaRelease, KeaSubnetDdns, Scopes};
+use crate::config::{Config, ConfigError, Family, KeaRelease, KeaSubnetDdns, Scopes};
 use crate::engine::{Engine, EngineError, ReconcileRefused, Replay};
 use crate::ha::{self, HaAction, HaWatch};
 use crate::stats::Stats;
@@ -37,6 +37,22 @@ pub(crate) enum LoadError {
     UnknownKea(i32),
     #[error("{0}")]
     Engine(#[from] EngineError),
+    #[error(
+        "loaded into {0}: leasedns runs in kea-dhcp4 and kea-dhcp6 only; remove it from this daemon's hooks-libraries"
+    )]
+    WrongDaemon(String),
+    #[error("cannot tell which Kea daemon loaded the library: {0}")]
+    UnknownDaemon(String),
+}
+
+/// The address family of the Kea daemon the library is loaded into.
+pub(crate) fn daemon_family() -> Result<Family, LoadError> {
+    let daemon = host::daemon_name().map_err(LoadError::UnknownDaemon)?;
+    match daemon.as_str() {
+        "kea-dhcp4" => Ok(Family::V4),
+        "kea-dhcp6" => Ok(Family::V6),
+        _ => Err(LoadError::WrongDaemon(daemon)),
+    }
 }
 
 pub(crate) fn engine() -> Option<EngineRef> {
@@ -49,14 +65,16 @@ pub(crate) fn load(params: Option<&str>) -> Result<(), LoadError> {
     unload_engine();
     let kea = KeaRelease::from_hooks_version(kea_sys::KEA_HOOKS_VERSION)
         .ok_or(LoadError::UnknownKea(kea_sys::KEA_HOOKS_VERSION))?;
-    let cfg = Config::from_json_for(params.ok_or(LoadError::NoParameters)?, kea)?;
+    let family = daemon_family()?;
+    let mut cfg = Config::from_json_for(params.ok_or(LoadError::NoParameters)?, kea)?;
+    cfg.family = family;
     let zones = cfg.forward.len() + cfg.reverse.len();
     let dir = cfg.journal_dir.display().to_string();
     // The journal's old changes wait for dhcp4_srv_configured, which
     // knows whether an HA partner's database must be synced first.
     let engine = Engine::start_with(cfg, Arc::clone(&STATS), Replay::Hold)?;
     *ENGINE.write() = Some(Arc::new(engine));
-    tracing::info!(zones, journal = %dir, "leasedns loaded");
+    tracing::info!(zones, journal = %dir, daemon = family.daemon(), "leasedns loaded");
     publish_stats();
     Ok(())
 }
@@ -168,7 +186,8 @@ fn watch_ha(engine: &Engine) {
 /// Reads every lease from Kea's lease manager (main thread) and starts a
 /// reconciliation against it. Returns the number of leases, or why not.
 pub(crate) fn reconcile(engine: &Engine) -> Result<usize, ReconcileRefused> {
-    match engine.start_reconcile(host::all_leases) {
+    let family = engine.config().family;
+    match engine.start_reconcile(|| host::all_leases(family)) {
         Ok(n) => {
             tracing::info!(leases = n, "reconciliation started");
             Ok(n)
@@ -180,18 +199,18 @@ pub(crate) fn reconcile(engine: &Engine) -> Result<usize, ReconcileRefused> {
     }
 }
 
-/// dhcp4_srv_configured: Kea's configuration is final and the lease
+/// dhcp4_srv_configured / dhcp6_srv_configured: Kea's configuration is final and the lease
 /// database open (neither is during `load`), so the hook takes Kea's own
 /// DDNS settings per subnet (`kea_ddns` reads them) and the
 /// start-up reconciliation begins here. `Err`: Kea's settings cannot be
 /// used, and the configuration must be refused.
 pub(crate) fn server_configured(
-    kea_ddns: impl FnOnce() -> Result<(KeaSubnetDdns, Vec<KeaSubnetDdns>), String>,
+    kea_ddns: impl FnOnce(Family) -> Result<(KeaSubnetDdns, Vec<KeaSubnetDdns>), String>,
 ) -> Result<(), String> {
     let Some(engine) = engine() else {
         return Ok(());
     };
-    let (global, subnets) = kea_ddns()?;
+    let (global, subnets) = kea_ddns(engine.config().family)?;
     let scopes = Scopes::from_kea(engine.config(), &global, &subnets)?;
     tracing::info!(
         kea = engine.config().kea.name(),
