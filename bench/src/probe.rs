@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn ptr_names_reverse_the_octets() {
         assert_eq!(
-            ptr_name(Ipv4Addr::new(10, 12, 3, 4)),
+            ptr_name(Ipv4Addr::new(10, 12, 3, 4).into()),
             "4.3.12.10.in-addr.arpa."
         );
     }

@@ -459,7 +459,7 @@ fn count_missing(leases: &[Committed], forward: &ZoneContents, reverse: &ZoneCon
                 .is_some_and(|addrs| addrs.contains(&lease.address));
             let ptr_ok = reverse
                 .ptr
-                .get(&probe::ptr_name(lease.address))
+                .get(&probe::ptr_name(lease.address.into()))
                 .is_some_and(|targets| targets.contains(&name));
             !(a_ok && ptr_ok)
         })

@@ -714,7 +714,11 @@ fn check_oracle(phases: &[(&str, Observed)], release: (u32, u32)) {
     );
     assert!(has(&allocated.forward, "alpha.g.lan.example.", "DHCID").is_some());
     assert_eq!(
-        has(&allocated.reverse, &harness::reverse_name(address), "PTR"),
+        has(
+            &allocated.reverse,
+            &harness::reverse_name(address.into()),
+            "PTR"
+        ),
         Some("alpha.g.lan.example.".to_owned())
     );
     assert_eq!(

@@ -169,7 +169,7 @@ fn release_of_a_pending_add_leaves_no_ghost_record() {
     lab.figures("release-of-pending-add", report.acks(), peaks, converged);
     let dns = lab.dns();
     let ghost_name = format!("ghost.{ZONE}");
-    let ptr = harness::reverse_name(lease.address);
+    let ptr = harness::reverse_name(lease.address.into());
     for (name, rtype) in [
         (ghost_name.as_str(), "A"),
         (ghost_name.as_str(), "DHCID"),

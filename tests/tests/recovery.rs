@@ -203,7 +203,7 @@ fn reconcile_restores_deleted_records_and_removes_stale_ones() {
     let refs: Vec<&str> = edits.iter().map(String::as_str).collect();
     let out = lab.knot.nsupdate(ZONE, &refs).expect("knsupdate");
     assert!(out.success(), "{}", out.combined());
-    let victim_ptr = lab.ptr_name(victims[0]["address"].parse().unwrap());
+    let victim_ptr = lab.ptr_name(victims[0]["address"].parse::<std::net::IpAddr>().unwrap());
     let reverse = lab.net.reverse_zone();
     let out = lab
         .knot

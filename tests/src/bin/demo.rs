@@ -431,7 +431,7 @@ struct ZoneCounts {
 
 /// The records a lease with `fqdn` should produce.
 fn lease_records(fqdn: &str, addr: Ipv4Addr) -> Vec<Expected> {
-    let ptr = reverse_name(addr);
+    let ptr = reverse_name(addr.into());
     vec![
         Expected::new(fqdn, "A", Some(addr.to_string())),
         Expected::new(fqdn, "DHCID", None),
@@ -679,7 +679,7 @@ fn section_conflicting_client(demo: &Demo) -> Result<Dhclient> {
     let printer = format!("printer.{FORWARD_ZONE}");
     let a = dns.query(&printer, "A")?;
     let dhcid = dns.query(&printer, "DHCID")?;
-    let ptr = dns.query(&reverse_name(lease.address), "PTR")?;
+    let ptr = dns.query(&reverse_name(lease.address.into()), "PTR")?;
     demo.clock.detail(&format!(
         "{printer} A {} (static, untouched); DHCID: {}; PTR of {}: {}",
         a.join(" "),
@@ -696,7 +696,7 @@ fn section_conflicting_client(demo: &Demo) -> Result<Dhclient> {
     if !ptr.is_empty() {
         return Err(DemoError::Unexpected(format!(
             "the refused client got a PTR anyway: {} PTR {ptr:?}",
-            reverse_name(lease.address)
+            reverse_name(lease.address.into())
         )));
     }
     Ok(client)
@@ -1142,7 +1142,7 @@ mod tests {
     #[test]
     fn names_follow_the_address() {
         let addr = Ipv4Addr::new(10, 10, 2, 247);
-        assert_eq!(reverse_name(addr), "247.2.10.10.in-addr.arpa.");
+        assert_eq!(reverse_name(addr.into()), "247.2.10.10.in-addr.arpa.");
         assert_eq!(generated_name(addr), "host-10-10-2-247.lan.example.");
         let records = lease_records("laptop.lan.example.", addr);
         assert_eq!(records.len(), 4);

@@ -53,8 +53,8 @@ impl Lab {
         self.knot.dns()
     }
 
-    pub(crate) fn ptr_name(&self, addr: Ipv4Addr) -> String {
-        harness::reverse_name(addr)
+    pub(crate) fn ptr_name(&self, addr: impl Into<std::net::IpAddr>) -> String {
+        harness::reverse_name(addr.into())
     }
 
     pub(crate) fn stat(&self, name: &str) -> i64 {
