@@ -291,6 +291,19 @@ pub fn ddns_domains(
     forward_zone: &str,
     reverse_zone: &str,
 ) -> Value {
+    ddns_domains_multi(key, server, port, forward_zone, &[reverse_zone])
+}
+
+/// Like [`ddns_domains`] with several reverse zones, e.g. an in-addr.arpa
+/// and an ip6.arpa one: one D2 serves kea-dhcp4 and kea-dhcp6 alike and
+/// picks the reverse domain by the longest match of the PTR owner.
+pub fn ddns_domains_multi(
+    key: &crate::TsigKeyInfo,
+    server: std::net::IpAddr,
+    port: u16,
+    forward_zone: &str,
+    reverse_zones: &[&str],
+) -> Value {
     let servers = json!([{ "ip-address": server.to_string(), "port": port }]);
     let mut map = Map::new();
     map.insert(
@@ -301,10 +314,11 @@ pub fn ddns_domains(
         "forward-ddns".into(),
         json!({ "ddns-domains": [{ "name": forward_zone, "key-name": key.name, "dns-servers": servers }] }),
     );
-    map.insert(
-        "reverse-ddns".into(),
-        json!({ "ddns-domains": [{ "name": reverse_zone, "key-name": key.name, "dns-servers": servers }] }),
-    );
+    let reverse: Vec<Value> = reverse_zones
+        .iter()
+        .map(|zone| json!({ "name": zone, "key-name": key.name, "dns-servers": servers }))
+        .collect();
+    map.insert("reverse-ddns".into(), json!({ "ddns-domains": reverse }));
     Value::Object(map)
 }
 

@@ -1,4 +1,5 @@
-//! A private kea-dhcp4 serving the test subnet on the server-side veth.
+//! A private kea-dhcp4 or kea-dhcp6 serving the test subnet on the
+//! server-side veth.
 
 use crate::child::ChildGuard;
 use crate::error::{HarnessError, Result};
@@ -15,19 +16,64 @@ use std::time::Duration;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Everything the harness varies in a kea-dhcp4 configuration. Start from
-/// [`KeaOptions::for_netns`]; anything else goes into `dhcp4_extra` or
+/// Which server: kea-dhcp4 (`Dhcp4`, `subnet4`, `leases4.csv`) or
+/// kea-dhcp6 (`Dhcp6`, `subnet6`, `leases6.csv`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Family {
+    #[default]
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The server program.
+    pub fn program(self) -> &'static str {
+        match self {
+            Family::V4 => "kea-dhcp4",
+            Family::V6 => "kea-dhcp6",
+        }
+    }
+
+    /// The configuration's top-level key.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            Family::V4 => "Dhcp4",
+            Family::V6 => "Dhcp6",
+        }
+    }
+
+    /// The message the server logs once it serves.
+    fn started(self) -> &'static str {
+        match self {
+            Family::V4 => "DHCP4_STARTED",
+            Family::V6 => "DHCP6_STARTED",
+        }
+    }
+
+    fn lease_file(self) -> &'static str {
+        match self {
+            Family::V4 => "leases4.csv",
+            Family::V6 => "leases6.csv",
+        }
+    }
+}
+
+/// Everything the harness varies in a kea-dhcp4 or kea-dhcp6
+/// configuration. Start from [`KeaOptions::for_netns`] or
+/// [`KeaOptions::v6`]; anything else goes into `dhcp4_extra` or
 /// `subnet_extra`, which are merged last and win.
 #[derive(Clone, Debug)]
 pub struct KeaOptions {
+    /// kea-dhcp4 or kea-dhcp6.
+    pub family: Family,
     /// Interface Kea listens on with raw sockets.
     pub interface: String,
-    /// `10.N.0.0/16`.
+    /// `10.N.0.0/16` (v6: `fd77:N::/64`).
     pub subnet: String,
-    /// `10.N.1.1 - 10.N.250.254`.
+    /// `10.N.1.1 - 10.N.250.254` (v6: `fd77:N::1:0 - fd77:N::1:ffff`).
     pub pool: String,
     pub subnet_id: u32,
-    /// Seconds.
+    /// Seconds. kea-dhcp6 gets it as the preferred lifetime too.
     pub valid_lifetime: u32,
     /// Memfile `persist`; the lease file is private to the instance.
     pub persist: bool,
@@ -41,11 +87,12 @@ pub struct KeaOptions {
     pub hooks: Vec<(PathBuf, Value)>,
     /// Replaces `expired-leases-processing` when set.
     pub expired_leases_processing: Option<Value>,
-    /// Extra top-level `Dhcp4` keys (e.g. `ddns-*`), merged last.
+    /// Extra top-level keys of `Dhcp4` (or `Dhcp6`), e.g. `ddns-*`,
+    /// merged last.
     pub dhcp4_extra: Map<String, Value>,
     /// Extra keys of the one subnet (e.g. `reservations`), merged last.
     pub subnet_extra: Map<String, Value>,
-    /// Extra environment of the kea-dhcp4 process (e.g. `LD_PRELOAD` for a
+    /// Extra environment of the Kea process (e.g. `LD_PRELOAD` for a
     /// fault-injection library).
     pub environment: Vec<(String, String)>,
 }
@@ -59,6 +106,7 @@ impl KeaOptions {
     /// `10.N.0.0/16` on `interface`, pool `10.N.1.1 - 10.N.250.254`.
     fn serving(interface: &str, n: u8) -> Self {
         Self {
+            family: Family::V4,
             interface: interface.to_owned(),
             subnet: format!("10.{n}.0.0/16"),
             pool: format!("10.{n}.1.1 - 10.{n}.250.254"),
@@ -76,13 +124,29 @@ impl KeaOptions {
         }
     }
 
+    /// kea-dhcp6 serving the namespace pair's `fd77:N::/64` (see
+    /// [`Netns::new_v6`]) on its server-side veth, the subnet bound to that
+    /// interface (the clients are not relayed), pool
+    /// `fd77:N::1:0 - fd77:N::1:ffff`.
+    pub fn v6(net: &Netns) -> Self {
+        let pool_start = net.addr6(0x1_0000);
+        let pool_end = net.addr6(0x1_ffff);
+        Self {
+            family: Family::V6,
+            subnet: net.subnet6(),
+            pool: format!("{pool_start} - {pool_end}"),
+            ..Self::for_netns(net)
+        }
+    }
+
     /// Serves a [`Lan`]'s /16 from server `i`'s interface.
     pub fn for_lan(lan: &Lan, i: usize) -> Self {
         Self::serving(lan.server_iface(i), lan.octet())
     }
 
     /// Kea's naming settings the end-to-end tests share: names qualified
-    /// with `zone`, `host-a-b-c-d` for clients that send none.
+    /// with `zone`, `host-a-b-c-d` (v6: `host-fd77-N--1-5`) for clients
+    /// that send none.
     pub fn with_ddns_naming(mut self, zone: &str) -> Self {
         for (key, value) in [
             ("ddns-qualifying-suffix", json!(zone)),
@@ -107,28 +171,49 @@ impl KeaOptions {
             "subnet": self.subnet,
             "pools": [{ "pool": self.pool }],
         });
+        let mut interfaces = json!({ "interfaces": [self.interface] });
+        if self.family == Family::V4 {
+            interfaces["dhcp-socket-type"] = json!("raw");
+        } else {
+            // Clients on the link itself (not relayed) are matched to a
+            // subnet by its interface.
+            subnet["interface"] = json!(self.interface);
+        }
         merge(&mut subnet, &self.subnet_extra);
+        let subnets = match self.family {
+            Family::V4 => "subnet4",
+            Family::V6 => "subnet6",
+        };
         let mut dhcp4 = json!({
-            "interfaces-config": { "interfaces": [self.interface], "dhcp-socket-type": "raw" },
+            "interfaces-config": interfaces,
             "control-socket": { "socket-type": "unix", "socket-name": path_str(&dir.join("kea.sock")) },
             "lease-database": {
                 "type": "memfile",
                 "persist": self.persist,
-                "name": path_str(&dir.join("leases4.csv")),
+                "name": path_str(&dir.join(self.family.lease_file())),
                 // No kea-lfc runs: the file keeps every lease change, which
                 // tests may read.
                 "lfc-interval": 0,
             },
             "valid-lifetime": self.valid_lifetime,
-            "subnet4": [subnet],
+            subnets: [subnet],
             "loggers": [{
-                "name": "kea-dhcp4",
+                "name": self.family.program(),
                 "output_options": [{ "output": path_str(&dir.join("kea.log")), "flush": true }],
                 "severity": self.severity,
                 "debuglevel": self.debuglevel,
             }],
         });
         let mut extra = Map::new();
+        if self.family == Family::V6 {
+            extra.insert("preferred-lifetime".into(), json!(self.valid_lifetime));
+            // Kea keeps its server DUID in a file under its compile-time
+            // data directory (/var/lib/kea), which is not ours to write.
+            extra.insert(
+                "server-id".into(),
+                json!({ "type": "LLT", "persist": false }),
+            );
+        }
         if let Some(threads) = self.multi_threading {
             extra.insert(
                 "multi-threading".into(),
@@ -148,7 +233,9 @@ impl KeaOptions {
         }
         merge(&mut dhcp4, &extra);
         merge(&mut dhcp4, &self.dhcp4_extra);
-        json!({ "Dhcp4": dhcp4 })
+        let mut config = Map::new();
+        config.insert(self.family.config_key().into(), dhcp4);
+        Value::Object(config)
     }
 }
 
@@ -210,10 +297,15 @@ const HOOKS_DIR: &str = "hooks";
 /// every `hooks-libraries` entry of `config` is linked into `dir/hooks/` by
 /// its file name and the entry rewritten to the link, as an operator installs
 /// libraries into Kea's hooks directory. Kea 2.2 loads them the same way.
+/// Whichever daemon's configuration it is (`Dhcp4`, `Dhcp6`, `DhcpDdns`,
+/// `Control-agent`): the first top-level object with `hooks-libraries`.
 pub fn link_hooks(config: &mut Value, dir: &Path) -> Result<()> {
     let Some(libraries) = config
-        .get_mut("Dhcp4")
-        .and_then(|d| d.get_mut("hooks-libraries"))
+        .as_object_mut()
+        .and_then(|top| {
+            top.values_mut()
+                .find_map(|daemon| daemon.get_mut("hooks-libraries"))
+        })
         .and_then(Value::as_array_mut)
     else {
         return Ok(());
@@ -248,8 +340,9 @@ pub fn link_hooks(config: &mut Value, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A running kea-dhcp4 with its own directory (config, lease file, control
-/// socket, log, pid and lock files). Stopped and removed on drop.
+/// A running kea-dhcp4 or kea-dhcp6 ([`KeaOptions::family`]) with its own
+/// directory (config, lease file, control socket, log, pid and lock files).
+/// Stopped and removed on drop.
 #[derive(Debug)]
 pub struct Kea {
     // Field order: the guard drops (and stops Kea) before the directory.
@@ -260,8 +353,9 @@ pub struct Kea {
 }
 
 impl Kea {
-    /// Writes the configuration, starts kea-dhcp4 at `place` and waits until
-    /// it logs `DHCP4_STARTED` and answers on its control socket.
+    /// Writes the configuration, starts kea-dhcp4 (or kea-dhcp6) at `place`
+    /// and waits until it logs `DHCP4_STARTED` (`DHCP6_STARTED`) and
+    /// answers on its control socket.
     pub fn start(place: Place, opts: KeaOptions) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("leasedns-kea-")
@@ -297,11 +391,12 @@ impl Kea {
         // The log is appended to across restarts; readiness must look only
         // at what this run writes.
         let log_offset = std::fs::metadata(self.log_path()).map_or(0, |m| m.len());
-        let mut cmd = self.place.command("kea-dhcp4")?;
+        let program = self.opts.family.program();
+        let mut cmd = self.place.command(program)?;
         cmd.arg("-c").arg(self.conf_path());
         private_dirs(&mut cmd, self.dir.path());
         cmd.envs(self.opts.environment.iter().map(|(k, v)| (k, v)));
-        let mut guard = ChildGuard::spawn("kea-dhcp4", cmd, &self.dir.path().join("kea.out"))?;
+        let mut guard = ChildGuard::spawn(program, cmd, &self.dir.path().join("kea.out"))?;
         guard.watch_log(&self.log_path());
         self.guard = Some(guard);
         let ready = self.wait_ready(log_offset);
@@ -316,16 +411,21 @@ impl Kea {
         let log_path = self.log_path();
         let socket = self.socket_path();
         let mut failure = None;
+        let family = self.opts.family;
         let guard = self.guard.as_mut();
         let Some(guard) = guard else {
-            return Err(HarnessError::Missing("kea-dhcp4 is not running".into()));
+            return Err(HarnessError::Missing(format!(
+                "{} is not running",
+                family.program()
+            )));
         };
-        let ready = crate::wait_until(READY_TIMEOUT, "kea-dhcp4 to start", || {
+        let what = format!("{} to start", family.program());
+        let ready = crate::wait_until(READY_TIMEOUT, &what, || {
             if let Err(e) = guard.check_running() {
                 failure = Some(e);
                 return true;
             }
-            log_since(&log_path, log_offset).contains("DHCP4_STARTED")
+            log_since(&log_path, log_offset).contains(family.started())
                 && send_command(&socket, &json!({ "command": "list-commands" }))
                     .is_ok_and(|reply| reply.get("result") == Some(&json!(0)))
         });
@@ -430,7 +530,9 @@ impl Kea {
     }
 
     pub fn conf_path(&self) -> PathBuf {
-        self.dir.path().join("kea-dhcp4.conf")
+        self.dir
+            .path()
+            .join(format!("{}.conf", self.opts.family.program()))
     }
 
     pub fn socket_path(&self) -> PathBuf {
@@ -438,7 +540,7 @@ impl Kea {
     }
 
     pub fn lease_file(&self) -> PathBuf {
-        self.dir.path().join("leases4.csv")
+        self.dir.path().join(self.opts.family.lease_file())
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -451,9 +553,12 @@ impl Kea {
     }
 
     /// The memfile's current leases: the last row per address, keyed by the
-    /// CSV header (`address`, `hwaddr`, `client_id`, `valid_lifetime`,
+    /// CSV header (v4: `address`, `hwaddr`, `client_id`, `valid_lifetime`,
     /// `expire`, `subnet_id`, `fqdn_fwd`, `fqdn_rev`, `hostname`, `state`,
-    /// ...). Rows with `valid_lifetime` 0 (released) are dropped.
+    /// ...; v6: `address`, `duid`, `valid_lifetime`, `expire`, `subnet_id`,
+    /// `pref_lifetime`, `lease_type`, `iaid`, `prefix_len`, `fqdn_fwd`,
+    /// `fqdn_rev`, `hostname`, `hwaddr`, `state`, ...). Rows with
+    /// `valid_lifetime` 0 (released, or reclaimed and flushed) are dropped.
     pub fn leases(&self) -> Result<Vec<HashMap<String, String>>> {
         let path = self.lease_file();
         let text = std::fs::read_to_string(&path)
@@ -472,18 +577,26 @@ impl Kea {
         // its directories: those of the configuration's own directory (the
         // control socket's, as `config_json` puts everything in one), else
         // the check's.
+        let family = if config.get("Dhcp6").is_some() {
+            Family::V6
+        } else {
+            Family::V4
+        };
         let own = config
-            .pointer("/Dhcp4/control-socket/socket-name")
+            .pointer(&format!(
+                "/{}/control-socket/socket-name",
+                family.config_key()
+            ))
             .and_then(Value::as_str)
             .and_then(|socket| Path::new(socket).parent().map(Path::to_path_buf))
             .filter(|d| d.is_dir());
         let private = own.as_deref().unwrap_or(dir.path());
-        let path = dir.path().join("kea-dhcp4.conf");
+        let path = dir.path().join(format!("{}.conf", family.program()));
         let mut config = config.clone();
         link_hooks(&mut config, private)?;
         std::fs::write(&path, config.to_string())
             .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))?;
-        let mut cmd = place.command("kea-dhcp4")?;
+        let mut cmd = place.command(family.program())?;
         cmd.arg("-t").arg(&path);
         private_dirs(&mut cmd, private);
         let out = run(cmd, None, COMMAND_TIMEOUT)?;
@@ -578,6 +691,7 @@ mod tests {
     #[test]
     fn extras_override_generated_keys() {
         let mut opts = KeaOptions {
+            family: Family::V4,
             interface: "veth0".into(),
             subnet: "10.9.0.0/16".into(),
             pool: "10.9.1.1 - 10.9.1.9".into(),

@@ -1,5 +1,6 @@
-//! End-to-end harness: runs the real kea-dhcp4, kea-dhcp-ddns, knotd,
-//! dhclient and perfdhcp, and a scripted relaying DHCPv4 client.
+//! End-to-end harness: runs the real kea-dhcp4, kea-dhcp6, kea-dhcp-ddns,
+//! knotd, dhclient (v4 and -6) and perfdhcp, and a scripted relaying
+//! DHCPv4 client.
 //!
 //! Every test gets its own pair of network namespaces ([`Netns`]), its own
 //! temporary directory per daemon, and kill-on-drop guards ([`ChildGuard`]),
@@ -17,6 +18,7 @@
 mod child;
 mod d2;
 mod dhclient;
+mod dhclient6;
 mod dhcp4_client;
 mod dns;
 mod error;
@@ -28,21 +30,24 @@ mod process;
 mod zones;
 
 pub use child::ChildGuard;
-pub use d2::{D2, D2Options, NcrProgress, ddns_domains};
+pub use d2::{D2, D2Options, NcrProgress, ddns_domains, ddns_domains_multi};
 /// The in-addr.arpa name of an address, as the hook writes it (the one helper).
 pub use ddns_engine::change::{absolute_fqdn, reverse_name};
 pub use dhclient::{Dhclient, DhclientOptions, Fqdn, Lease};
+pub use dhclient6::{Dhclient6, Dhclient6Options, Fqdn6, Lease6};
 /// A lease obtained by [`RelayClient::allocate`].
 pub use dhcp4_client::Lease as RelayLease;
 pub use dhcp4_client::{ClientFqdn, ClientSpec, RelayClient, Reply};
 pub use dns::{Answer, Dns, ZoneRecord};
 pub use error::{HarnessError, Result};
-pub use kea::{Kea, KeaOptions, kea_release, link_hooks, private_dirs, send_command};
+pub use kea::{Family, Kea, KeaOptions, kea_release, link_hooks, private_dirs, send_command};
 pub use knot::{Knot, KnotOptions, TsigKeyInfo};
 pub use netns::{Lan, Netns, SideNetns};
 pub use perfdhcp::{Exchange, Perfdhcp, PerfdhcpReport};
 pub use process::{Output, Place, program};
-pub use zones::{LeaseNames, ZoneNames, ptr_owner_addr};
+pub use zones::{
+    LeaseNames, ZoneNames, ptr_owner_addr, ptr6_owner_addr, reverse_name6, reverse_zone6,
+};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

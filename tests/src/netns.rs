@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::process::{Place, program, run_ok};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,11 +29,24 @@ pub struct Netns {
     server_if: String,
     client_if: String,
     octet: u8,
+    /// Whether the pair also has IPv6 (see [`Netns::new_v6`]).
+    ipv6: bool,
 }
 
 impl Netns {
     pub fn new() -> Result<Self> {
-        Self::create_with(None)
+        Self::create_with(None, false)
+    }
+
+    /// Like [`new`](Self::new), and IPv6 as kea-dhcp6 and `dhclient -6`
+    /// need it: duplicate address detection is off in both namespaces
+    /// (through their default sysctls, set before the veth arrives, so the
+    /// link-local addresses are usable at once), the server end has
+    /// `fd77:N::1/64`, the client end `fd77:N::2/64`, and this returns only
+    /// once both ends' link-local addresses are usable (kea-dhcp6 binds
+    /// only then).
+    pub fn new_v6() -> Result<Self> {
+        Self::create_with(None, true)
     }
 
     /// Like [`new`](Self::new), but with `10.octet.0.0/16` whatever other
@@ -41,10 +54,10 @@ impl Netns {
     /// differential tests' stock and hook runs) each get a pair of their
     /// own with the same N. Namespaces isolate them, so they may overlap.
     pub fn with_octet(octet: u8) -> Result<Self> {
-        Self::create_with(Some(octet))
+        Self::create_with(Some(octet), false)
     }
 
-    fn create_with(octet: Option<u8>) -> Result<Self> {
+    fn create_with(octet: Option<u8>, ipv6: bool) -> Result<Self> {
         static CLEANUP: Once = Once::new();
         CLEANUP.call_once(remove_stale);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -59,18 +72,31 @@ impl Netns {
             server_if: format!("ld{tag}s"),
             client_if: format!("ld{tag}c"),
             octet,
+            ipv6,
         };
         // From here on Drop removes whatever part was created.
         net.create()?;
+        if ipv6 {
+            net.wait_link_local()?;
+        }
         Ok(net)
     }
 
     fn create(&self) -> Result<()> {
         let server = self.server_addr();
         let client = self.client_addr();
-        let steps: Vec<Vec<String>> = vec![
+        let mut steps: Vec<Vec<String>> = vec![
             vec!["netns".into(), "add".into(), self.server_ns.clone()],
             vec!["netns".into(), "add".into(), self.client_ns.clone()],
+        ];
+        if self.ipv6 {
+            // An interface takes its IPv6 settings from `default` when it
+            // appears in the namespace: this must precede `link set netns`.
+            for ns in [&self.server_ns, &self.client_ns] {
+                steps.extend(no_dad(ns));
+            }
+        }
+        steps.extend([
             format!(
                 "link add {} type veth peer name {}",
                 self.server_if, self.client_if
@@ -92,8 +118,48 @@ impl Netns {
             ns_args(&self.client_ns, &format!("link set {} up", self.client_if)),
             ns_args(&self.server_ns, "link set lo up"),
             ns_args(&self.client_ns, "link set lo up"),
-        ];
+        ]);
+        if self.ipv6 {
+            // `nodad`: usable at once whatever the sysctls say.
+            steps.extend([
+                ns_args(
+                    &self.server_ns,
+                    &format!(
+                        "-6 addr add {}/64 dev {} nodad",
+                        self.server_addr6(),
+                        self.server_if
+                    ),
+                ),
+                ns_args(
+                    &self.client_ns,
+                    &format!(
+                        "-6 addr add {}/64 dev {} nodad",
+                        self.client_addr6(),
+                        self.client_if
+                    ),
+                ),
+            ]);
+        }
         ip_all(steps)
+    }
+
+    /// Waits until both veth ends have a link-local address that is not
+    /// tentative (kernel DAD is off, but the address appears only once the
+    /// link is up on both sides).
+    fn wait_link_local(&self) -> Result<()> {
+        let ends = [
+            (&self.server_ns, &self.server_if),
+            (&self.client_ns, &self.client_if),
+        ];
+        crate::wait_until(IP_TIMEOUT, "link-local addresses on the veth", || {
+            ends.iter().all(|(ns, iface)| {
+                ip(&ns_args(
+                    ns,
+                    &format!("-6 addr show dev {iface} scope link"),
+                ))
+                .is_ok_and(|out| link_local_usable(&out))
+            })
+        })
     }
 
     /// Where to run server-side programs.
@@ -163,6 +229,71 @@ impl Netns {
     pub fn reverse_zone(&self) -> String {
         format!("{}.10.in-addr.arpa.", self.octet)
     }
+
+    /// Whether the pair was made by [`new_v6`](Self::new_v6).
+    pub fn has_ipv6(&self) -> bool {
+        self.ipv6
+    }
+
+    /// `fd77:N::host` (N written in hex digits as its decimal spelling,
+    /// `fd77:42::` for N = 42, so logs read alike in both families).
+    pub fn addr6(&self, host: u64) -> Ipv6Addr {
+        let n = u16::from_str_radix(&self.octet.to_string(), 16).unwrap_or(0);
+        let h = host.to_be_bytes();
+        let word = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+        Ipv6Addr::new(0xfd77, n, 0, 0, word(0), word(2), word(4), word(6))
+    }
+
+    /// `fd77:N::/64`.
+    pub fn subnet6(&self) -> String {
+        format!("{}/64", self.addr6(0))
+    }
+
+    /// `fd77:N::1`, on the server veth.
+    pub fn server_addr6(&self) -> Ipv6Addr {
+        self.addr6(1)
+    }
+
+    /// `fd77:N::2`, on the client veth.
+    pub fn client_addr6(&self) -> Ipv6Addr {
+        self.addr6(2)
+    }
+
+    /// The ip6.arpa zone of `fd77:N::/64` (its 16 nibbles).
+    pub fn reverse_zone6(&self) -> String {
+        crate::zones::reverse_zone6(self.addr6(0), 64)
+    }
+}
+
+/// `sysctl` steps turning duplicate address detection off for interfaces
+/// created in (or moved into) `ns` from now on.
+fn no_dad(ns: &str) -> Vec<Vec<String>> {
+    ["all", "default"]
+        .iter()
+        .flat_map(|scope| {
+            [
+                format!("net.ipv6.conf.{scope}.accept_dad=0"),
+                format!("net.ipv6.conf.{scope}.disable_ipv6=0"),
+            ]
+        })
+        .map(|setting| {
+            ["netns", "exec", ns, "sysctl", "-q", "-w", setting.as_str()]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        })
+        .collect()
+}
+
+/// `ip -6 addr show scope link` output: an fe80:: address that is neither
+/// tentative nor failed DAD.
+fn link_local_usable(out: &str) -> bool {
+    out.lines().any(|line| {
+        let line = line.trim();
+        line.starts_with("inet6 fe80:")
+            && !line.contains("tentative")
+            && !line.contains("dadfailed")
+    })
 }
 
 impl Drop for Netns {

@@ -6,9 +6,13 @@ use std::time::Duration;
 
 /// One perfdhcp run. perfdhcp in v4 mode acts as a relay: it needs an
 /// address on its interface (the client veth has `10.N.0.2`), and Kea picks
-/// the subnet from that giaddr.
+/// the subnet from that giaddr. In v6 mode ([`Perfdhcp::v6`]) it sends
+/// from the interface's link-local address to the servers' multicast
+/// group, and kea-dhcp6 picks the subnet by the receiving interface.
 #[derive(Clone, Debug)]
 pub struct Perfdhcp {
+    /// `-6` (Solicit/Advertise/Request/Reply) instead of `-4`.
+    pub ipv6: bool,
     /// Exchanges initiated per second (`-r`).
     pub rate: u32,
     /// Distinct simulated clients, i.e. MAC addresses (`-R`).
@@ -56,12 +60,18 @@ impl PerfdhcpReport {
     pub fn acks(&self) -> u64 {
         self.exchange("REQUEST-ACK").map_or(0, |e| e.received)
     }
+
+    /// Replies to Requests received: completed DHCPv6 4-way exchanges.
+    pub fn replies(&self) -> u64 {
+        self.exchange("REQUEST-REPLY").map_or(0, |e| e.received)
+    }
 }
 
 impl Perfdhcp {
     /// Full DORA for `clients` clients, `exchanges` exchanges at `rate`/s.
     pub fn new(rate: u32, clients: u32, exchanges: u32) -> Self {
         Self {
+            ipv6: false,
             rate,
             clients,
             exchanges,
@@ -71,8 +81,17 @@ impl Perfdhcp {
         }
     }
 
+    /// Full Solicit/Advertise/Request/Reply for `clients` clients (DUIDs),
+    /// `exchanges` exchanges at `rate`/s.
+    pub fn v6(rate: u32, clients: u32, exchanges: u32) -> Self {
+        Self {
+            ipv6: true,
+            ..Self::new(rate, clients, exchanges)
+        }
+    }
+
     /// Adds DHCP option `code` with raw `value` to every packet (`-o`), e.g.
-    /// 12 (host name) or 81 (client FQDN).
+    /// 12 (host name) or 81 (client FQDN); v6: 39 (client FQDN).
     pub fn option(mut self, code: u8, value: &[u8]) -> Self {
         let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
         self.extra.push("-o".into());
@@ -92,7 +111,8 @@ impl Perfdhcp {
     /// non-zero exit code is not an error: it is in the report.
     pub fn run(&self, place: &Place, iface: &str) -> Result<PerfdhcpReport> {
         let mut cmd = place.command("perfdhcp")?;
-        cmd.args(["-4", "-l", iface])
+        let family = if self.ipv6 { "-6" } else { "-4" };
+        cmd.args([family, "-l", iface])
             .arg("-r")
             .arg(self.rate.to_string())
             .arg("-R")
@@ -187,6 +207,20 @@ mod tests {
         };
         assert_eq!(report.total_drops(), 2);
         assert_eq!(report.acks(), 98);
+    }
+
+    #[test]
+    fn v6_replies_are_counted() {
+        let text = "***Statistics for: SOLICIT-ADVERTISE***\nsent packets: 10\nreceived packets: 10\n\
+            ***Statistics for: REQUEST-REPLY***\nsent packets: 10\nreceived packets: 9\ndrops: 1\n";
+        let report = PerfdhcpReport {
+            exit_code: Some(3),
+            exchanges: parse_report(text),
+            output: String::new(),
+        };
+        assert_eq!(report.replies(), 9);
+        assert_eq!(report.acks(), 0);
+        assert!(Perfdhcp::v6(1, 1, 1).ipv6);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::dns::Dns;
 use crate::kea::Kea;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// What DNS must hold according to a Kea's lease file.
 pub struct LeaseNames {
@@ -144,4 +144,82 @@ pub fn ptr_owner_addr(owner: &str) -> Option<Ipv4Addr> {
         return None;
     };
     format!("{a}.{b}.{c}.{d}").parse().ok()
+}
+
+/// The ip6.arpa owner of `addr`'s PTR: its 32 nibbles, lowest first.
+pub fn reverse_name6(addr: Ipv6Addr) -> String {
+    let mut name = String::with_capacity(72);
+    for nibble in nibbles(addr).iter().rev() {
+        name.push(char::from_digit(u32::from(*nibble), 16).unwrap_or('0'));
+        name.push('.');
+    }
+    name.push_str("ip6.arpa.");
+    name
+}
+
+/// The ip6.arpa zone of the prefix `addr`/`prefix_len`, rounded down to a
+/// nibble boundary: `fd77:42::/64` -> `0.0.0.0.0.0.0.0.2.4.0.0.7.7.d.f.ip6.arpa.`.
+pub fn reverse_zone6(addr: Ipv6Addr, prefix_len: u8) -> String {
+    let keep = usize::from(prefix_len.min(128) / 4);
+    let mut name = String::new();
+    for nibble in nibbles(addr)[..keep].iter().rev() {
+        name.push(char::from_digit(u32::from(*nibble), 16).unwrap_or('0'));
+        name.push('.');
+    }
+    name.push_str("ip6.arpa.");
+    name
+}
+
+/// The address whose ip6.arpa PTR owner is `owner` (the inverse of
+/// [`reverse_name6`]); None for other owners (the apex).
+pub fn ptr6_owner_addr(owner: &str) -> Option<Ipv6Addr> {
+    let lower = owner.to_ascii_lowercase();
+    let rest = lower.strip_suffix(".ip6.arpa.")?;
+    let digits: Vec<u8> = rest
+        .split('.')
+        .map(|label| {
+            u8::from_str_radix(label, 16)
+                .ok()
+                .filter(|_| label.len() == 1)
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut octets = [0u8; 16];
+    // Owners list the nibbles lowest first.
+    for (i, octet) in octets.iter_mut().enumerate() {
+        *octet = (digits[31 - 2 * i] << 4) | digits[30 - 2 * i];
+    }
+    Some(Ipv6Addr::from(octets))
+}
+
+/// The 32 nibbles of `addr`, most significant first.
+fn nibbles(addr: Ipv6Addr) -> Vec<u8> {
+    addr.octets()
+        .iter()
+        .flat_map(|octet| [octet >> 4, octet & 0x0f])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip6_arpa_names_round_trip() {
+        let addr: Ipv6Addr = "fd77:42::1:a".parse().unwrap();
+        let name = reverse_name6(addr);
+        assert_eq!(
+            name,
+            "a.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.4.0.0.7.7.d.f.ip6.arpa."
+        );
+        assert_eq!(ptr6_owner_addr(&name), Some(addr));
+        assert_eq!(ptr6_owner_addr(&name.to_ascii_uppercase()), Some(addr));
+        let zone = reverse_zone6(addr, 64);
+        assert_eq!(zone, "0.0.0.0.0.0.0.0.2.4.0.0.7.7.d.f.ip6.arpa.");
+        assert!(name.ends_with(&zone));
+        assert_eq!(ptr6_owner_addr(&zone), None);
+        assert_eq!(ptr6_owner_addr("1.0.10.in-addr.arpa."), None);
+    }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod fault_lab;
+pub(crate) mod lab6;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
