@@ -30,6 +30,10 @@ pub struct KnotOptions {
     pub forward_records: Vec<String>,
     /// Extra zone-file lines for the reverse zone, e.g. `250.0 PTR printer.lan.example.`.
     pub reverse_records: Vec<String>,
+    /// More reverse zones after `reverse_zone`, each starting empty (SOA
+    /// and NS only): a dual-stack lab serves an in-addr.arpa and an
+    /// ip6.arpa zone from one knotd.
+    pub more_reverse_zones: Vec<String>,
     /// TSIG key name (absolute); the secret is random per instance.
     pub key_name: String,
     /// Default TTL of the static records.
@@ -71,6 +75,7 @@ impl KnotOptions {
             reverse_zone: None,
             forward_records: Vec::new(),
             reverse_records: Vec::new(),
+            more_reverse_zones: Vec::new(),
             key_name: "leasedns-test.".to_owned(),
             ttl: 300,
             listen: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
@@ -165,6 +170,7 @@ impl Knot {
         });
         let mut zones = vec![absolute(&opts.forward_zone)];
         zones.extend(opts.reverse_zone.as_deref().map(absolute));
+        zones.extend(opts.more_reverse_zones.iter().map(|zone| absolute(zone)));
         for sub in ["db", "run", "zones"] {
             create_dir(&dir.path().join(sub))?;
         }
@@ -180,15 +186,13 @@ impl Knot {
                 true,
             )?;
         }
-        if let Some(reverse) = zones.get(1).filter(|_| is_primary) {
-            write_zone(
-                dir.path(),
-                reverse,
-                &zones[0],
-                opts.ttl,
-                &opts.reverse_records,
-                false,
-            )?;
+        for (i, reverse) in zones.iter().enumerate().skip(1).filter(|_| is_primary) {
+            let records = if i == 1 {
+                &opts.reverse_records[..]
+            } else {
+                &[]
+            };
+            write_zone(dir.path(), reverse, &zones[0], opts.ttl, records, false)?;
         }
         let conf = dir.path().join("knot.conf");
         write_file(&conf, &config_text(dir.path(), opts, port, &key, &zones))?;

@@ -20,6 +20,7 @@ mod d2;
 mod dhclient;
 mod dhclient6;
 mod dhcp4_client;
+mod dhcp6_client;
 mod dns;
 mod error;
 mod kea;
@@ -38,6 +39,7 @@ pub use dhclient6::{Dhclient6, Dhclient6Options, Fqdn6, Lease6};
 /// A lease obtained by [`RelayClient::allocate`].
 pub use dhcp4_client::Lease as RelayLease;
 pub use dhcp4_client::{ClientFqdn, ClientSpec, RelayClient, Reply};
+pub use dhcp6_client::{Dhcp6Client, Dhcp6Lease};
 pub use dns::{Answer, Dns, ZoneRecord};
 pub use error::{HarnessError, Result};
 pub use kea::{Family, Kea, KeaOptions, kea_release, link_hooks, private_dirs, send_command};

@@ -57,6 +57,13 @@ impl Netns {
         Self::create_with(Some(octet), false)
     }
 
+    /// [`new_v6`](Self::new_v6) with `10.octet.0.0/16` and `fd77:octet::/64`
+    /// whatever other pairs use, as [`with_octet`](Self::with_octet): runs
+    /// that must see the same addresses and names.
+    pub fn new_v6_with_octet(octet: u8) -> Result<Self> {
+        Self::create_with(Some(octet), true)
+    }
+
     fn create_with(octet: Option<u8>, ipv6: bool) -> Result<Self> {
         static CLEANUP: Once = Once::new();
         CLEANUP.call_once(remove_stale);
