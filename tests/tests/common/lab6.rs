@@ -111,6 +111,43 @@ impl Lab6 {
         format!("kea log tail:\n{}{d2}", tail(&self.kea.log(), 60))
     }
 
+    /// One `leasedns.*` statistic (0 while Kea does not answer).
+    pub(crate) fn stat(&self, name: &str) -> i64 {
+        self.kea
+            .command_ok("statistic-get", Some(json!({ "name": name })))
+            .ok()
+            .and_then(|v| v.get(name)?.get(0)?.get(0)?.as_i64())
+            .unwrap_or(0)
+    }
+
+    /// Every `leasedns.*` statistic, for failure messages.
+    pub(crate) fn stats_line(&self) -> String {
+        let Ok(all) = self.kea.command_ok("statistic-get-all", None) else {
+            return "(statistics unavailable)".into();
+        };
+        all.as_object().map_or_else(
+            || all.to_string(),
+            |map| {
+                map.iter()
+                    .filter(|(k, _)| k.starts_with("leasedns."))
+                    .map(|(k, v)| format!("{}={}", &k["leasedns.".len()..], v[0][0]))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+        )
+    }
+
+    /// Starts `run` (a `perfdhcp -6`) from the client namespace on another
+    /// thread.
+    pub(crate) fn burst(
+        &self,
+        run: harness::Perfdhcp,
+    ) -> std::thread::JoinHandle<harness::Result<harness::PerfdhcpReport>> {
+        let place = self.net.client();
+        let iface = self.net.client_iface().to_owned();
+        std::thread::spawn(move || run.run(&place, &iface))
+    }
+
     pub(crate) fn wait_records(&self, name: &str, rtype: &str, expected: &[String]) {
         let dns = self.dns();
         let mut last = None;
@@ -205,10 +242,10 @@ impl LeaseNames6 {
 
 /// What the zones hold, by AXFR: AAAA, PTR and DHCID records.
 pub(crate) struct ZoneNames6 {
-    aaaa: BTreeSet<(String, Ipv6Addr)>,
-    ptr: BTreeSet<(String, Ipv6Addr)>,
-    forward_dhcid: BTreeMap<String, usize>,
-    reverse_dhcid: BTreeMap<Ipv6Addr, usize>,
+    pub(crate) aaaa: BTreeSet<(String, Ipv6Addr)>,
+    pub(crate) ptr: BTreeSet<(String, Ipv6Addr)>,
+    pub(crate) forward_dhcid: BTreeMap<String, usize>,
+    pub(crate) reverse_dhcid: BTreeMap<Ipv6Addr, usize>,
 }
 
 impl ZoneNames6 {
