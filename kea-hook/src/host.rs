@@ -432,6 +432,16 @@ pub(crate) fn all_leases(family: Family) -> Option<Vec<Lease>> {
     }
 }
 
+/// Stores `lease`'s update directions in Kea's lease database (a DHCPv6
+/// address lease); true when the stored lease changed.
+pub(crate) fn store_lease6_directions(lease: &Lease) -> Result<bool, String> {
+    let IpAddr::V6(addr) = lease.addr else {
+        return Err(format!("{} is not an IPv6 address", lease.addr));
+    };
+    sys::ffi::lease6_store_directions(&addr.octets(), lease.fqdn_fwd, lease.fqdn_rev)
+        .map_err(|e| e.to_string())
+}
+
 /// The name of the Kea daemon this library is loaded into.
 pub(crate) fn daemon_name() -> Result<String, String> {
     sys::ffi::daemon_name().map_err(|e| e.to_string())
@@ -472,7 +482,10 @@ mod tests {
         };
         let lease = lease6_from_bridge(raw(LEASE6_TYPE_NA)).expect("an IA_NA lease");
         assert_eq!(lease.addr, "fd77::1:5".parse::<IpAddr>().unwrap());
-        assert_eq!(lease.duid.as_deref(), Some(&[0, 3, 0, 1, 1, 2, 3, 4, 5, 6][..]));
+        assert_eq!(
+            lease.duid.as_deref(),
+            Some(&[0, 3, 0, 1, 1, 2, 3, 4, 5, 6][..])
+        );
         assert_eq!(lease.hostname.as_deref(), Some("a.lan.example."));
         assert!(lease6_from_bridge(raw(1)).is_none(), "IA_TA");
         assert!(lease6_from_bridge(raw(2)).is_none(), "IA_PD");
