@@ -15,7 +15,7 @@ use crate::error::{HarnessError, Result};
 use crate::netns::Netns;
 use dhcproto::Encodable as _;
 use dhcproto::v4::{self, DhcpOption, MessageType, OptionCode, UnknownOption};
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -231,7 +231,7 @@ impl RelayClient {
         }
         let socket = bind_in_namespace(
             net.client_ns(),
-            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DHCP_PORT),
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DHCP_PORT).into(),
         )?;
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
@@ -455,7 +455,7 @@ fn mac_text(chaddr: &[u8]) -> String {
 /// A UDP socket bound in network namespace `ns`: a short-lived thread
 /// enters the namespace (setns changes only the calling thread) and binds;
 /// the socket stays in that namespace wherever it is used from.
-fn bind_in_namespace(ns: &str, addr: SocketAddrV4) -> Result<UdpSocket> {
+pub(crate) fn bind_in_namespace(ns: &str, addr: SocketAddr) -> Result<UdpSocket> {
     let path = Path::new("/run/netns").join(ns);
     let context = format!("binding {addr} in namespace {ns}");
     std::thread::scope(|scope| {
