@@ -129,9 +129,13 @@ fn first_and_last(family: Family) -> (&'static str, &'static str) {
 }
 
 pub(crate) fn one_line(r: &RunResult) -> String {
-    let (first, last) = first_and_last(r.family);
+    let (first, _) = first_and_last(r.family);
+    let answers = match r.family {
+        Family::V4 => "ACKs",
+        Family::V6 => "Replies",
+    };
     format!(
-        "{} leases committed ({} {last}s), {:.0} leases/s, {} drops, all records {} s after the first {first}, lag {} s, missing {}, {} names/s, CPU kea {:.2} s d2 {} s knotd {:.2} s",
+        "{} leases committed ({} {answers}), {:.0} leases/s, {} drops, all records {} s after the first {first}, lag {} s, missing {}, {} names/s, CPU kea {:.2} s d2 {} s knotd {:.2} s",
         r.committed,
         r.acks,
         r.leases_per_s,

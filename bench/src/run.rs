@@ -237,6 +237,12 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
         let end = outcome.complete_at.unwrap_or(outcome.gave_up_at);
         let complete = leases.len() - outcome.missing;
         result.missing = Some(outcome.missing);
+        if !outcome.examples.is_empty() {
+            result.notes.push(format!(
+                "incomplete leases (lease file: address and host name; zones: what they hold), e.g. {}",
+                outcome.examples.join("; ")
+            ));
+        }
         result.names_per_s = Some(complete as f64 / end.duration_since(dns_start).as_secs_f64());
         if let Some(at) = outcome.complete_at {
             result.all_records_s = Some(at.duration_since(first).as_secs_f64());
@@ -408,6 +414,8 @@ struct Outcome {
     complete_at: Option<Instant>,
     gave_up_at: Instant,
     missing: usize,
+    /// A few of the incomplete leases and what the zones hold for them.
+    examples: Vec<String>,
 }
 
 /// Waits until every lease has its A (AAAA) and PTR, the zones stall, or the
@@ -457,6 +465,7 @@ fn wait_for_records(
                     complete_at: Some(at),
                     gave_up_at: at,
                     missing: 0,
+                    examples: Vec::new(),
                 });
             }
         }
@@ -469,6 +478,7 @@ fn wait_for_records(
                 complete_at: None,
                 gave_up_at: log.last_change().unwrap_or(now),
                 missing,
+                examples: missing_examples(leases, &contents[0], &contents[1]),
             });
         }
     }
@@ -483,6 +493,39 @@ fn transfer(
     probe::run_in_netns(net.server_ns(), move || {
         zones.iter().map(|z| probe::axfr(dns, z)).collect()
     })
+}
+
+/// Up to three incomplete leases, each with the addresses its name has and
+/// the names its PTR has, so a miss says which half is absent.
+fn missing_examples(
+    leases: &[Committed],
+    forward: &ZoneContents,
+    reverse: &ZoneContents,
+) -> Vec<String> {
+    leases
+        .iter()
+        .filter(|l| count_missing(std::slice::from_ref(*l), forward, reverse) == 1)
+        .take(3)
+        .map(|l| {
+            let name = l.hostname.to_ascii_lowercase();
+            let addresses: Vec<String> = match l.address {
+                IpAddr::V4(_) => forward
+                    .a
+                    .get(&name)
+                    .map(|a| a.iter().map(|x| x.to_string()).collect()),
+                IpAddr::V6(_) => forward
+                    .aaaa
+                    .get(&name)
+                    .map(|a| a.iter().map(|x| x.to_string()).collect()),
+            }
+            .unwrap_or_default();
+            let ptr = reverse.ptr.get(&probe::ptr_name(l.address));
+            format!(
+                "{} {:?}: forward {addresses:?}, PTR {ptr:?}",
+                l.address, l.hostname
+            )
+        })
+        .collect()
 }
 
 fn count_missing(leases: &[Committed], forward: &ZoneContents, reverse: &ZoneContents) -> usize {
