@@ -237,7 +237,8 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
         let end = outcome.complete_at.unwrap_or(outcome.gave_up_at);
         let complete = leases.len() - outcome.missing;
         result.missing = Some(outcome.missing);
-        if !outcome.examples.is_empty() {
+        // DHCPv6 only, so the v4 report stays as it was.
+        if family == Family::V6 && !outcome.examples.is_empty() {
             result.notes.push(format!(
                 "incomplete leases (lease file: address and host name; zones: what they hold), e.g. {}",
                 outcome.examples.join("; ")
