@@ -311,9 +311,12 @@ fn bench(args: &Args) -> Result<(), BenchError> {
         }
         for &mode in &modes {
             eprintln!(
-                "bench: {} ({} {} leases at {}/s{}) in mode {} ...",
+                "bench: {} ({}{} leases at {}/s{}) in mode {} ...",
                 workload.name,
-                workload.family.program(),
+                match workload.family {
+                    Family::V4 => "",
+                    Family::V6 => "kea-dhcp6, ",
+                },
                 workload.leases,
                 workload.rate,
                 workload
