@@ -142,3 +142,84 @@ e2e_check_published() {
 }
 
 e2e_answer_nonempty() { [[ -n "$(e2e_query "$1" "$2")" ]]; }
+
+# DHCPv6 on the same pair (build/test-packages, build/test-images): the
+# example kea-dhcp6.conf's subnet 2001:db8:1::/64, the server end
+# 2001:db8:1::1, the client end 2001:db8:1::2.
+E2E_ZONE6_REVERSE=0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.
+
+# e2e_netns_v6_up: IPv6 on the pair made by e2e_netns_up. kea-dhcp6 binds
+# only once its interface's link-local address has passed duplicate address
+# detection, so this waits for both ends' link-local addresses.
+e2e_netns_v6_up() {
+  local ns
+  for ns in "$E2E_SRV_NS" "$E2E_CLI_NS"; do
+    ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+  done
+  ip -n "$E2E_SRV_NS" -6 addr add 2001:db8:1::1/64 dev "$E2E_SRV_IF" nodad
+  ip -n "$E2E_CLI_NS" -6 addr add 2001:db8:1::2/64 dev "$E2E_CLI_IF" nodad
+  e2e_wait 10 "the server end's link-local address" e2e_link_local_ready "$E2E_SRV_NS" "$E2E_SRV_IF" ||
+    e2e_die "no usable link-local address on $E2E_SRV_IF"
+  e2e_wait 10 "the client end's link-local address" e2e_link_local_ready "$E2E_CLI_NS" "$E2E_CLI_IF" ||
+    e2e_die "no usable link-local address on $E2E_CLI_IF"
+}
+
+e2e_link_local_ready() {
+  ip -n "$1" -6 addr show dev "$2" scope link | grep 'inet6 fe80:' | grep -qv -e tentative -e dadfailed
+}
+
+# e2e_dhclient6 NAME: a dhclient -6 in the client namespace sending NAME
+# (partial, with the S flag: the server updates DNS) in option 39; waits for
+# its lease and sets E2E_LEASE6 to the leased address. It stays in the
+# background to renew; e2e_netns_down ends it.
+e2e_dhclient6() {
+  local name=$1 dir=$E2E_DIR/dhclient6-$1 hex
+  mkdir -p "$dir"
+  # flags 0x01 (S), then the name in wire format without the root label.
+  hex=$(printf '%02x' "${#name}"; printf '%s' "$name" | od -An -tx1 | tr -d ' \n')
+  hex=$(sed 's/../&:/g; s/:$//' <<<"01$hex")
+  printf 'timeout 20;\nretry 1;\ninitial-interval 1;\nsend dhcp6.fqdn %s;\n' "$hex" > "$dir/dhclient6.conf"
+  printf '#!/bin/sh\necho "reason=$reason ip6=$new_ip6_address" >> "%s/script.log"\n' "$dir" > "$dir/script"
+  chmod 0755 "$dir/script"
+  ip netns exec "$E2E_CLI_NS" timeout 30 dhclient -6 -1 -v -cf "$dir/dhclient6.conf" -lf "$dir/leases" \
+    -pf "$dir/pid" -sf "$dir/script" "$E2E_CLI_IF" >"$dir/out" 2>&1 ||
+    { cat "$dir/out" >&2; e2e_die "dhclient -6 ($name) got no lease"; }
+  local addr
+  addr=$(sed -n 's/^reason=\(BOUND6\|REBOOT6\) ip6=//p' "$dir/script.log" | tail -n1)
+  [[ -n "$addr" ]] || { cat "$dir/out" "$dir/script.log" >&2; e2e_die "dhclient -6 ($name) reported no address"; }
+  e2e_say "dhclient -6 sending $name: leased $addr"
+  E2E_LEASE6=$addr
+}
+
+# e2e_check_published6 NAME ADDRESS: NAME.$E2E_ZONE has AAAA ADDRESS and a
+# DHCID, the address's ip6.arpa name a PTR to it and a DHCID.
+e2e_check_published6() {
+  local fqdn=$1.$E2E_ZONE addr=$2 ptr_name
+  e2e_wait 30 "$fqdn AAAA" e2e_answer_is "$fqdn" AAAA "$addr" ||
+    e2e_die "$fqdn AAAA is '$(e2e_query "$fqdn" AAAA)', not $addr"
+  ptr_name=$(e2e_reverse6 "$addr")
+  [[ "$ptr_name" == *".$E2E_ZONE6_REVERSE" ]] || e2e_die "$addr ($ptr_name) is not in $E2E_ZONE6_REVERSE"
+  e2e_wait 30 "$ptr_name PTR" e2e_answer_is "$ptr_name" PTR "$fqdn" ||
+    e2e_die "$ptr_name PTR is '$(e2e_query "$ptr_name" PTR)', not $fqdn"
+  [[ -n "$(e2e_query "$fqdn" DHCID)" ]] || e2e_die "$fqdn has no DHCID"
+  [[ -n "$(e2e_query "$ptr_name" DHCID)" ]] || e2e_die "$ptr_name has no DHCID"
+  e2e_say "$fqdn AAAA $addr, $ptr_name PTR $fqdn, DHCID at both"
+}
+
+# e2e_reverse6 ADDRESS: its ip6.arpa name (32 nibbles).
+e2e_reverse6() {
+  local addr=$1 head tail h=() t=() groups=() g i full="" name=""
+  if [[ "$addr" == *::* ]]; then
+    head=${addr%%::*} tail=${addr#*::}
+    [[ -z "$head" ]] || IFS=: read -ra h <<<"$head"
+    [[ -z "$tail" ]] || IFS=: read -ra t <<<"$tail"
+    groups=("${h[@]}")
+    for ((i = ${#h[@]} + ${#t[@]}; i < 8; i++)); do groups+=(0); done
+    groups+=("${t[@]}")
+  else
+    IFS=: read -ra groups <<<"$addr"
+  fi
+  for g in "${groups[@]}"; do full+=$(printf '%04x' "0x$g"); done
+  for ((i = ${#full} - 1; i >= 0; i--)); do name+="${full:i:1}."; done
+  printf '%sip6.arpa.\n' "$name"
+}

@@ -1,6 +1,7 @@
 //! `./build/bench`: the same perfdhcp workloads through (a) Kea with DDNS
 //! off, (b) the stock path kea-dhcp4 -> kea-dhcp-ddns -> Knot and (c) Kea
-//! with leasedns, each against a fresh knotd in fresh network namespaces,
+//! with leasedns (each also for kea-dhcp6 and perfdhcp -6: the workloads
+//! named with a 6), each against a fresh knotd in fresh network namespaces,
 //! then one table with lease rates, DNS completion, lag, missing records,
 //! CPU, the ratios c/b and c/a, callout latencies and the issue's targets.
 
@@ -9,6 +10,7 @@ mod probe;
 mod report;
 mod run;
 
+use harness::Family;
 use run::{Mode, RunResult, Setup, Workload};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,7 +42,8 @@ impl BenchError {
 }
 
 const USAGE: &str = "usage: bench [--quick] [--steady-rate R] [--steady-leases N] [--burst-rate R]
-             [--burst-leases N] [--threads T] [--workloads steady,burst,burst-mt,backlog]
+             [--burst-leases N] [--threads T] [--family v4|v6|both]
+             [--workloads steady,burst,burst-mt,backlog,steady6,burst6,burst6-mt,backlog6]
              [--modes abc] [--dns-timeout SECS] [--no-callout-timer] [--perf DIR]
              [--hook-param KEY=VALUE]...
   --quick              smoke run: 1,000 leases at 500/s, bursts of 2,000
@@ -49,11 +52,15 @@ const USAGE: &str = "usage: bench [--quick] [--steady-rate R] [--steady-leases N
   --burst-rate R       burst perfdhcp -r (default 10000: faster than Kea takes them)
   --burst-leases N     burst leases (default 20000)
   --threads T          Kea thread-pool-size in burst-mt (default 2)
-  --workloads LIST     which workloads (default steady,burst,burst-mt,backlog)
+  --family F           v4 (default): steady,burst,burst-mt,backlog through kea-dhcp4;
+                       v6: the same four as steady6,burst6,burst6-mt,backlog6 through
+                       kea-dhcp6 and perfdhcp -6 (option 39, S=1); both: all eight
+  --workloads LIST     which workloads (overrides --family); a 6 in the name is DHCPv6
   --modes LETTERS      which modes (default abc)
   --dns-timeout SECS   give up on missing records this long after the last ACK (default 60)
   --no-callout-timer   skip the extra burst runs of leasedns through the callout timer
-  --perf DIR           perf record kea-dhcp4 and knotd during leasedns runs, data in DIR
+                       (v4 only: the timer forwards kea-dhcp4's callouts)
+  --perf DIR           perf record Kea and knotd during leasedns runs, data in DIR
   --hook-param K=V     extra leasedns parameter in every leasedns run (repeatable),
                        e.g. --hook-param sender-threads=64
 Environment: LEASEDNS_HOOK_LIB (the hook), LEASEDNS_CALLOUT_TIMER_LIB (the timer),
@@ -74,6 +81,20 @@ struct Args {
     hook_params: Vec<(String, serde_json::Value)>,
 }
 
+/// The DHCPv4 workloads; each has a DHCPv6 twin named with a 6 after the
+/// first word (`burst6-mt`).
+const WORKLOADS_V4: [&str; 4] = ["steady", "burst", "burst-mt", "backlog"];
+const WORKLOADS_V6: [&str; 4] = ["steady6", "burst6", "burst6-mt", "backlog6"];
+
+/// The workload's v4 name and its family: `burst6-mt` is `burst-mt` in v6.
+fn base_and_family(name: &str) -> (String, Family) {
+    if name.contains('6') {
+        (name.replacen('6', "", 1), Family::V6)
+    } else {
+        (name.to_owned(), Family::V4)
+    }
+}
+
 fn env_u32(name: &str, default: u32) -> u32 {
     std::env::var(name)
         .ok()
@@ -88,12 +109,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, BenchError
         burst_rate: 10_000,
         burst_leases: env_u32("BENCH_BURST_LEASES", 20_000),
         threads: 2,
-        workloads: vec![
-            "steady".into(),
-            "burst".into(),
-            "burst-mt".into(),
-            "backlog".into(),
-        ],
+        workloads: WORKLOADS_V4.map(String::from).to_vec(),
         modes: vec![Mode::KeaOnly, Mode::Stock, Mode::Leasedns],
         dns_timeout: Duration::from_secs(60),
         callout_timer: true,
@@ -101,6 +117,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, BenchError
         hook_params: Vec::new(),
     };
     let mut args = args.into_iter();
+    let mut family_workloads: Option<Vec<String>> = None;
+    let mut explicit_workloads = false;
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| {
             args.next()
@@ -129,13 +147,25 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, BenchError
             }
             "--workloads" => {
                 parsed.workloads = value(&arg)?.split(',').map(String::from).collect();
-                if let Some(bad) = parsed
-                    .workloads
-                    .iter()
-                    .find(|w| !["steady", "burst", "burst-mt", "backlog"].contains(&w.as_str()))
-                {
+                explicit_workloads = true;
+                if let Some(bad) = parsed.workloads.iter().find(|w| {
+                    !WORKLOADS_V4.contains(&w.as_str()) && !WORKLOADS_V6.contains(&w.as_str())
+                }) {
                     return Err(BenchError::Usage(format!("unknown workload {bad}")));
                 }
+            }
+            "--family" => {
+                let list: Vec<&str> = match value(&arg)?.as_str() {
+                    "v4" => WORKLOADS_V4.to_vec(),
+                    "v6" => WORKLOADS_V6.to_vec(),
+                    "both" => [WORKLOADS_V4, WORKLOADS_V6].concat(),
+                    other => {
+                        return Err(BenchError::Usage(format!(
+                            "--family wants v4, v6 or both, got {other}"
+                        )));
+                    }
+                };
+                family_workloads = Some(list.into_iter().map(String::from).collect());
             }
             "--modes" => {
                 parsed.modes = value(&arg)?
@@ -164,15 +194,20 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, BenchError
             other => return Err(BenchError::Usage(format!("unknown argument {other}"))),
         }
     }
+    if let (Some(list), false) = (family_workloads, explicit_workloads) {
+        parsed.workloads = list;
+    }
     Ok(parsed)
 }
 
 fn workloads(args: &Args) -> Vec<Workload> {
     args.workloads
         .iter()
-        .map(|name| match name.as_str() {
+        .map(|name| (name, base_and_family(name)))
+        .map(|(name, (base, family))| match base.as_str() {
             "steady" => Workload {
                 name: name.clone(),
+                family,
                 rate: args.steady_rate,
                 leases: args.steady_leases,
                 threads: None,
@@ -180,6 +215,7 @@ fn workloads(args: &Args) -> Vec<Workload> {
             },
             "burst" => Workload {
                 name: name.clone(),
+                family,
                 rate: args.burst_rate,
                 leases: args.burst_leases,
                 threads: None,
@@ -187,6 +223,7 @@ fn workloads(args: &Args) -> Vec<Workload> {
             },
             "backlog" => Workload {
                 name: name.clone(),
+                family,
                 rate: args.burst_rate,
                 leases: args.burst_leases,
                 threads: None,
@@ -194,6 +231,7 @@ fn workloads(args: &Args) -> Vec<Workload> {
             },
             _ => Workload {
                 name: name.clone(),
+                family,
                 rate: args.burst_rate,
                 leases: args.burst_leases,
                 threads: Some(args.threads),
@@ -263,7 +301,9 @@ fn bench(args: &Args) -> Result<(), BenchError> {
         let mut modes = args.modes.clone();
         // Callout latencies are taken under the burst, in a run of their
         // own: the timer's clock calls would tax the lease rate compared.
+        // The timer forwards kea-dhcp4's callouts only.
         if setup.timer.is_some()
+            && workload.family == Family::V4
             && workload.name.starts_with("burst")
             && modes.contains(&Mode::Leasedns)
         {
@@ -271,8 +311,12 @@ fn bench(args: &Args) -> Result<(), BenchError> {
         }
         for &mode in &modes {
             eprintln!(
-                "bench: {} ({} leases at {}/s{}) in mode {} ...",
+                "bench: {} ({}{} leases at {}/s{}) in mode {} ...",
                 workload.name,
+                match workload.family {
+                    Family::V4 => "",
+                    Family::V6 => "kea-dhcp6, ",
+                },
                 workload.leases,
                 workload.rate,
                 workload
@@ -340,5 +384,32 @@ mod tests {
         assert!(args(&["--burst-leases"]).is_err());
         assert!(args(&["--workloads", "steady,nope"]).is_err());
         assert!(args(&["--frobnicate"]).is_err());
+        assert!(args(&["--family", "v5"]).is_err());
+        assert!(args(&["--workloads", "steady7"]).is_err());
+    }
+
+    #[test]
+    fn family_picks_the_workloads_and_names_carry_it() {
+        let v4 = args(&[]).unwrap();
+        assert_eq!(v4.workloads, WORKLOADS_V4.map(String::from));
+        assert!(workloads(&v4).iter().all(|w| w.family == Family::V4));
+        let v6 = args(&["--quick", "--family", "v6"]).unwrap();
+        let w = workloads(&v6);
+        let names: Vec<&str> = w.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, WORKLOADS_V6);
+        assert!(w.iter().all(|w| w.family == Family::V6));
+        // Each v6 workload is its v4 twin's shape.
+        assert_eq!((w[0].rate, w[0].leases), (500, 1000));
+        assert_eq!((w[2].threads, w[2].leases), (Some(2), 2000));
+        assert!(w[3].pause_dns && !w[1].pause_dns);
+        let both = args(&["--family", "both"]).unwrap();
+        assert_eq!(both.workloads.len(), 8);
+        // An explicit list wins, wherever --family stands.
+        let mixed = args(&["--workloads", "burst,burst6", "--family", "v6"]).unwrap();
+        let w = workloads(&mixed);
+        assert_eq!(
+            w.iter().map(|w| w.family).collect::<Vec<_>>(),
+            [Family::V4, Family::V6]
+        );
     }
 }

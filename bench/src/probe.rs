@@ -1,16 +1,17 @@
 //! Observers that run inside the benchmark's network namespaces: the
-//! client veth's packet counters (when the first DISCOVER left and the last
-//! ACK arrived), Knot's SOA serials (when the zones last changed) and zone
+//! client veth's packet counters (when the first DISCOVER or Solicit left
+//! and the last ACK or Reply arrived), Knot's SOA serials (when the zones last changed) and zone
 //! transfers (which records exist). Each runs on its own thread that has
 //! entered the namespace with setns, so nothing here spawns a process per
 //! sample and the observers cost the machine almost nothing.
 
 use crate::BenchError;
 use ddns_engine::dns;
+use harness::Family;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,19 +67,19 @@ pub(crate) struct WireTimes {
     pub(crate) received: u64,
 }
 
-/// Samples the client namespace's UDP counters (else the interface's
-/// packet counters) every 2 ms until stopped.
+/// Samples the client namespace's UDP counters of the run's family (else
+/// the interface's packet counters) every 2 ms until stopped.
 pub(crate) struct WireClock {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Result<Result<WireTimes, BenchError>, BenchError>>,
 }
 
 impl WireClock {
-    pub(crate) fn start(ns: &str, iface: &str) -> Result<Self, BenchError> {
+    pub(crate) fn start(ns: &str, iface: &str, family: Family) -> Result<Self, BenchError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let iface = iface.to_owned();
-        let thread = in_netns(ns, move || sample_counters(&iface, &flag))?;
+        let thread = in_netns(ns, move || sample_counters(&iface, family, &flag))?;
         Ok(Self { stop, thread })
     }
 
@@ -91,11 +92,20 @@ impl WireClock {
 }
 
 /// Prefers the client namespace's UDP datagram counters: perfdhcp (a
-/// relay) talks to Kea over UDP, and nothing else there does, so ARP and
-/// neighbour probes cannot move the clock. The interface's packet counters
-/// are the fallback.
-fn sample_counters(iface: &str, stop: &AtomicBool) -> Result<WireTimes, BenchError> {
+/// relay in v4, a link-local client in v6) talks to Kea over UDP, and
+/// nothing else there does, so ARP, neighbour discovery and MLD cannot move
+/// the clock. IPv6 datagrams count only in `snmp6`, IPv4 ones only in
+/// `snmp`. The interface's packet counters are the fallback.
+fn sample_counters(
+    iface: &str,
+    family: Family,
+    stop: &AtomicBool,
+) -> Result<WireTimes, BenchError> {
     let at_start = read_counters(iface)?;
+    let read_udp = match family {
+        Family::V4 => read_udp,
+        Family::V6 => read_udp6,
+    };
     if let Some(udp_at_start) = read_udp() {
         return sample(udp_at_start, stop, || Ok(read_udp()));
     }
@@ -145,6 +155,22 @@ fn parse_snmp_udp(text: &str) -> Option<(u64, u64)> {
         values.get(index)?.parse().ok()
     };
     Some((field("InDatagrams")?, field("OutDatagrams")?))
+}
+
+/// (Udp6InDatagrams, Udp6OutDatagrams) of the calling thread's namespace.
+fn read_udp6() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/snmp6").ok()?;
+    parse_snmp6_udp(&text)
+}
+
+fn parse_snmp6_udp(text: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| -> Option<u64> {
+        text.lines().find_map(|l| {
+            let mut parts = l.split_whitespace();
+            (parts.next()? == name).then(|| parts.next()?.parse().ok())?
+        })
+    };
+    Some((field("Udp6InDatagrams")?, field("Udp6OutDatagrams")?))
 }
 
 /// (rx packets, tx packets) of `iface` in the calling thread's namespace.
@@ -313,6 +339,8 @@ pub(crate) struct ZoneContents {
     pub(crate) serial: u32,
     /// Owner (lower-case, absolute) to its A addresses.
     pub(crate) a: HashMap<String, Vec<Ipv4Addr>>,
+    /// Owner (lower-case, absolute) to its AAAA addresses.
+    pub(crate) aaaa: HashMap<String, Vec<Ipv6Addr>>,
     /// Owner (lower-case, absolute) to its PTR targets.
     pub(crate) ptr: HashMap<String, Vec<String>>,
 }
@@ -336,6 +364,7 @@ pub(crate) fn axfr(server: SocketAddr, zone: &str) -> Result<ZoneContents, Bench
         match &record.data {
             RData::SOA(soa) => contents.serial = soa.serial,
             RData::A(a) => contents.a.entry(owner).or_default().push(a.0),
+            RData::AAAA(aaaa) => contents.aaaa.entry(owner).or_default().push(aaaa.0),
             RData::PTR(ptr) => contents
                 .ptr
                 .entry(owner)
@@ -375,6 +404,15 @@ mod tests {
     }
 
     #[test]
+    fn reads_udp6_datagram_counters() {
+        let text = "Ip6InReceives                   \t40\nUdp6InDatagrams                 \t17\n\
+            Udp6NoPorts                     \t0\nUdp6OutDatagrams                \t21\n\
+            UdpLite6InDatagrams             \t0\n";
+        assert_eq!(parse_snmp6_udp(text), Some((17, 21)));
+        assert_eq!(parse_snmp6_udp("Ip6InReceives 4\n"), None);
+    }
+
+    #[test]
     fn soa_query_round_trips_and_serial_is_read_from_answers() {
         let bytes = query_bytes("lan.example.", RecordType::SOA).unwrap();
         let message = Message::from_vec(&bytes).unwrap();
@@ -400,6 +438,10 @@ mod tests {
         assert_eq!(
             ptr_name(Ipv4Addr::new(10, 12, 3, 4).into()),
             "4.3.12.10.in-addr.arpa."
+        );
+        assert_eq!(
+            ptr_name("fd77:42::1:5".parse::<Ipv6Addr>().unwrap().into()),
+            "5.0.0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.4.0.0.7.7.d.f.ip6.arpa."
         );
     }
 }

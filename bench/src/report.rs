@@ -2,7 +2,8 @@
 //! Markdown table of every run, the ratios, callout latencies and the
 //! issue's targets, ready to paste into docs/benchmarks.md.
 
-use crate::run::{Mode, RunResult, Setup, Workload};
+use crate::run::{FQDN_OPTION6, Mode, RunResult, Setup, Workload};
+use harness::Family;
 use leasedns_callout_timer::CPU_SUFFIX;
 use leasedns_callout_timer::histogram::Histogram;
 use std::fmt::Write as _;
@@ -66,17 +67,39 @@ pub(crate) fn header(setup: &Setup, workloads: &[Workload], modes: &[Mode]) -> S
         command_line("knotd", &["--version"]),
         command_line("kea-dhcp4", &["-v"]),
     );
+    let any_v6 = workloads.iter().any(|w| w.family == Family::V6);
+    if any_v6 {
+        let _ = writeln!(
+            text,
+            "software (DHCPv6): kea-dhcp6 {}, perfdhcp -6",
+            command_line("kea-dhcp6", &["-V"]),
+        );
+    }
     let _ = writeln!(
         text,
         "hook: {}{}",
         setup.hook.display(),
-        if setup.timer.is_some() {
-            " (mode c' loads it through the callout timer)"
-        } else {
-            ""
+        match (setup.timer.is_some(), any_v6) {
+            (true, false) => " (mode c' loads it through the callout timer)",
+            (true, true) => " (mode c' loads it through the callout timer; DHCPv4 only)",
+            (false, _) => "",
         }
     );
     for w in workloads {
+        if w.family == Family::V6 {
+            let option: String = FQDN_OPTION6.iter().map(|b| format!("{b:02x}")).collect();
+            let _ = writeln!(
+                text,
+                "workload {} (DHCPv6): perfdhcp -6 -r {} -R {n} -n {n} -o 39,{option} -W 1000000; kea-dhcp6 {}",
+                w.name,
+                w.rate,
+                w.threads.map_or("single-threaded".to_owned(), |t| format!(
+                    "multi-threaded, thread-pool-size {t}"
+                )),
+                n = w.leases,
+            );
+            continue;
+        }
         let _ = writeln!(
             text,
             "workload {}: perfdhcp -4 -r {} -R {n} -n {n} -o 81,050000 -W 1000000; Kea {}",
@@ -97,9 +120,22 @@ fn opt(value: Option<f64>, digits: usize) -> String {
     value.map_or("-".to_owned(), |v| format!("{v:.digits$}"))
 }
 
+/// The family's words for the exchange's first message and last answer.
+fn first_and_last(family: Family) -> (&'static str, &'static str) {
+    match family {
+        Family::V4 => ("DISCOVER", "ACK"),
+        Family::V6 => ("Solicit", "Reply"),
+    }
+}
+
 pub(crate) fn one_line(r: &RunResult) -> String {
+    let (first, _) = first_and_last(r.family);
+    let answers = match r.family {
+        Family::V4 => "ACKs",
+        Family::V6 => "Replies",
+    };
     format!(
-        "{} leases committed ({} ACKs), {:.0} leases/s, {} drops, all records {} s after the first DISCOVER, lag {} s, missing {}, {} names/s, CPU kea {:.2} s d2 {} s knotd {:.2} s",
+        "{} leases committed ({} {answers}), {:.0} leases/s, {} drops, all records {} s after the first {first}, lag {} s, missing {}, {} names/s, CPU kea {:.2} s d2 {} s knotd {:.2} s",
         r.committed,
         r.acks,
         r.leases_per_s,
@@ -133,9 +169,30 @@ fn us(ns: u64) -> f64 {
 
 pub(crate) fn table(workloads: &[Workload], results: &[RunResult]) -> String {
     let mut t = String::new();
+    // One table per family, DHCPv4 first and exactly as before DHCPv6
+    // existed; DHCPv6's columns name its messages and server.
+    for family in [Family::V4, Family::V6] {
+        let rows: Vec<&RunResult> = results.iter().filter(|r| r.family == family).collect();
+        if !rows.is_empty() {
+            runs_table(&mut t, family, &rows);
+        }
+    }
+    ratios_and_rest(&mut t, workloads, results);
+    t
+}
+
+fn runs_table(t: &mut String, family: Family, results: &[&RunResult]) {
+    let (first, last) = first_and_last(family);
+    if family == Family::V6 {
+        let _ = writeln!(
+            t,
+            "\nDHCPv6 (kea-dhcp6, perfdhcp -6: Solicit/Advertise/Request/Reply; records are AAAA and ip6.arpa PTR):"
+        );
+    }
     let _ = writeln!(
         t,
-        "\n| workload | mode | leases committed | leases/s | perfdhcp drops | first DISCOVER to all records (s) | lag after last ACK (s) | records missing | complete names/s | CPU s kea-dhcp4 | CPU s kea-dhcp-ddns | CPU s knotd |"
+        "\n| workload | mode | leases committed | leases/s | perfdhcp drops | first {first} to all records (s) | lag after last {last} (s) | records missing | complete names/s | CPU s {} | CPU s kea-dhcp-ddns | CPU s knotd |",
+        family.program()
     );
     let _ = writeln!(t, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in results {
@@ -156,7 +213,9 @@ pub(crate) fn table(workloads: &[Workload], results: &[RunResult]) -> String {
             r.cpu_knot,
         );
     }
+}
 
+fn ratios_and_rest(t: &mut String, workloads: &[Workload], results: &[RunResult]) {
     let _ = writeln!(
         t,
         "\n| workload | c/b complete names/s | c/b leases/s | c/a leases/s |"
@@ -226,7 +285,6 @@ pub(crate) fn table(workloads: &[Workload], results: &[RunResult]) -> String {
         let _ = writeln!(t, "\nNotes:\n{}", notes.join("\n"));
     }
     let _ = write!(t, "\n{}", targets(workloads, results));
-    t
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -241,9 +299,13 @@ fn targets(workloads: &[Workload], results: &[RunResult]) -> String {
         };
         let lag = c.lag_s;
         let ok = c.missing == Some(0) && lag.is_some_and(|l| l <= TARGET_LAG_S);
+        let (records, last) = match w.family {
+            Family::V4 => ("A", "ACK"),
+            Family::V6 => ("AAAA", "Reply"),
+        };
         let _ = writeln!(
             t,
-            "1. {}: all A and PTR within {TARGET_LAG_S} s of the last ACK, none missing: lag {} s, missing {} -> {}",
+            "1. {}: all {records} and PTR within {TARGET_LAG_S} s of the last {last}, none missing: lag {} s, missing {} -> {}",
             w.name,
             opt(lag, 3),
             c.missing.map_or("-".into(), |m| m.to_string()),

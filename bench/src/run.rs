@@ -1,15 +1,15 @@
-//! One measured run: a fresh namespace pair, a fresh knotd, kea-dhcp4 in
-//! one of the three modes, one perfdhcp workload, then polling Knot until
-//! every committed lease has its A and PTR.
+//! One measured run: a fresh namespace pair, a fresh knotd, kea-dhcp4 or
+//! kea-dhcp6 in one of the three modes, one perfdhcp workload, then polling
+//! Knot until every committed lease has its A (v6: AAAA) and PTR.
 
 use crate::BenchError;
 use crate::d2::{D2, NCR_PORT};
 use crate::probe::{self, SerialWatch, WireClock, ZoneContents};
-use harness::{Kea, KeaOptions, Knot, KnotOptions, Netns, Perfdhcp};
+use harness::{Family, Kea, KeaOptions, Knot, KnotOptions, Netns, Perfdhcp};
 use leasedns_callout_timer::histogram::{self, Histogram};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,9 @@ pub(crate) const ZONE: &str = "lan.example.";
 /// DNS for me". Both Kea's own DDNS and the hook then generate
 /// `host-a-b-c-d.lan.example.`, so the record counts compare.
 const FQDN_OPTION: [u8; 3] = [0x05, 0, 0];
+/// DHCPv6 Client FQDN option (39): flag S, empty name: kea-dhcp6 then
+/// generates `host-fd77-N--1-x.lan.example.` in every mode.
+pub(crate) const FQDN_OPTION6: [u8; 1] = [0x01];
 /// Zones unchanged this long while records are still missing: the path has
 /// given up (D2 drops after its retries).
 const STALL: Duration = Duration::from_secs(10);
@@ -60,6 +63,8 @@ impl Mode {
 #[derive(Clone, Debug)]
 pub(crate) struct Workload {
     pub(crate) name: String,
+    /// kea-dhcp4 and perfdhcp -4, or kea-dhcp6 and perfdhcp -6.
+    pub(crate) family: Family,
     /// perfdhcp `-r`.
     pub(crate) rate: u32,
     /// perfdhcp `-R` and `-n`.
@@ -92,7 +97,9 @@ pub(crate) struct Setup {
 pub(crate) struct RunResult {
     pub(crate) mode: Mode,
     pub(crate) workload: String,
+    pub(crate) family: Family,
     pub(crate) committed: usize,
+    /// ACKs (v6: Replies to Requests) perfdhcp received.
     pub(crate) acks: u64,
     pub(crate) drops: u64,
     /// Leases committed per second between the first DISCOVER and the last
@@ -117,8 +124,16 @@ pub(crate) struct RunResult {
 
 /// Runs `workload` in `mode` from scratch.
 pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunResult, BenchError> {
-    let net = Netns::new()?;
-    let knot = start_knot(&net)?;
+    let family = workload.family;
+    let net = match family {
+        Family::V4 => Netns::new()?,
+        Family::V6 => Netns::new_v6()?,
+    };
+    let reverse_zone = match family {
+        Family::V4 => net.reverse_zone(),
+        Family::V6 => net.reverse_zone6(),
+    };
+    let knot = start_knot(&net, &reverse_zone)?;
     let d2 = match mode {
         Mode::Stock => Some(D2::start(&net.server(), &knot)?),
         _ => None,
@@ -132,16 +147,16 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
     quiet_logging(&mut kea, opts)?;
     let kea_pid = kea
         .pid()
-        .ok_or_else(|| BenchError::Failed("kea-dhcp4 has no pid".into()))?;
+        .ok_or_else(|| BenchError::Failed(format!("{} has no pid", family.program())))?;
     let knot_pid = knot
         .pid()
         .ok_or_else(|| BenchError::Failed("knotd has no pid".into()))?;
     let d2_pid = d2.as_ref().and_then(D2::pid);
     let dns = SocketAddr::new(knot.addr(), knot.port());
-    let zones = vec![ZONE.to_owned(), net.reverse_zone()];
+    let zones = vec![ZONE.to_owned(), reverse_zone];
 
     let serials = SerialWatch::start(net.server_ns(), dns, zones.clone())?;
-    let wire = WireClock::start(net.client_ns(), net.client_iface())?;
+    let wire = WireClock::start(net.client_ns(), net.client_iface(), family)?;
     let cpu_before = (
         cpu_seconds(kea_pid),
         d2_pid.map(cpu_seconds),
@@ -158,7 +173,12 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
     };
 
     let mut perfdhcp =
-        Perfdhcp::new(workload.rate, workload.leases, workload.leases).option(81, &FQDN_OPTION);
+        match family {
+            Family::V4 => Perfdhcp::new(workload.rate, workload.leases, workload.leases)
+                .option(81, &FQDN_OPTION),
+            Family::V6 => Perfdhcp::v6(workload.rate, workload.leases, workload.leases)
+                .option(39, &FQDN_OPTION6),
+        };
     perfdhcp.period_secs = workload.leases / workload.rate.max(1) + 30;
     perfdhcp.exit_wait = Duration::from_secs(1);
     if workload.pause_dns {
@@ -187,8 +207,12 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
     let mut result = RunResult {
         mode,
         workload: workload.name.clone(),
+        family,
         committed: leases.len(),
-        acks: report.acks(),
+        acks: match family {
+            Family::V4 => report.acks(),
+            Family::V6 => report.replies(),
+        },
         drops: report.total_drops(),
         leases_per_s: leases.len() as f64 / dhcp_secs,
         all_records_s: None,
@@ -213,6 +237,13 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
         let end = outcome.complete_at.unwrap_or(outcome.gave_up_at);
         let complete = leases.len() - outcome.missing;
         result.missing = Some(outcome.missing);
+        // DHCPv6 only, so the v4 report stays as it was.
+        if family == Family::V6 && !outcome.examples.is_empty() {
+            result.notes.push(format!(
+                "incomplete leases (lease file: address and host name; zones: what they hold), e.g. {}",
+                outcome.examples.join("; ")
+            ));
+        }
         result.names_per_s = Some(complete as f64 / end.duration_since(dns_start).as_secs_f64());
         if let Some(at) = outcome.complete_at {
             result.all_records_s = Some(at.duration_since(first).as_secs_f64());
@@ -229,7 +260,7 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
     if mode != Mode::KeaOnly {
         result
             .notes
-            .push(thread_note(&threads_before, &thread_cpu(kea_pid)));
+            .push(thread_note(family, &threads_before, &thread_cpu(kea_pid)));
     }
 
     if let Some(d2) = &d2 {
@@ -246,7 +277,8 @@ pub(crate) fn run(mode: Mode, workload: &Workload, setup: &Setup) -> Result<RunR
     let queue_full = kea.log().matches("QUEUE_FULL").count();
     if queue_full > 0 {
         result.notes.push(format!(
-            "kea-dhcp4 logged {queue_full} DDNS queue-full errors"
+            "{} logged {queue_full} DDNS queue-full errors",
+            family.program()
         ));
     }
     kea.stop()?;
@@ -268,9 +300,9 @@ fn signed_secs(later: Instant, earlier: Instant) -> f64 {
     }
 }
 
-fn start_knot(net: &Netns) -> Result<Knot, BenchError> {
+fn start_knot(net: &Netns, reverse_zone: &str) -> Result<Knot, BenchError> {
     let mut opts = KnotOptions::new(ZONE);
-    opts.reverse_zone = Some(net.reverse_zone());
+    opts.reverse_zone = Some(reverse_zone.to_owned());
     // Identical in every mode; per-update info lines would only measure
     // Knot's logging.
     opts.log_level = "warning".to_owned();
@@ -287,7 +319,16 @@ fn kea_options(
 ) -> KeaOptions {
     // Kea's own naming settings, the same in every mode (Kea names leases
     // with its DDNS client off too).
-    let mut opts = KeaOptions::for_netns(net).with_ddns_naming(ZONE);
+    let base = match workload.family {
+        Family::V4 => KeaOptions::for_netns(net),
+        Family::V6 => KeaOptions::v6(net),
+    };
+    let mut opts = base.with_ddns_naming(ZONE);
+    if workload.family == Family::V6 && mode != Mode::Stock {
+        // As the hook's README asks (it is Kea's default too).
+        opts.dhcp4_extra
+            .insert("dhcp-ddns".into(), json!({ "enable-updates": false }));
+    }
     opts.multi_threading = workload.threads;
     match mode {
         Mode::KeaOnly => opts,
@@ -328,7 +369,7 @@ fn quiet_logging(kea: &mut Kea, mut opts: KeaOptions) -> Result<(), BenchError> 
     opts.dhcp4_extra.insert(
         "loggers".into(),
         json!([{
-            "name": "kea-dhcp4",
+            "name": opts.family.program(),
             "output_options": [{ "output": log, "flush": false }],
             "severity": "WARN"
         }]),
@@ -350,14 +391,17 @@ fn hook_params(knot: &Knot, journal: &Path, setup: &Setup) -> Value {
 /// A committed lease: address and the FQDN Kea recorded for it.
 #[derive(Clone, Debug)]
 struct Committed {
-    address: Ipv4Addr,
+    address: IpAddr,
     hostname: String,
 }
 
+/// The leases in Kea's lease file; v6: addresses (IA_NA, `lease_type` 0)
+/// only, perfdhcp -6 asks for no prefixes.
 fn committed_leases(kea: &Kea) -> Result<Vec<Committed>, BenchError> {
     Ok(kea
         .leases()?
         .into_iter()
+        .filter(|row| row.get("lease_type").is_none_or(|t| t == "0"))
         .filter_map(|row| {
             Some(Committed {
                 address: row.get("address")?.parse().ok()?,
@@ -371,9 +415,11 @@ struct Outcome {
     complete_at: Option<Instant>,
     gave_up_at: Instant,
     missing: usize,
+    /// A few of the incomplete leases and what the zones hold for them.
+    examples: Vec<String>,
 }
 
-/// Waits until every lease has its A and PTR, the zones stall, or the
+/// Waits until every lease has its A (AAAA) and PTR, the zones stall, or the
 /// deadline passes. The completion instant is when the SOA watch first saw
 /// the serials of the complete transfer, so it is accurate to the 10 ms
 /// poll, not to the (slower, rarer) transfers.
@@ -420,6 +466,7 @@ fn wait_for_records(
                     complete_at: Some(at),
                     gave_up_at: at,
                     missing: 0,
+                    examples: Vec::new(),
                 });
             }
         }
@@ -432,6 +479,7 @@ fn wait_for_records(
                 complete_at: None,
                 gave_up_at: log.last_change().unwrap_or(now),
                 missing,
+                examples: missing_examples(leases, &contents[0], &contents[1]),
             });
         }
     }
@@ -448,18 +496,51 @@ fn transfer(
     })
 }
 
+/// Up to three incomplete leases, each with the addresses its name has and
+/// the names its PTR has, so a miss says which half is absent.
+fn missing_examples(
+    leases: &[Committed],
+    forward: &ZoneContents,
+    reverse: &ZoneContents,
+) -> Vec<String> {
+    leases
+        .iter()
+        .filter(|l| count_missing(std::slice::from_ref(*l), forward, reverse) == 1)
+        .take(3)
+        .map(|l| {
+            let name = l.hostname.to_ascii_lowercase();
+            let addresses: Vec<String> = match l.address {
+                IpAddr::V4(_) => forward
+                    .a
+                    .get(&name)
+                    .map(|a| a.iter().map(|x| x.to_string()).collect()),
+                IpAddr::V6(_) => forward
+                    .aaaa
+                    .get(&name)
+                    .map(|a| a.iter().map(|x| x.to_string()).collect()),
+            }
+            .unwrap_or_default();
+            let ptr = reverse.ptr.get(&probe::ptr_name(l.address));
+            format!(
+                "{} {:?}: forward {addresses:?}, PTR {ptr:?}",
+                l.address, l.hostname
+            )
+        })
+        .collect()
+}
+
 fn count_missing(leases: &[Committed], forward: &ZoneContents, reverse: &ZoneContents) -> usize {
     leases
         .iter()
         .filter(|lease| {
             let name = lease.hostname.to_ascii_lowercase();
-            let a_ok = forward
-                .a
-                .get(&name)
-                .is_some_and(|addrs| addrs.contains(&lease.address));
+            let a_ok = match lease.address {
+                IpAddr::V4(v4) => forward.a.get(&name).is_some_and(|a| a.contains(&v4)),
+                IpAddr::V6(v6) => forward.aaaa.get(&name).is_some_and(|a| a.contains(&v6)),
+            };
             let ptr_ok = reverse
                 .ptr
-                .get(&probe::ptr_name(lease.address.into()))
+                .get(&probe::ptr_name(lease.address))
                 .is_some_and(|targets| targets.contains(&name));
             !(a_ok && ptr_ok)
         })
@@ -507,7 +588,11 @@ fn thread_cpu(pid: u32) -> HashMap<String, f64> {
     groups
 }
 
-fn thread_note(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> String {
+fn thread_note(
+    family: Family,
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+) -> String {
     let mut used: Vec<(&String, f64)> = after
         .iter()
         .map(|(name, secs)| (name, secs - before.get(name).copied().unwrap_or(0.0)))
@@ -518,7 +603,7 @@ fn thread_note(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> S
         .iter()
         .map(|(name, secs)| format!("{name} {secs:.2}"))
         .collect();
-    format!("kea-dhcp4 CPU s by thread: {}", parts.join(", "))
+    format!("{} CPU s by thread: {}", family.program(), parts.join(", "))
 }
 
 fn clock_ticks() -> f64 {
@@ -637,6 +722,7 @@ impl PerfRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn cpu_ticks_skip_a_command_with_spaces() {
@@ -649,7 +735,7 @@ mod tests {
     #[test]
     fn missing_counts_wrong_and_absent_records() {
         let lease = |d: u8, name: &str| Committed {
-            address: Ipv4Addr::new(10, 1, 1, d),
+            address: Ipv4Addr::new(10, 1, 1, d).into(),
             hostname: name.to_owned(),
         };
         let leases = [
@@ -684,5 +770,27 @@ mod tests {
         // 3 has no PTR; 4 has no name at all.
         assert_eq!(count_missing(&leases, &forward, &reverse), 3);
         assert_eq!(count_missing(&leases[..1], &forward, &reverse), 0);
+    }
+
+    #[test]
+    fn missing_checks_aaaa_for_v6_leases() {
+        let addr: Ipv6Addr = "fd77:42::1:5".parse().unwrap();
+        let name = "host-fd77-42--1-5.lan.example.";
+        let leases = [Committed {
+            address: addr.into(),
+            hostname: name.into(),
+        }];
+        let mut forward = ZoneContents::default();
+        let mut reverse = ZoneContents::default();
+        reverse
+            .ptr
+            .insert(probe::ptr_name(addr.into()), vec![name.into()]);
+        // An A record does not stand in for the AAAA.
+        forward
+            .a
+            .insert(name.into(), vec![Ipv4Addr::new(10, 42, 1, 5)]);
+        assert_eq!(count_missing(&leases, &forward, &reverse), 1);
+        forward.aaaa.insert(name.into(), vec![addr]);
+        assert_eq!(count_missing(&leases, &forward, &reverse), 0);
     }
 }

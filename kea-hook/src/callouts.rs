@@ -195,12 +195,33 @@ pub(crate) fn committed6(engine: &Engine, co: &mut Callout<'_>) {
     for lease in co.leases6("deleted_leases6") {
         remove(engine, &lease);
     }
-    for lease in co.leases6("leases6") {
-        if lease.state == crate::change::LEASE_STATE_DEFAULT {
-            add(engine, &lease);
-        } else {
+    let decision = co.context(DECISION).and_then(unpack);
+    for mut lease in co.leases6("leases6") {
+        if lease.state != crate::change::LEASE_STATE_DEFAULT {
             remove(engine, &lease);
+            continue;
         }
+        if let Some(d) = decision
+            && lease.hostname.is_some()
+            && (lease.fqdn_fwd, lease.fqdn_rev) != (d.forward, d.reverse)
+        {
+            store_directions(&mut lease, d);
+        }
+        add(engine, &lease);
+    }
+}
+
+/// A binding the client already had, requested again without a name yet
+/// (Kea generates it after the allocation): Kea updates the lease from the
+/// exchange, where its DDNS client would have put both directions, with
+/// none (ddns6_update cannot set them without a name, and no lease6_select
+/// runs). The decided directions go into Kea's lease database here, so it
+/// says what DNS holds, as with Kea's own DDNS.
+fn store_directions(lease: &mut Lease, decision: naming::Decision) {
+    lease.fqdn_fwd = decision.forward;
+    lease.fqdn_rev = decision.reverse;
+    if let Err(err) = host::store_lease6_directions(lease) {
+        tracing::warn!(addr = %lease.addr, %err, "cannot store the lease's DNS update directions in Kea's lease database");
     }
 }
 

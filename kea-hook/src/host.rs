@@ -432,7 +432,67 @@ pub(crate) fn all_leases(family: Family) -> Option<Vec<Lease>> {
     }
 }
 
+/// Stores `lease`'s update directions in Kea's lease database (a DHCPv6
+/// address lease); true when the stored lease changed.
+pub(crate) fn store_lease6_directions(lease: &Lease) -> Result<bool, String> {
+    let IpAddr::V6(addr) = lease.addr else {
+        return Err(format!("{} is not an IPv6 address", lease.addr));
+    };
+    sys::ffi::lease6_store_directions(&addr.octets(), lease.fqdn_fwd, lease.fqdn_rev)
+        .map_err(|e| e.to_string())
+}
+
 /// The name of the Kea daemon this library is loaded into.
 pub(crate) fn daemon_name() -> Result<String, String> {
     sys::ffi::daemon_name().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{FLAG_E, FLAG_N, FLAG_O, FLAG_S};
+
+    #[test]
+    fn option_39_flags_map_onto_option_81_layout_and_back() {
+        // RFC 4704: S 0x01, O 0x02, N 0x04; RFC 4702: S 0x01, O 0x02, E 0x04, N 0x08.
+        assert_eq!(fqdn6_to_common(0x01), FLAG_S);
+        assert_eq!(fqdn6_to_common(0x04), FLAG_N);
+        assert_eq!(fqdn6_to_common(0x03), FLAG_S | FLAG_O);
+        assert_eq!(common_to_fqdn6(FLAG_N | FLAG_O), 0x06);
+        // Option 39 has no E: an echoed E never reaches the reply as N.
+        assert_eq!(common_to_fqdn6(FLAG_S | FLAG_E), 0x01);
+        for v6 in 0..8u8 {
+            assert_eq!(common_to_fqdn6(fqdn6_to_common(v6)), v6);
+        }
+        // Unknown (MBZ) bits are dropped.
+        assert_eq!(fqdn6_to_common(0xf8), 0);
+    }
+
+    #[test]
+    fn only_address_leases_are_named() {
+        let raw = |lease_type: u8| sys::Lease6 {
+            addr: Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 1, 5).octets().to_vec(),
+            lease_type,
+            prefix_len: 128,
+            duid: vec![0, 3, 0, 1, 1, 2, 3, 4, 5, 6],
+            hostname: b"a.lan.example.".to_vec(),
+            fqdn_fwd: true,
+            fqdn_rev: true,
+            ..sys::Lease6::default()
+        };
+        let lease = lease6_from_bridge(raw(LEASE6_TYPE_NA)).expect("an IA_NA lease");
+        assert_eq!(lease.addr, "fd77::1:5".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            lease.duid.as_deref(),
+            Some(&[0, 3, 0, 1, 1, 2, 3, 4, 5, 6][..])
+        );
+        assert_eq!(lease.hostname.as_deref(), Some("a.lan.example."));
+        assert!(lease6_from_bridge(raw(1)).is_none(), "IA_TA");
+        assert!(lease6_from_bridge(raw(2)).is_none(), "IA_PD");
+        let short = sys::Lease6 {
+            addr: vec![0; 4],
+            ..raw(LEASE6_TYPE_NA)
+        };
+        assert!(lease6_from_bridge(short).is_none());
+    }
 }

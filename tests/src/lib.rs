@@ -1,6 +1,6 @@
 //! End-to-end harness: runs the real kea-dhcp4, kea-dhcp6, kea-dhcp-ddns,
-//! knotd, dhclient (v4 and -6) and perfdhcp, and a scripted relaying
-//! DHCPv4 client.
+//! knotd, dhclient (v4 and -6) and perfdhcp, and scripted relaying
+//! DHCPv4 and DHCPv6 clients.
 //!
 //! Every test gets its own pair of network namespaces ([`Netns`]), its own
 //! temporary directory per daemon, and kill-on-drop guards ([`ChildGuard`]),
@@ -39,7 +39,7 @@ pub use dhclient6::{Dhclient6, Dhclient6Options, Fqdn6, Lease6};
 /// A lease obtained by [`RelayClient::allocate`].
 pub use dhcp4_client::Lease as RelayLease;
 pub use dhcp4_client::{ClientFqdn, ClientSpec, RelayClient, Reply};
-pub use dhcp6_client::{Dhcp6Client, Dhcp6Lease};
+pub use dhcp6_client::{Client6Spec, ClientFqdn6, Lease6 as RelayLease6, RelayClient6, Reply6};
 pub use dns::{Answer, Dns, ZoneRecord};
 pub use error::{HarnessError, Result};
 pub use kea::{Family, Kea, KeaOptions, kea_release, link_hooks, private_dirs, send_command};

@@ -46,6 +46,54 @@ fn client_without_a_name_gets_the_generated_one() {
     lab.wait_gone(&ptr, "PTR");
 }
 
+/// A client without a name that restarts (Solicit, then Request for the
+/// binding it already has) keeps its generated name: Kea updates the
+/// existing lease from the exchange (no lease6_select), and its DDNS
+/// client would have stored both directions there, so the lease database
+/// must say so and the records must stay.
+#[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
+fn restarted_client_keeps_its_generated_name() {
+    require_root();
+    let lab = Lab6::start(Updater::Hook, |_, _| {});
+    let mut first = lab.dhclient(&Dhclient6Options::default());
+    let lease = first
+        .obtain(LEASE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    let fqdn = generated_name(lease.address);
+    lab.wait_records(&fqdn, "AAAA", &[lease.address.to_string()]);
+    let duid = first.duid().to_vec();
+    first.kill().expect("kill dhclient -6");
+    let mut again = lab.dhclient(&Dhclient6Options {
+        duid: Some(duid),
+        ..Dhclient6Options::default()
+    });
+    let second = again
+        .obtain(LEASE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    assert_eq!(second.address, lease.address, "the same binding");
+    let leases = lab.kea.leases().expect("lease file");
+    let row = leases
+        .iter()
+        .rev()
+        .find(|l| l["address"] == lease.address.to_string())
+        .unwrap_or_else(|| panic!("no lease for {}: {leases:?}", lease.address));
+    assert_eq!(
+        (
+            row["hostname"].as_str(),
+            row["fqdn_fwd"].as_str(),
+            row["fqdn_rev"].as_str()
+        ),
+        (fqdn.as_str(), "1", "1"),
+        "the renewed binding keeps its name and both directions: {row:?}"
+    );
+    lab.wait_records(&fqdn, "AAAA", &[lease.address.to_string()]);
+    lab.wait_records(&ptr_name(lease.address), "PTR", std::slice::from_ref(&fqdn));
+    again.release().expect("dhclient -6 -r");
+    lab.wait_gone(&fqdn, "AAAA");
+    lab.wait_gone(&ptr_name(lease.address), "PTR");
+}
+
 #[test]
 #[ignore = "end to end: needs root and the real daemons; build/test runs it"]
 fn two_thousand_perfdhcp_clients_get_exactly_their_records() {
@@ -161,7 +209,8 @@ fn unsupported_daemon_refuses_to_start_naming_leasedns() {
             "{program} with the leasedns hook exited {status}\n{log}"
         );
         // The hook's own refusal, not some other failure to load it.
-        let refusal = format!("loaded into {program}: leasedns runs in kea-dhcp4 and kea-dhcp6 only");
+        let refusal =
+            format!("loaded into {program}: leasedns runs in kea-dhcp4 and kea-dhcp6 only");
         assert!(
             log.contains(&refusal),
             "{program}'s output does not carry the hook's refusal ({refusal}):\n{log}"

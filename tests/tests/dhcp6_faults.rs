@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::ZONE;
 use common::lab6::{Lab6, LeaseNames6, Updater, ZoneNames6, dhcid6, ptr_name};
-use harness::{Dhcp6Client, Fqdn6, Perfdhcp, PerfdhcpReport, require_root, wait_until};
+use harness::{
+    Client6Spec, ClientFqdn6, Perfdhcp, PerfdhcpReport, RelayClient6, require_root, wait_until,
+};
 use serde_json::json;
 
 /// Longest wait for the zones to match the leases once a fault is over:
@@ -207,23 +209,31 @@ fn declined_address_loses_its_records() {
     let lab = Lab6::start(Updater::Hook, |_, _| {});
     // No stock client declines on demand (dhclient -6 only when its DAD
     // fails, perfdhcp -6 never): the scripted client sends it.
-    let duid = vec![0, 3, 0, 1, 0x02, 0x6c, 0xde, 0xc1, 0x00, 0x01];
-    let client = Dhcp6Client::new(&lab.net, duid, 0x0d0c).expect("DHCPv6 client socket");
-    let lease = client
-        .obtain(Some(&Fqdn6::partial("decliner")))
+    let client = Client6Spec {
+        duid: Client6Spec::duid_ll([0x02, 0x6c, 0xde, 0xc1, 0x00, 0x01]),
+        iaid: 0x0d0c,
+        fqdn: Some(ClientFqdn6::new(ClientFqdn6::S, "decliner")),
+    };
+    let relay = RelayClient6::new(&lab.net).expect("relay socket");
+    let lease = relay
+        .allocate(&client, lab.net.client_addr6())
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
     let fqdn = format!("decliner.{ZONE}");
     let ptr = ptr_name(lease.address);
-    let dhcid = dhcid6(client.duid(), &fqdn);
+    let dhcid = dhcid6(&client.duid, &fqdn);
     lab.wait_records(&fqdn, "AAAA", &[lease.address.to_string()]);
     lab.wait_records(&ptr, "PTR", std::slice::from_ref(&fqdn));
     lab.wait_records(&fqdn, "DHCID", std::slice::from_ref(&dhcid));
     lab.wait_records(&ptr, "DHCID", std::slice::from_ref(&dhcid));
 
-    let status = client
-        .decline(&lease)
+    let reply = relay
+        .decline(&client, &lease)
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
-    assert_eq!(status, 0, "Kea accepts the Decline\n{}", lab.logs());
+    assert!(
+        reply.status.iter().all(|(code, _)| *code == 0),
+        "Kea accepts the Decline: {reply:?}\n{}",
+        lab.logs()
+    );
     lab.wait_gone(&fqdn, "AAAA");
     lab.wait_gone(&fqdn, "DHCID");
     lab.wait_gone(&ptr, "PTR");

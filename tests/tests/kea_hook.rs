@@ -587,6 +587,17 @@ fn the_library_exports_exactly_the_symbols_kea_looks_up() {
         "load",
         "multi_threading_compatible",
         "pkt4_send",
+        // kea-dhcp6's hook points (each daemon registers only its own).
+        "ddns6_update",
+        "dhcp6_srv_configured",
+        "lease6_decline",
+        "lease6_expire",
+        "lease6_rebind",
+        "lease6_recover",
+        "lease6_renew",
+        "lease6_select",
+        "leases6_committed",
+        "subnet6_select",
         "unload",
         "version",
     ];

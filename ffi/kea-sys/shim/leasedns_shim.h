@@ -57,6 +57,7 @@ bool server_d2_client_enabled(const CalloutHandle& handle);
 void refuse_configuration(CalloutHandle& handle, rust::Str error);
 rust::Vec<Lease4> leases4_all();
 rust::Vec<Lease6> leases6_all();
+bool lease6_store_directions(rust::Slice<const uint8_t> addr, bool fwd, bool rev);
 bool callout_skipped(const CalloutHandle& handle);
 bool ha_present();
 rust::String ha_heartbeat();

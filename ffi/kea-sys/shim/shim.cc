@@ -570,6 +570,21 @@ rust::Vec<Lease6> leases6_all() {
     return out;
 }
 
+bool lease6_store_directions(rust::Slice<const uint8_t> addr, bool fwd, bool rev) {
+    if (addr.size() != 16) throw std::invalid_argument("an IPv6 address has 16 octets");
+    if (!isc::dhcp::LeaseMgrFactory::haveInstance()) {
+        throw std::runtime_error("no lease manager");
+    }
+    isc::dhcp::LeaseMgr& mgr = isc::dhcp::LeaseMgrFactory::instance();
+    Lease6Ptr lease = mgr.getLease6(isc::dhcp::Lease::TYPE_NA,
+                                    isc::asiolink::IOAddress::fromBytes(AF_INET6, addr.data()));
+    if (!lease || (lease->fqdn_fwd_ == fwd && lease->fqdn_rev_ == rev)) return false;
+    lease->fqdn_fwd_ = fwd;
+    lease->fqdn_rev_ = rev;
+    mgr.updateLease6(lease);
+    return true;
+}
+
 void stat_set(rust::Str name, int64_t value) {
     std::string stat(name);
     auto& mgr = isc::stats::StatsMgr::instance();

@@ -244,6 +244,10 @@ pub mod ffi {
         /// Main thread only; Err when there is no lease manager.
         fn leases4_all() -> Result<Vec<Lease4>>;
         fn leases6_all() -> Result<Vec<Lease6>>;
+        /// Stores the update directions of the IA_NA lease of `addr` (16
+        /// octets) in Kea's lease database; false when there is no such
+        /// lease or it already has them.
+        fn lease6_store_directions(addr: &[u8], fwd: bool, rev: bool) -> Result<bool>;
 
         /// Whether an earlier callout of this hook point set the status
         /// to SKIP (Kea 3.0's HA skips the reclamation of a lease another

@@ -1,8 +1,10 @@
 //! The live demo behind `./build/demo`: knotd and kea-dhcp4 with the
 //! leasedns hook in a private server namespace (knotd with mod-querystats),
 //! real DHCP clients in a client namespace, and the records they get, read
-//! back with real DNS queries while an operator watches; at the end the
-//! Knot module's view of the same traffic, from its /metrics endpoint.
+//! back with real DNS queries while an operator watches; then the same hook
+//! in kea-dhcp6 (namespaces with IPv6 and a knotd with an ip6.arpa zone of
+//! their own) giving a `dhclient -6` its AAAA and PTR; at the end the Knot
+//! module's view of the DHCPv4 traffic, from its /metrics endpoint.
 //!
 //! Each step of the story is one `section_*` function taking the running
 //! [`Demo`]; a new step is one more function and one more call in [`story`].
@@ -14,12 +16,13 @@
 //! cleans up.
 
 use harness::{
-    Dhclient, DhclientOptions, Dns, HarnessError, Kea, KeaOptions, Knot, KnotOptions, Lease, Netns,
-    Perfdhcp, PerfdhcpReport, reverse_name, wait_for, wait_until,
+    Dhclient, Dhclient6, Dhclient6Options, DhclientOptions, Dns, Fqdn6, HarnessError, Kea,
+    KeaOptions, Knot, KnotOptions, Lease, Netns, Perfdhcp, PerfdhcpReport, reverse_name, wait_for,
+    wait_until,
 };
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -106,6 +109,7 @@ fn story(demo: &Demo) -> Result<()> {
     let _printer = section_conflicting_client(demo)?;
     section_many_clients(demo)?;
     section_release(demo, &mut laptop)?;
+    section_dhcpv6(demo.clock)?;
     section_hook_statistics(demo)?;
     section_hook_log(demo)?;
     section_knot_module_metrics(demo)?;
@@ -297,72 +301,15 @@ impl Demo<'_> {
         Ok((client, lease))
     }
 
-    /// Polls with real DNS queries until each expected record is there
-    /// (`Presence::Appears`) or gone (`Presence::Vanishes`), printing each as it
-    /// happens with the time since `since`.
+    /// Polls this demo's knotd until each expected record is there or gone
+    /// (see [`watch_records`]).
     fn watch_records(
         &self,
         since: Instant,
         expected: &[Expected],
         presence: Presence,
     ) -> Result<()> {
-        let dns = self.dns();
-        let mut pending: Vec<(&Expected, Vec<String>)> =
-            expected.iter().map(|e| (e, Vec::new())).collect();
-        let outcome = wait_until(RECORDS_TIMEOUT, "DNS records", || {
-            pending.retain_mut(|(want, seen)| {
-                // A failed kdig is retried at the next poll; the timeout
-                // message shows the last answer.
-                let Ok(answer) = dns.query(&want.name, want.rtype) else {
-                    return true;
-                };
-                let done = match presence {
-                    Presence::Appears => answer.iter().any(|rdata| want.matches(rdata)),
-                    Presence::Vanishes => answer.is_empty(),
-                };
-                if done {
-                    let after = since.elapsed().as_secs_f64();
-                    match presence {
-                        Presence::Appears => self.clock.say(&format!(
-                            "  {} {} {}   (+{after:.3} s)",
-                            want.name,
-                            want.rtype,
-                            answer.join(" ")
-                        )),
-                        Presence::Vanishes => self.clock.say(&format!(
-                            "  {} {} gone   (+{after:.3} s)",
-                            want.name, want.rtype
-                        )),
-                    }
-                }
-                *seen = answer;
-                !done
-            });
-            pending.is_empty()
-        });
-        if outcome.is_ok() {
-            return Ok(());
-        }
-        let missing: Vec<String> = pending
-            .iter()
-            .map(|(want, seen)| {
-                format!(
-                    "{} {} {} (last answer: {seen:?})",
-                    want.name,
-                    want.rtype,
-                    want.rdata.as_deref().unwrap_or("<any>")
-                )
-            })
-            .collect();
-        let verb = match presence {
-            Presence::Appears => "did not appear",
-            Presence::Vanishes => "did not disappear",
-        };
-        Err(DemoError::Unexpected(format!(
-            "records {verb} within {} s: {}",
-            RECORDS_TIMEOUT.as_secs(),
-            missing.join("; ")
-        )))
+        watch_records(self.clock, &self.dns(), since, expected, presence)
     }
 
     /// (A, PTR, DHCID) counts of the forward and reverse zones by AXFR.
@@ -422,6 +369,74 @@ impl Expected {
     }
 }
 
+/// Polls with real DNS queries until each expected record is there
+/// (`Presence::Appears`) or gone (`Presence::Vanishes`), printing each as it
+/// happens with the time since `since`.
+fn watch_records(
+    clock: &Clock,
+    dns: &Dns,
+    since: Instant,
+    expected: &[Expected],
+    presence: Presence,
+) -> Result<()> {
+    let mut pending: Vec<(&Expected, Vec<String>)> =
+        expected.iter().map(|e| (e, Vec::new())).collect();
+    let outcome = wait_until(RECORDS_TIMEOUT, "DNS records", || {
+        pending.retain_mut(|(want, seen)| {
+            // A failed kdig is retried at the next poll; the timeout
+            // message shows the last answer.
+            let Ok(answer) = dns.query(&want.name, want.rtype) else {
+                return true;
+            };
+            let done = match presence {
+                Presence::Appears => answer.iter().any(|rdata| want.matches(rdata)),
+                Presence::Vanishes => answer.is_empty(),
+            };
+            if done {
+                let after = since.elapsed().as_secs_f64();
+                match presence {
+                    Presence::Appears => clock.say(&format!(
+                        "  {} {} {}   (+{after:.3} s)",
+                        want.name,
+                        want.rtype,
+                        answer.join(" ")
+                    )),
+                    Presence::Vanishes => clock.say(&format!(
+                        "  {} {} gone   (+{after:.3} s)",
+                        want.name, want.rtype
+                    )),
+                }
+            }
+            *seen = answer;
+            !done
+        });
+        pending.is_empty()
+    });
+    if outcome.is_ok() {
+        return Ok(());
+    }
+    let missing: Vec<String> = pending
+        .iter()
+        .map(|(want, seen)| {
+            format!(
+                "{} {} {} (last answer: {seen:?})",
+                want.name,
+                want.rtype,
+                want.rdata.as_deref().unwrap_or("<any>")
+            )
+        })
+        .collect();
+    let verb = match presence {
+        Presence::Appears => "did not appear",
+        Presence::Vanishes => "did not disappear",
+    };
+    Err(DemoError::Unexpected(format!(
+        "records {verb} within {} s: {}",
+        RECORDS_TIMEOUT.as_secs(),
+        missing.join("; ")
+    )))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct ZoneCounts {
     a: usize,
@@ -429,11 +444,14 @@ struct ZoneCounts {
     dhcid: usize,
 }
 
-/// The records a lease with `fqdn` should produce.
-fn lease_records(fqdn: &str, addr: Ipv4Addr) -> Vec<Expected> {
-    let ptr = reverse_name(addr.into());
+/// The records a lease with `fqdn` should produce: A or AAAA, PTR in
+/// in-addr.arpa or ip6.arpa, and DHCID at both names.
+fn lease_records(fqdn: &str, addr: impl Into<IpAddr>) -> Vec<Expected> {
+    let addr = addr.into();
+    let ptr = reverse_name(addr);
+    let rtype = if addr.is_ipv4() { "A" } else { "AAAA" };
     vec![
-        Expected::new(fqdn, "A", Some(addr.to_string())),
+        Expected::new(fqdn, rtype, Some(addr.to_string())),
         Expected::new(fqdn, "DHCID", None),
         Expected::new(&ptr, "PTR", Some(fqdn.to_owned())),
         Expected::new(&ptr, "DHCID", None),
@@ -528,7 +546,7 @@ fn section_start_servers(clock: &Clock) -> Result<Demo<'_>> {
     ));
     let parameters = knot.hook_parameters(&journal_dir(files.path()));
     let kea = Kea::start(net.server(), kea_options(&net, &hook, parameters))?;
-    check_hook_loaded(&kea, &hook)?;
+    check_hook_loaded(&kea, &hook, "kea-dhcp4")?;
     clock.say(&format!(
         "kea-dhcp4 on {} serving pool {}, hook {}",
         net.server_iface(),
@@ -577,11 +595,12 @@ fn wait_for_metrics_endpoint(net: &Netns, knot: &Knot) -> Result<()> {
     Ok(())
 }
 
-/// kea-dhcp4 logs `HOOKS_LIBRARY_LOADED` with the path of each hook library
-/// it loaded, before `DHCP4_STARTED` (which `Kea::start` waited for). Kea
+/// Kea logs `HOOKS_LIBRARY_LOADED` with the path of each hook library it
+/// loaded, before `DHCP4_STARTED`/`DHCP6_STARTED` (which `Kea::start`
+/// waited for). Kea
 /// 2.6.3+ loads hooks only from its hooks directory, where the harness links
 /// the library by its file name: the logged path ends in `hooks/<file>`.
-fn check_hook_loaded(kea: &Kea, hook: &Path) -> Result<()> {
+fn check_hook_loaded(kea: &Kea, hook: &Path, daemon: &str) -> Result<()> {
     let log = kea.log();
     let file = hook
         .file_name()
@@ -595,7 +614,7 @@ fn check_hook_loaded(kea: &Kea, hook: &Path) -> Result<()> {
         return Ok(());
     }
     Err(DemoError::Unexpected(format!(
-        "kea-dhcp4 started without logging HOOKS_LIBRARY_LOADED for {path}; last lines of its log:\n{}",
+        "{daemon} started without logging HOOKS_LIBRARY_LOADED for {path}; last lines of its log:\n{}",
         last_lines(&log, FAILURE_LOG_LINES)
     )))
 }
@@ -900,6 +919,115 @@ fn section_release(demo: &Demo, laptop: &mut Dhclient) -> Result<()> {
     )
 }
 
+/// kea-dhcp6, knotd and a client namespace of their own: the v4 story's
+/// namespaces have no IPv6, and its knotd no ip6.arpa zone. Field order is
+/// drop order, as in [`Demo`].
+struct Dhcp6Servers {
+    kea: Kea,
+    knot: Knot,
+    net: Netns,
+    _files: tempfile::TempDir,
+}
+
+/// DHCPv6: the same hook library in stock kea-dhcp6, with the same kind of
+/// parameters (the reverse zone is an ip6.arpa one), publishes a
+/// `dhclient -6` client's name: AAAA and DHCID at the name, PTR and DHCID
+/// at the ip6.arpa name; a Release removes them.
+fn section_dhcpv6(clock: &Clock) -> Result<()> {
+    clock.heading("DHCPv6: kea-dhcp6 with the same hook, dhclient -6 sending \"laptop6\"");
+    let mut v6 = start_dhcp6_servers(clock)?;
+    let told = dhcpv6_story(clock, &mut v6);
+    told.map_err(|error| DemoError::WithLogs {
+        error: Box::new(error),
+        logs: format!(
+            "last lines of kea-dhcp6's log:\n{}\nlast lines of its knotd's log:\n{}",
+            last_lines(&v6.kea.log(), FAILURE_LOG_LINES),
+            last_lines(&v6.knot.log(), FAILURE_LOG_LINES)
+        ),
+    })
+}
+
+fn start_dhcp6_servers(clock: &Clock) -> Result<Dhcp6Servers> {
+    let hook = harness::hook_library()?;
+    let files = tempfile::Builder::new()
+        .prefix("leasedns-demo6-")
+        .tempdir()
+        .map_err(|source| DemoError::Io {
+            what: "creating the DHCPv6 demo directory".into(),
+            source,
+        })?;
+    let net = Netns::new_v6()?;
+    let mut knot_opts = KnotOptions::new(FORWARD_ZONE);
+    knot_opts.key_name = KEY_NAME.to_owned();
+    knot_opts.reverse_zone = Some(net.reverse_zone6());
+    let knot = Knot::start(net.server(), &knot_opts)?;
+    let parameters = knot.hook_parameters(&journal_dir(files.path()));
+    let opts = KeaOptions::v6(&net)
+        .with_ddns_naming(FORWARD_ZONE)
+        .with_hook(&hook, parameters);
+    let kea = Kea::start(net.server(), opts)?;
+    check_hook_loaded(&kea, &hook, "kea-dhcp6")?;
+    clock.say(&format!(
+        "namespaces {} and {}, subnet {}; knotd serving {FORWARD_ZONE} and {}",
+        net.server_ns(),
+        net.client_ns(),
+        net.subnet6(),
+        net.reverse_zone6()
+    ));
+    clock.detail(&format!(
+        "kea-dhcp6 on {} serving pool {}, hook {} (dhcp-ddns off)",
+        net.server_iface(),
+        kea.options().pool,
+        hook.display()
+    ));
+    Ok(Dhcp6Servers {
+        kea,
+        knot,
+        net,
+        _files: files,
+    })
+}
+
+fn dhcpv6_story(clock: &Clock, v6: &mut Dhcp6Servers) -> Result<()> {
+    let opts = Dhclient6Options {
+        fqdn: Some(Fqdn6::partial("laptop6")),
+        ..Dhclient6Options::default()
+    };
+    let mut client = Dhclient6::new(v6.net.client(), v6.net.client_iface(), &opts)?;
+    let lease = client.obtain(LEASE_TIMEOUT)?;
+    let bound = Instant::now();
+    clock.say(&format!(
+        "laptop6: Reply {} (valid {} s, from kea-dhcp6)",
+        lease.address,
+        lease
+            .valid_lifetime
+            .map_or("?".to_owned(), |s| s.to_string())
+    ));
+    let fqdn = format!("laptop6.{FORWARD_ZONE}");
+    let records = lease_records(&fqdn, lease.address);
+    let dns = v6.knot.dns();
+    watch_records(clock, &dns, bound, &records, Presence::Appears)?;
+    clock.detail(&format!(
+        "all 4 records visible {:.3} s after the Reply",
+        bound.elapsed().as_secs_f64()
+    ));
+    client.release()?;
+    let released = Instant::now();
+    clock.say(&format!(
+        "laptop6: Release {} (dhclient -6 -r)",
+        lease.address
+    ));
+    watch_records(clock, &dns, released, &records, Presence::Vanishes)?;
+    let status = v6.kea.stop()?;
+    if !status.is_some_and(|s| s.success()) || !v6.kea.log().contains("leasedns unloaded") {
+        return Err(DemoError::Unexpected(format!(
+            "kea-dhcp6 did not stop cleanly on SIGTERM with the hook logging 'leasedns unloaded' (exit {status:?})"
+        )));
+    }
+    clock.say("kea-dhcp6 exited 0 after the hook logged 'leasedns unloaded'");
+    Ok(())
+}
+
 fn section_hook_statistics(demo: &Demo) -> Result<()> {
     demo.clock
         .heading("hook statistics (statistic-get-all on Kea's control socket)");
@@ -1150,5 +1278,10 @@ mod tests {
         assert!(!records[0].matches("10.10.2.248"));
         assert!(records[2].matches("LAPTOP.lan.example."));
         assert!(records[3].matches("anything"));
+        let addr6: std::net::Ipv6Addr = "fd77:12::1:5".parse().unwrap();
+        let records = lease_records("laptop6.lan.example.", addr6);
+        assert_eq!(records[0].rtype, "AAAA");
+        assert!(records[0].matches("fd77:12::1:5"));
+        assert!(records[2].name.ends_with(".2.1.0.0.7.7.d.f.ip6.arpa."));
     }
 }

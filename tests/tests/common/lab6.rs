@@ -421,17 +421,16 @@ pub(crate) fn perfdhcp_clients_are_published(updater: Updater, clients: u32, rat
         .option(39, &[0x01])
         .run(&lab.net.client(), lab.net.client_iface())
         .expect("perfdhcp -6");
-    assert!(
-        report.replies() >= u64::from(clients),
-        "{} replies\n{}",
-        report.replies(),
-        report.output
-    );
+    // Kea's lease file, not perfdhcp's count of Replies, says what was
+    // committed: on a loaded machine perfdhcp misses a few Replies that
+    // Kea sent (and it never retransmits).
     let leases = lab.kea.leases().expect("lease file").len();
     assert_eq!(
         leases,
         usize::try_from(clients).unwrap(),
-        "one lease per perfdhcp client"
+        "one lease per perfdhcp client ({} Replies seen)\n{}",
+        report.replies(),
+        report.output
     );
     let timeout = Duration::from_secs(60 + u64::from(clients) / 20);
     lab.wait_zones_match_leases(leases, timeout);
