@@ -1,5 +1,5 @@
 //! Fixtures for tests of the update engine, shared by the crate's own unit
-//! tests and the real-knotd tests in `tests/tests/updates.rs` (feature
+//! tests and the real-knotd tests in `tests/tests/e2e/updates.rs` (feature
 //! `test-support`): the zones `lan.example.`, `77.10.in-addr.arpa.` and
 //! `7.7.d.f.ip6.arpa.`, one TSIG key per algorithm, changes and
 //! configurations built from them.

@@ -6,10 +6,10 @@
 //! hold exactly one AAAA, one PTR and the two DHCIDs per active lease in
 //! kea-dhcp6's lease file, and nothing else of ours.
 //!
-//! The v4 equivalents are tests/faults.rs, tests/recovery.rs and the
-//! decline test of tests/kea_hook.rs.
+//! The v4 equivalents are faults.rs, recovery.rs and the
+//! decline test of kea_hook.rs.
 
-mod common;
+use crate::common;
 
 use std::net::Ipv6Addr;
 use std::thread::JoinHandle;

@@ -1,9 +1,9 @@
 //! The DHCPv6 harness proven on the stock path: kea-dhcp6 with its own DDNS
 //! (NCRs to kea-dhcp-ddns, which updates Knot). These are the oracle the
-//! hook's DHCPv6 tests (tests/dhcp6.rs) are held to: the same scenarios
+//! hook's DHCPv6 tests (dhcp6.rs) are held to: the same scenarios
 //! with the leasedns hook instead of D2.
 
-mod common;
+use crate::common;
 
 use common::lab6::{
     Updater, named_client_is_published_and_released, perfdhcp_clients_are_published,

@@ -3,7 +3,7 @@
 //! behind the hook's back. In each, Kea keeps serving and the zones end
 //! exactly as Kea's lease database says.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 use harness::{Perfdhcp, require_root};
 

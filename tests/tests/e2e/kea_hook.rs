@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use common::{DNS_DEADLINE, Lab, ZONE};
 use harness::{

@@ -1,10 +1,10 @@
 //! The leasedns hook in stock kea-dhcp6: the scenarios of
-//! tests/dhcp6_stock.rs (which pass with kea-dhcp-ddns) with the hook
+//! dhcp6_stock.rs (which pass with kea-dhcp-ddns) with the hook
 //! instead of D2 (`dhcp-ddns.enable-updates` false), plus what only the
 //! hook does: names for clients that send none, removal on expiry, and
 //! refusing to run in a daemon it does not support.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

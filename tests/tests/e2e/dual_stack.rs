@@ -27,7 +27,7 @@
 //!   DHCID) but no DHCID at the name. Observed with kea-dhcp-ddns 2.2;
 //!   the hook must do the same.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -16,7 +16,7 @@
 //! answer's option 39 (flags and name), address and status must be
 //! identical.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::net::Ipv6Addr;

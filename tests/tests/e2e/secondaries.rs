@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 use harness::{Knot, Perfdhcp, require_root};
 
