@@ -77,19 +77,7 @@ fn converge(lab: &Lab6, since: Instant) -> (usize, f64) {
 
 /// The statistics that must stay zero whatever the fault.
 fn assert_nothing_lost(lab: &Lab6) {
-    for name in [
-        "leasedns.changes-dropped",
-        "leasedns.updates-refused",
-        "leasedns.updates-conflict",
-        "leasedns.journal-errors",
-    ] {
-        assert_eq!(
-            lab.stat(name),
-            0,
-            "{name} must be 0; stats: {}",
-            lab.stats_line()
-        );
-    }
+    common::assert_nothing_lost(&lab.kea, |name| lab.stat(name));
 }
 
 #[test]

@@ -137,24 +137,12 @@ impl Lab {
 
     /// Every `leasedns.*` statistic, for failure messages and the figures.
     pub(crate) fn stats_line(&self) -> String {
-        let Ok(all) = self.kea.command_ok("statistic-get-all", None) else {
-            return "(statistics unavailable)".into();
-        };
-        let Some(map) = all.as_object() else {
-            return all.to_string();
-        };
-        map.iter()
-            .filter(|(k, _)| k.starts_with("leasedns."))
-            .map(|(k, v)| format!("{}={}", &k["leasedns.".len()..], v[0][0]))
-            .collect::<Vec<_>>()
-            .join(" ")
+        super::stats_line(&self.kea)
     }
 
     /// Starts perfdhcp from the client namespace on another thread.
     pub(crate) fn burst(&self, run: Perfdhcp) -> JoinHandle<harness::Result<PerfdhcpReport>> {
-        let place = self.net.client();
-        let iface = self.net.client_iface().to_owned();
-        std::thread::spawn(move || run.run(&place, &iface))
+        super::burst(&self.net, run)
     }
 
     pub(crate) fn dhclient(&self, name: &str) -> Dhclient {
@@ -231,19 +219,7 @@ impl Lab {
 
     /// The statistics that must stay zero whatever the fault.
     pub(crate) fn assert_nothing_lost(&self) {
-        for name in [
-            "leasedns.changes-dropped",
-            "leasedns.updates-refused",
-            "leasedns.updates-conflict",
-            "leasedns.journal-errors",
-        ] {
-            assert_eq!(
-                self.stat(name),
-                0,
-                "{name} must be 0; stats: {}",
-                self.stats_line()
-            );
-        }
+        super::assert_nothing_lost(&self.kea, |name| self.stat(name));
     }
 
     /// The end of an outage test: prints the figures, then checks that

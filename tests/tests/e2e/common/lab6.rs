@@ -122,19 +122,7 @@ impl Lab6 {
 
     /// Every `leasedns.*` statistic, for failure messages.
     pub(crate) fn stats_line(&self) -> String {
-        let Ok(all) = self.kea.command_ok("statistic-get-all", None) else {
-            return "(statistics unavailable)".into();
-        };
-        all.as_object().map_or_else(
-            || all.to_string(),
-            |map| {
-                map.iter()
-                    .filter(|(k, _)| k.starts_with("leasedns."))
-                    .map(|(k, v)| format!("{}={}", &k["leasedns.".len()..], v[0][0]))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            },
-        )
+        super::stats_line(&self.kea)
     }
 
     /// Starts `run` (a `perfdhcp -6`) from the client namespace on another
@@ -143,9 +131,7 @@ impl Lab6 {
         &self,
         run: harness::Perfdhcp,
     ) -> std::thread::JoinHandle<harness::Result<harness::PerfdhcpReport>> {
-        let place = self.net.client();
-        let iface = self.net.client_iface().to_owned();
-        std::thread::spawn(move || run.run(&place, &iface))
+        super::burst(&self.net, run)
     }
 
     pub(crate) fn wait_records(&self, name: &str, rtype: &str, expected: &[String]) {

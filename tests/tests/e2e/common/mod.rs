@@ -8,9 +8,13 @@ pub(crate) mod fault_lab;
 pub(crate) mod lab6;
 
 use std::net::Ipv4Addr;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use harness::{Dns, Kea, KeaOptions, Knot, KnotOptions, Netns, hook_library, wait_until};
+use harness::{
+    Dns, Kea, KeaOptions, Knot, KnotOptions, Netns, Perfdhcp, PerfdhcpReport, hook_library,
+    wait_until,
+};
 use serde_json::{Value, json};
 
 pub(crate) const ZONE: &str = "lan.example.";
@@ -147,6 +151,47 @@ pub(crate) fn start_kea_with_hook(net: &Netns, opts: KeaOptions, params: Value) 
         hook_library().expect("the hook library is built (cargo build --release -p kea-hook)");
     Kea::start(net.server(), opts.with_hook(&library, params))
         .expect("kea-dhcp4 starts with the hook")
+}
+
+/// Every `leasedns.*` statistic of `kea`, for failure messages and figures.
+pub(crate) fn stats_line(kea: &Kea) -> String {
+    let Ok(all) = kea.command_ok("statistic-get-all", None) else {
+        return "(statistics unavailable)".into();
+    };
+    let Some(map) = all.as_object() else {
+        return all.to_string();
+    };
+    map.iter()
+        .filter(|(k, _)| k.starts_with("leasedns."))
+        .map(|(k, v)| format!("{}={}", &k["leasedns.".len()..], v[0][0]))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Starts `run` (perfdhcp, -4 or -6) from `net`'s client namespace on
+/// another thread.
+pub(crate) fn burst(net: &Netns, run: Perfdhcp) -> JoinHandle<harness::Result<PerfdhcpReport>> {
+    let place = net.client();
+    let iface = net.client_iface().to_owned();
+    std::thread::spawn(move || run.run(&place, &iface))
+}
+
+/// The statistics that must stay zero whatever the fault, read with
+/// `stat`; `kea`'s statistics go into the failure message.
+pub(crate) fn assert_nothing_lost(kea: &Kea, stat: impl Fn(&str) -> i64) {
+    for name in [
+        "leasedns.changes-dropped",
+        "leasedns.updates-refused",
+        "leasedns.updates-conflict",
+        "leasedns.journal-errors",
+    ] {
+        assert_eq!(
+            stat(name),
+            0,
+            "{name} must be 0; stats: {}",
+            stats_line(kea)
+        );
+    }
 }
 
 pub(crate) fn tail(text: &str, lines: usize) -> String {
