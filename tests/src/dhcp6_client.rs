@@ -244,6 +244,25 @@ impl RelayClient6 {
         Ok(self.exchange(&solicit, link, MessageType::Advertise)?.0)
     }
 
+    /// Solicit -> Advertise, with the server identifier a Request needs:
+    /// the first half of [`Self::allocate`], for exchanges that interleave.
+    pub fn offer(&self, client: &Client6Spec, link: Ipv6Addr) -> Result<(Reply6, Vec<u8>)> {
+        let solicit = self.message(client, MessageType::Solicit, None, None);
+        self.exchange(&solicit, link, MessageType::Advertise)
+    }
+
+    /// Request of `address` from the server `server_id` (an [`Self::offer`]'s).
+    pub fn request(
+        &self,
+        client: &Client6Spec,
+        link: Ipv6Addr,
+        server_id: &[u8],
+        address: Ipv6Addr,
+    ) -> Result<Reply6> {
+        let request = self.message(client, MessageType::Request, Some(server_id), Some(address));
+        Ok(self.exchange(&request, link, MessageType::Reply)?.0)
+    }
+
     /// Renew of `lease` with `client`'s (possibly new) option 39.
     pub fn renew(&self, client: &Client6Spec, lease: &Lease6) -> Result<Reply6> {
         let renew = self.message(

@@ -236,6 +236,47 @@ fn declined_address_loses_its_records() {
     assert_eq!(lab.stat("leasedns.updates-conflict"), 0);
 }
 
+#[test]
+#[ignore = "end to end: needs root and the real daemons; build/test runs it"]
+fn a_client_whose_two_exchanges_interleave_keeps_its_records() {
+    require_root();
+    let lab = Lab6::start(Updater::Hook, |_, _| {});
+    // As perfdhcp -6 -o 39,01 does under drops: one DUID runs a second
+    // Solicit before its first Request, so two Advertises offer two
+    // addresses, and both are requested. Option 39 with S and no name:
+    // Kea generates the name from the address.
+    let client = Client6Spec {
+        duid: Client6Spec::duid_ll([0x02, 0x6c, 0xde, 0xc1, 0x00, 0x02]),
+        iaid: 1,
+        fqdn: Some(ClientFqdn6::new(ClientFqdn6::S, "")),
+    };
+    let relay = RelayClient6::new(&lab.net).expect("relay socket");
+    let link = lab.net.client_addr6();
+    let fail = |e: harness::HarnessError| -> ! { panic!("{e}\n{}", lab.logs()) };
+    let (first, server_id) = relay.offer(&client, link).unwrap_or_else(|e| fail(e));
+    let (second, _) = relay.offer(&client, link).unwrap_or_else(|e| fail(e));
+    let mut replies = Vec::new();
+    for advertise in [&first, &second] {
+        let (address, _) = advertise.address.expect("an offered address");
+        let reply = relay
+            .request(&client, link, &server_id, address)
+            .unwrap_or_else(|e| fail(e));
+        replies.push(reply);
+    }
+    let leases = LeaseNames6::read(&lab.kea).expect("leases");
+    eprintln!(
+        "advertised {first:?} then {second:?}; replies {replies:?}; leases {:?}",
+        leases.pairs
+    );
+    lab.wait_zones_match_leases(leases.pairs.len(), Duration::from_secs(30));
+    assert_eq!(
+        lab.stat("leasedns.updates-conflict"),
+        0,
+        "{}",
+        lab.stats_line()
+    );
+}
+
 /// A DHCID for a v4 client (identifier type 0: hardware address) at
 /// `fqdn`.
 fn dhcid4(hwaddr: &[u8], fqdn: &str) -> String {
