@@ -8,6 +8,7 @@ use crate::process::{Place, run};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::net::Ipv6Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -129,19 +130,38 @@ impl KeaOptions {
     /// interface (the clients are not relayed), pool
     /// `fd77:N::1:0 - fd77:N::1:ffff`.
     pub fn v6(net: &Netns) -> Self {
-        let pool_start = net.addr6(0x1_0000);
-        let pool_end = net.addr6(0x1_ffff);
-        Self {
-            family: Family::V6,
-            subnet: net.subnet6(),
-            pool: format!("{pool_start} - {pool_end}"),
-            ..Self::for_netns(net)
-        }
+        Self::serving6(
+            Self::for_netns(net),
+            net.subnet6(),
+            net.addr6(0x1_0000),
+            net.addr6(0x1_ffff),
+        )
     }
 
     /// Serves a [`Lan`]'s /16 from server `i`'s interface.
     pub fn for_lan(lan: &Lan, i: usize) -> Self {
         Self::serving(lan.server_iface(i), lan.octet())
+    }
+
+    /// kea-dhcp6 serving a [`Lan::new_v6`]'s `fd77:N::/64` from server
+    /// `i`'s interface, pool `fd77:N::1:0 - fd77:N::1:ffff`, as
+    /// [`v6`](Self::v6).
+    pub fn v6_for_lan(lan: &Lan, i: usize) -> Self {
+        Self::serving6(
+            Self::for_lan(lan, i),
+            lan.subnet6(),
+            lan.addr6(0x1_0000),
+            lan.addr6(0x1_ffff),
+        )
+    }
+
+    fn serving6(v4: Self, subnet: String, first: Ipv6Addr, last: Ipv6Addr) -> Self {
+        Self {
+            family: Family::V6,
+            subnet,
+            pool: format!("{first} - {last}"),
+            ..v4
+        }
     }
 
     /// Kea's naming settings the end-to-end tests share: names qualified

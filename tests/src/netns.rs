@@ -127,24 +127,9 @@ impl Netns {
             ns_args(&self.client_ns, "link set lo up"),
         ]);
         if self.ipv6 {
-            // `nodad`: usable at once whatever the sysctls say.
             steps.extend([
-                ns_args(
-                    &self.server_ns,
-                    &format!(
-                        "-6 addr add {}/64 dev {} nodad",
-                        self.server_addr6(),
-                        self.server_if
-                    ),
-                ),
-                ns_args(
-                    &self.client_ns,
-                    &format!(
-                        "-6 addr add {}/64 dev {} nodad",
-                        self.client_addr6(),
-                        self.client_if
-                    ),
-                ),
+                add_addr6(&self.server_ns, self.server_addr6(), &self.server_if),
+                add_addr6(&self.client_ns, self.client_addr6(), &self.client_if),
             ]);
         }
         ip_all(steps)
@@ -154,19 +139,10 @@ impl Netns {
     /// tentative (kernel DAD is off, but the address appears only once the
     /// link is up on both sides).
     fn wait_link_local(&self) -> Result<()> {
-        let ends = [
+        wait_link_local(&[
             (&self.server_ns, &self.server_if),
             (&self.client_ns, &self.client_if),
-        ];
-        crate::wait_until(IP_TIMEOUT, "link-local addresses on the veth", || {
-            ends.iter().all(|(ns, iface)| {
-                ip(&ns_args(
-                    ns,
-                    &format!("-6 addr show dev {iface} scope link"),
-                ))
-                .is_ok_and(|out| link_local_usable(&out))
-            })
-        })
+        ])
     }
 
     /// Where to run server-side programs.
@@ -245,10 +221,7 @@ impl Netns {
     /// `fd77:N::host` (N written in hex digits as its decimal spelling,
     /// `fd77:42::` for N = 42, so logs read alike in both families).
     pub fn addr6(&self, host: u64) -> Ipv6Addr {
-        let n = u16::from_str_radix(&self.octet.to_string(), 16).unwrap_or(0);
-        let h = host.to_be_bytes();
-        let word = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-        Ipv6Addr::new(0xfd77, n, 0, 0, word(0), word(2), word(4), word(6))
+        addr6(self.octet, host)
     }
 
     /// `fd77:N::/64`.
@@ -270,6 +243,35 @@ impl Netns {
     pub fn reverse_zone6(&self) -> String {
         crate::zones::reverse_zone6(self.addr6(0), 64)
     }
+}
+
+/// `fd77:N::host`, N written in hex digits as its decimal spelling.
+fn addr6(octet: u8, host: u64) -> Ipv6Addr {
+    let n = u16::from_str_radix(&octet.to_string(), 16).unwrap_or(0);
+    let h = host.to_be_bytes();
+    let word = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    Ipv6Addr::new(0xfd77, n, 0, 0, word(0), word(2), word(4), word(6))
+}
+
+/// Waits until every `(namespace, interface)` has a usable link-local
+/// address (kernel DAD is off, but the address appears only once the link
+/// is up on both sides).
+fn wait_link_local(ends: &[(&str, &str)]) -> Result<()> {
+    crate::wait_until(IP_TIMEOUT, "link-local addresses on the veths", || {
+        ends.iter().all(|(ns, iface)| {
+            ip(&ns_args(
+                ns,
+                &format!("-6 addr show dev {iface} scope link"),
+            ))
+            .is_ok_and(|out| link_local_usable(&out))
+        })
+    })
+}
+
+/// `ip -6 addr add <addr>/64 dev <iface> nodad` in `ns`: usable at once
+/// whatever the sysctls say.
+fn add_addr6(ns: &str, addr: Ipv6Addr, iface: &str) -> Vec<String> {
+    ns_args(ns, &format!("-6 addr add {addr}/64 dev {iface} nodad"))
 }
 
 /// `sysctl` steps turning duplicate address detection off for interfaces
@@ -533,10 +535,24 @@ pub struct Lan {
     bridge: String,
     servers: Vec<(String, String)>,
     octet: u8,
+    /// Whether the LAN also has IPv6 (see [`Lan::new_v6`]).
+    ipv6: bool,
 }
 
 impl Lan {
     pub fn new(servers: usize) -> Result<Self> {
+        Self::create_with(servers, false)
+    }
+
+    /// Like [`new`](Self::new), and IPv6 as [`Netns::new_v6`] sets it up:
+    /// no duplicate address detection, the bridge `fd77:N::2/64`, server
+    /// `i` `fd77:N::(11 + i)/64` (hex digits as in [`Netns::addr6`]), and
+    /// this returns once every end's link-local address is usable.
+    pub fn new_v6(servers: usize) -> Result<Self> {
+        Self::create_with(servers, true)
+    }
+
+    fn create_with(servers: usize, ipv6: bool) -> Result<Self> {
         static CLEANUP: Once = Once::new();
         CLEANUP.call_once(remove_stale);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -549,15 +565,26 @@ impl Lan {
                 .map(|i| (format!("{NS_PREFIX}{pid}-{n}-s{i}"), format!("ld{tag}s{i}")))
                 .collect(),
             octet: u8::try_from(10 + n % 240).unwrap_or(10),
+            ipv6,
         };
         lan.create()?;
+        if ipv6 {
+            let mut ends = vec![(lan.client_ns.as_str(), lan.bridge.as_str())];
+            ends.extend(lan.servers.iter().map(|(ns, i)| (ns.as_str(), i.as_str())));
+            wait_link_local(&ends)?;
+        }
         Ok(lan)
     }
 
     fn create(&self) -> Result<()> {
         let client = self.client_addr();
-        let mut steps: Vec<Vec<String>> = vec![
-            vec!["netns".into(), "add".into(), self.client_ns.clone()],
+        let mut steps: Vec<Vec<String>> =
+            vec![vec!["netns".into(), "add".into(), self.client_ns.clone()]];
+        if self.ipv6 {
+            // Before any interface appears in the namespace (see Netns).
+            steps.extend(no_dad(&self.client_ns));
+        }
+        steps.extend([
             ns_args(
                 &self.client_ns,
                 &format!("link add {} type bridge", self.bridge),
@@ -568,12 +595,22 @@ impl Lan {
             ),
             ns_args(&self.client_ns, &format!("link set {} up", self.bridge)),
             ns_args(&self.client_ns, "link set lo up"),
-        ];
+        ]);
+        if self.ipv6 {
+            steps.push(add_addr6(
+                &self.client_ns,
+                self.client_addr6(),
+                &self.bridge,
+            ));
+        }
         for (i, (ns, iface)) in self.servers.iter().enumerate() {
             let port = format!("{iface}p");
             let addr = self.server_addr(i);
+            steps.push(vec!["netns".into(), "add".into(), ns.clone()]);
+            if self.ipv6 {
+                steps.extend(no_dad(ns));
+            }
             steps.extend([
-                vec!["netns".into(), "add".into(), ns.clone()],
                 format!("link add {iface} type veth peer name {port}")
                     .split(' ')
                     .map(String::from)
@@ -588,6 +625,9 @@ impl Lan {
                 ns_args(ns, &format!("link set {iface} up")),
                 ns_args(ns, "link set lo up"),
             ]);
+            if self.ipv6 {
+                steps.push(add_addr6(ns, self.server_addr6(i), iface));
+            }
         }
         ip_all(steps)
     }
@@ -630,6 +670,36 @@ impl Lan {
     /// `N.10.in-addr.arpa.`.
     pub fn reverse_zone(&self) -> String {
         format!("{}.10.in-addr.arpa.", self.octet)
+    }
+
+    /// Whether the LAN was made by [`new_v6`](Self::new_v6).
+    pub fn has_ipv6(&self) -> bool {
+        self.ipv6
+    }
+
+    /// `fd77:N::host`, as [`Netns::addr6`].
+    pub fn addr6(&self, host: u64) -> Ipv6Addr {
+        addr6(self.octet, host)
+    }
+
+    /// `fd77:N::2`, on the bridge.
+    pub fn client_addr6(&self) -> Ipv6Addr {
+        self.addr6(2)
+    }
+
+    /// `fd77:N::(11 + i)` (hex digits), server `i`'s.
+    pub fn server_addr6(&self, i: usize) -> Ipv6Addr {
+        self.addr6(0x11 + i as u64)
+    }
+
+    /// `fd77:N::/64`.
+    pub fn subnet6(&self) -> String {
+        format!("{}/64", self.addr6(0))
+    }
+
+    /// The ip6.arpa zone of `fd77:N::/64`.
+    pub fn reverse_zone6(&self) -> String {
+        crate::zones::reverse_zone6(self.addr6(0), 64)
     }
 }
 
