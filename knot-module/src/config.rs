@@ -74,7 +74,7 @@ pub(crate) struct Settings {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum ConfigError {
-    #[error("{METRICS_LISTEN}: '{0}' is not ADDRESS@PORT (e.g. 127.0.0.1@9433 or ::1@9433)")]
+    #[error("{METRICS_LISTEN}: '{0}' is not ADDRESS@PORT (e.g. 127.0.0.1@10053 or ::1@10053)")]
     BadListen(String),
     #[error("{METRICS_LISTEN}: port 0 in '{0}'; give the port to listen on")]
     ZeroPort(String),
@@ -175,8 +175,8 @@ mod tests {
     #[test]
     fn listen_addresses() {
         assert_eq!(
-            parse_listen("127.0.0.1@9433").unwrap(),
-            "127.0.0.1:9433".parse().unwrap()
+            parse_listen("127.0.0.1@10053").unwrap(),
+            "127.0.0.1:10053".parse().unwrap()
         );
         assert_eq!(parse_listen("::1@80").unwrap(), "[::1]:80".parse().unwrap());
         for bad in [

@@ -181,7 +181,7 @@ pub(crate) fn render(snap: &Snapshot, instances: usize, panics: u64) -> String {
     w.header(
         "query_duration_seconds",
         "histogram",
-        "Time knotd spent on a request, from the module's BEGIN hook to its END hook.",
+        "Time knotd spent on a request other than UPDATE, from the module's BEGIN hook to its END hook.",
     );
     w.histogram(
         "query_duration_seconds",
@@ -190,6 +190,19 @@ pub(crate) fn render(snap: &Snapshot, instances: usize, panics: u64) -> String {
         1e9,
         &snap.latency,
         snap.latency_sum_ns as f64 / 1e9,
+    );
+    w.header(
+        "update_duration_seconds",
+        "histogram",
+        "Time knotd spent on an UPDATE request before queueing it (or rejecting it), from BEGIN to END.",
+    );
+    w.histogram(
+        "update_duration_seconds",
+        &[],
+        &snap.latency_bounds_ns,
+        1e9,
+        &snap.update_latency,
+        snap.update_latency_sum_ns as f64 / 1e9,
     );
 
     w.header(
@@ -246,6 +259,8 @@ mod tests {
             latency_bounds_ns: vec![10_000, 1_000_000_000],
             latency: vec![2, 3, 1],
             latency_sum_ns: 1_500_000_000,
+            update_latency: vec![0, 4, 0],
+            update_latency_sum_ns: 2_000_000,
             ..Snapshot::default()
         };
         snap.queries.insert(
@@ -266,6 +281,12 @@ mod tests {
         assert!(text.contains("knot_querystats_query_duration_seconds_bucket{le=\"+Inf\"} 6\n"));
         assert!(text.contains("knot_querystats_query_duration_seconds_sum 1.5\n"));
         assert!(text.contains("knot_querystats_query_duration_seconds_count 6\n"));
+        assert!(
+            text.contains("knot_querystats_update_duration_seconds_bucket{le=\"0.00001\"} 0\n")
+        );
+        assert!(text.contains("knot_querystats_update_duration_seconds_bucket{le=\"+Inf\"} 4\n"));
+        assert!(text.contains("knot_querystats_update_duration_seconds_sum 0.002\n"));
+        assert!(text.contains("knot_querystats_update_duration_seconds_count 4\n"));
         assert!(text.contains("# TYPE knot_querystats_queries_total counter\n"));
         assert!(text.contains("# TYPE knot_querystats_panics_total counter\n"));
         assert!(text.contains("\nknot_querystats_panics_total 3\n"));

@@ -223,6 +223,12 @@ struct Shard {
     hh_skipped: AtomicU64,
     sizes: [[AtomicU64; SIZE_BUCKETS]; PROTO_COUNT],
     latency: [AtomicU64; LATENCY_SLOTS],
+    /// UPDATE requests' BEGIN-to-END time (knotd's checks before it queues
+    /// the update), kept out of `latency` so that its `_count` stays the
+    /// number of queries.
+    update_latency: [AtomicU64; LATENCY_SLOTS],
+    /// Clock ticks.
+    update_latency_sum: AtomicU64,
     /// (proto x zone row x type x rcode), sized by `max-zones`.
     queries: Padded,
     zone_cache: [ZoneCacheSlot; ZONE_CACHE_SLOTS],
@@ -392,6 +398,8 @@ impl Instance {
                     hh_skipped: AtomicU64::new(0),
                     sizes: std::array::from_fn(|_| zeroed()),
                     latency: zeroed(),
+                    update_latency: zeroed(),
+                    update_latency_sum: AtomicU64::new(0),
                     queries: Padded::new(PROTO_COUNT * rows * ROW_LEN)?,
                     zone_cache: std::array::from_fn(|_| ZoneCacheSlot::new()),
                     heavy: Mutex::new(HeavyTables {
@@ -465,8 +473,14 @@ impl Instance {
         }
         if begin != 0 {
             let elapsed = now.saturating_sub(begin);
-            bump(&shard.latency[self.latency_buckets.index(elapsed)], 1);
-            bump(&shard.latency_sum, elapsed);
+            let bucket = self.latency_buckets.index(elapsed);
+            if op == dims::OP_UPDATE {
+                bump(&shard.update_latency[bucket], 1);
+                bump(&shard.update_latency_sum, elapsed);
+            } else {
+                bump(&shard.latency[bucket], 1);
+                bump(&shard.latency_sum, elapsed);
+            }
         }
         let proto = dims::proto_index(ev.transport, ev.ipv6);
         let type_index = dims::type_index(ev.qtype);
@@ -622,6 +636,7 @@ impl Instance {
         let mut snap = Snapshot {
             latency_bounds_ns: self.settings.latency_bounds_ns.clone(),
             latency: vec![0; self.settings.latency_bounds_ns.len() + 1],
+            update_latency: vec![0; self.settings.latency_bounds_ns.len() + 1],
             ..Snapshot::default()
         };
         let row_names = self.zones.row_names();
@@ -638,6 +653,10 @@ impl Instance {
             add_loads(&mut snap.size_sum, &shard.size_sum);
             add_loads(&mut snap.latency, &shard.latency);
             snap.latency_sum_ns += self.clock.ns_from_ticks(shard.latency_sum.load(Relaxed));
+            add_loads(&mut snap.update_latency, &shard.update_latency);
+            snap.update_latency_sum_ns += self
+                .clock
+                .ns_from_ticks(shard.update_latency_sum.load(Relaxed));
             snap.heavy_skipped += shard.hh_skipped.load(Relaxed);
         }
         for (cell, &count) in queries.iter().enumerate() {
@@ -749,6 +768,9 @@ pub(crate) struct Snapshot {
     /// Per bucket, not cumulative; the last is +Inf.
     pub(crate) latency: Vec<u64>,
     pub(crate) latency_sum_ns: u64,
+    /// UPDATE requests, with the same bounds as `latency`.
+    pub(crate) update_latency: Vec<u64>,
+    pub(crate) update_latency_sum_ns: u64,
     pub(crate) updates: HashMap<(String, String), u64>,
     pub(crate) update_rejections: HashMap<(String, &'static str), u64>,
     pub(crate) top_names: Vec<(String, u64)>,
@@ -782,11 +804,17 @@ impl Snapshot {
             self.latency_bounds_ns = other.latency_bounds_ns;
             self.latency = other.latency;
             self.latency_sum_ns = other.latency_sum_ns;
+            self.update_latency = other.update_latency;
+            self.update_latency_sum_ns = other.update_latency_sum_ns;
         } else if self.latency_bounds_ns == other.latency_bounds_ns {
             for (a, b) in self.latency.iter_mut().zip(other.latency) {
                 *a += b;
             }
             self.latency_sum_ns += other.latency_sum_ns;
+            for (a, b) in self.update_latency.iter_mut().zip(other.update_latency) {
+                *a += b;
+            }
+            self.update_latency_sum_ns += other.update_latency_sum_ns;
         }
         for (key, count) in other.updates {
             *self.updates.entry(key).or_insert(0) += count;
@@ -967,6 +995,34 @@ mod tests {
         assert_eq!(snap.sizes[0][1], 5, "100 bytes fall in the <=128 bucket");
         assert_eq!(snap.top_names[0], ("www.a.test.".to_owned(), 2));
         assert_eq!(snap.top_networks, vec![("192.0.2.0/24".to_owned(), 5)]);
+    }
+
+    /// An UPDATE's time goes into its own histogram: the query histogram's
+    /// `_count` stays the number of queries.
+    #[test]
+    fn updates_are_timed_apart_from_queries() {
+        let inst = Instance::new(settings(3), 1, None, Clock::detect()).unwrap();
+        inst.on_begin(0);
+        end(
+            &inst,
+            &event(0, Some((0x1000, ZONE_A))),
+            b"\x01a\x04test\x00",
+        );
+        let mut update = event(0, Some((0x1000, ZONE_A)));
+        update.query_type = dims::OP_UPDATE as u32;
+        for _ in 0..2 {
+            inst.on_begin(0);
+            end(&inst, &update, b"\x01a\x04test\x00");
+        }
+        let snap = inst.snapshot();
+        assert_eq!(snap.latency.iter().sum::<u64>(), 1, "the one query");
+        assert_eq!(
+            snap.update_latency.iter().sum::<u64>(),
+            2,
+            "the two UPDATEs"
+        );
+        assert_eq!(snap.ops[dims::OP_UPDATE], 2);
+        assert_eq!(snap.queries.values().sum::<u64>(), 1);
     }
 
     /// Each transport and family lands in its own series and size

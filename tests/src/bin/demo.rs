@@ -473,7 +473,7 @@ fn printer_addr(net: &Netns) -> Ipv4Addr {
 }
 
 /// Where mod-querystats serves Prometheus, inside the server namespace.
-const METRICS_PORT: u16 = 9100;
+const METRICS_PORT: u16 = 10053;
 
 /// Knot's zones (the forward zone with a static `printer`, the subnet's
 /// reverse zone with its PTR) and mod-querystats as a global module with its

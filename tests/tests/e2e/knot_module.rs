@@ -292,7 +292,7 @@ fn conf_check_accepts_good_and_rejects_bad_configs() {
     let (ok, out) = check(
         "full",
         Some(&[
-            "metrics-listen: ::1@9433",
+            "metrics-listen: ::1@10053",
             "top-n: 100",
             "top-sample: 1",
             "top-half-life: 30",
@@ -704,6 +704,14 @@ fn signed_updates_are_counted_per_zone_and_key_and_bad_keys_rejected() {
     assert_eq!(
         d("knot_querystats_operations_total{operation=\"update\"}"),
         5.0
+    );
+    // Every UPDATE is timed in its own histogram; the query histogram
+    // still counts exactly the queries (whatever nsupdate asked besides).
+    assert_eq!(d("knot_querystats_update_duration_seconds_count"), 5.0);
+    assert_eq!(
+        d("knot_querystats_query_duration_seconds_count"),
+        sum_of(&after, "knot_querystats_queries_total", &[])
+            - sum_of(&before, "knot_querystats_queries_total", &[])
     );
     let stats = knotc_stats(knot);
     assert_eq!(knotc_delta(&stats_before, &stats, "operation[update]"), 5);
